@@ -1,0 +1,57 @@
+# Conversa: `make run` serves the demo, `make test` runs every test. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_WORKERS ?= 2
+
+.PHONY: run run-prod worker test lint typecheck bench ci browser-deps messages clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py compilemessages --ignore=.venv -v0 || true
+	$(PY) manage.py load_demo
+	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) --port $(PORT) --loop uvloop --http httptools
+
+# Production shape on one machine: several ASGI workers + a separate task worker.
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL; see docs/operations.md.
+run-prod: $(STAMP)
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || (echo "set DATABASE_URL and REDIS_URL" && exit 1)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	CONVERSA_EMBEDDED_WORKER=0 $(PY) manage.py conversa_worker & \
+	CONVERSA_EMBEDDED_WORKER=0 $(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
+	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools
+
+worker: $(STAMP)
+	$(PY) manage.py conversa_worker
+
+browser-deps:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+test: $(STAMP) browser-deps
+	$(PY) manage.py compilemessages --ignore=.venv -v0 || true
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	@for b in bench/*.py; do $(PY) $$b; done
+
+messages: $(STAMP)
+	cd src/conversa && ../../$(PY) ../../manage.py makemessages -l es --ignore=.venv
+
+clean:
+	rm -rf $(VENV) var

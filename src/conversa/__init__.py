@@ -1,0 +1,1 @@
+"""Conversa: a WhatsApp-first contact center."""

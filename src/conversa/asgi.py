@@ -1,0 +1,49 @@
+"""ASGI entry point: HTTP (Django), websockets (Channels), and lifespan (embedded worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conversa.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from conversa.realtime.services import remember_server_loop  # noqa: E402
+
+
+def _websocket_app() -> Any:
+    try:
+        from conversa.realtime.routing import websocket_application
+    except ImportError:
+        return None
+    return websocket_application
+
+
+_routes: dict[str, Any] = {"http": django_asgi_app}
+if (ws_app := _websocket_app()) is not None:
+    _routes["websocket"] = ws_app
+router = ProtocolTypeRouter(_routes)
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                remember_server_loop(asyncio.get_running_loop())
+                if settings.CONVERSA_EMBEDDED_WORKER:
+                    from conversa.core.worker import start_embedded_worker
+
+                    start_embedded_worker()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await router(scope, receive, send)

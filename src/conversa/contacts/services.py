@@ -1,0 +1,140 @@
+"""Contact rules: custom-field validation, creation and edits."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from conversa.contacts.models import Contact, ContactDatabase
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+
+STANDARD_FIELDS = ("first_name", "last_name", "email")
+
+
+class ContactError(Exception):
+    """A contact could not be saved; `errors` maps field name → message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ContactExists(Exception):
+    def __init__(self, contact: Contact):
+        super().__init__(f"A contact with phone {contact.phone} already exists (id {contact.pk}).")
+        self.contact = contact
+
+
+def _clean_custom(database: ContactDatabase, values: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    defined = {f["name"]: f for f in database.fields or []}
+    cleaned: dict[str, Any] = {}
+    for name in values:
+        if name not in defined:
+            errors[name] = f"Unknown field '{name}' for contact database '{database.name}'."
+    for name, spec in defined.items():
+        if name not in values:
+            if spec.get("required") and not partial:
+                errors[name] = "This field is required."
+            continue
+        value = values[name]
+        if value in (None, ""):
+            if spec.get("required"):
+                errors[name] = "This field is required."
+            cleaned[name] = ""
+            continue
+        kind = spec.get("type", "text")
+        try:
+            if kind == "number":
+                cleaned[name] = float(value) if "." in str(value) else int(value)
+            elif kind == "email":
+                validate_email(str(value))
+                cleaned[name] = str(value)
+            elif kind == "date":
+                cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
+            elif kind == "choice":
+                if value not in spec.get("choices", []):
+                    raise ValueError(f"must be one of {', '.join(map(str, spec.get('choices', [])))}")
+                cleaned[name] = value
+            else:
+                cleaned[name] = str(value)[:500]
+        except (ValueError, ValidationError) as exc:
+            msg = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            errors[name] = f"Invalid {kind}: {msg}"
+    if errors:
+        raise ContactError(errors)
+    return cleaned
+
+
+def _clean_standard(data: dict[str, Any]) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name in STANDARD_FIELDS:
+        if name not in data:
+            continue
+        value = "" if data[name] is None else str(data[name]).strip()
+        if name == "email" and value:
+            try:
+                validate_email(value)
+            except ValidationError:
+                errors[name] = "Enter a valid email address."
+        if len(value) > 100:
+            errors[name] = "At most 100 characters."
+        cleaned[name] = value
+    if errors:
+        raise ContactError(errors)
+    return cleaned
+
+
+def split_contact_data(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Standard fields vs custom values; custom ones may come flat or under "custom"."""
+    standard = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
+    custom = dict(data.get("custom") or {})
+    custom.update({k: v for k, v in data.items() if k not in (*STANDARD_FIELDS, "custom", "phone", "contact")})
+    return standard, custom
+
+
+def create_contact(*, database: ContactDatabase, phone: str, data: dict[str, Any]) -> Contact:
+    try:
+        e164 = normalize_phone(phone)
+    except InvalidPhone as exc:
+        raise ContactError({"phone": str(exc)}) from exc
+    standard, custom = split_contact_data(data)
+    fields = _clean_standard(standard)
+    values = _clean_custom(database, custom, partial=False)
+    if not fields.get("first_name"):
+        raise ContactError({"first_name": "This field is required."})
+    existing = Contact.objects.filter(database=database, phone=e164).first()
+    if existing:
+        raise ContactExists(existing)
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(database=database, phone=e164, custom=values, **fields)
+    except IntegrityError as exc:  # lost a race with another agent creating the same phone
+        raise ContactExists(Contact.objects.get(database=database, phone=e164)) from exc
+
+
+def update_contact(*, contact: Contact, data: dict[str, Any]) -> Contact:
+    standard, custom = split_contact_data(data)
+    fields = _clean_standard(standard)
+    values = _clean_custom(contact.database, custom, partial=True)
+    if "phone" in data:
+        try:
+            new_phone = normalize_phone(str(data["phone"]))
+        except InvalidPhone as exc:
+            raise ContactError({"phone": str(exc)}) from exc
+        clash = Contact.objects.filter(database=contact.database, phone=new_phone).exclude(pk=contact.pk)
+        if clash.exists():
+            raise ContactError({"phone": f"Another contact in this database has {new_phone}."})
+        contact.phone = new_phone
+    if "first_name" in fields and not fields["first_name"]:
+        raise ContactError({"first_name": "This field is required."})
+    for key, value in fields.items():
+        setattr(contact, key, value)
+    contact.custom = {**(contact.custom or {}), **values}
+    contact.save()
+    return contact

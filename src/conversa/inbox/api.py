@@ -1,0 +1,219 @@
+"""REST API of the inbox: thin views over inbox.services and inbox.selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversa.accounts.selectors import display_name
+from conversa.core.errors import InvalidInput
+from conversa.inbox import selectors, services
+from conversa.inbox.models import Conversation, Message
+from conversa.inbox.window import is_window_open, window_expires_at
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    customer_name = serializers.CharField(read_only=True)
+    agent_name = serializers.SerializerMethodField()
+    campaign_name = serializers.CharField(source="campaign.name", read_only=True)
+    line_number = serializers.CharField(source="line.number", read_only=True)
+    window_open = serializers.SerializerMethodField()
+    window_expires_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "campaign", "campaign_name", "line", "line_number", "customer_phone", "customer_name",
+            "customer_profile_name", "contact", "agent", "agent_name", "status", "is_outbound",
+            "created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at",
+            "last_message_preview", "unread_count", "window_open", "window_expires_at",
+        ]
+        read_only_fields = fields
+
+    def get_agent_name(self, obj: Conversation) -> str | None:
+        return display_name(obj.agent) if obj.agent else None
+
+    def get_window_open(self, obj: Conversation) -> bool:
+        return is_window_open(obj)
+
+    def get_window_expires_at(self, obj: Conversation) -> str | None:
+        expires = window_expires_at(obj)
+        return expires.isoformat() if expires else None
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    media_url = serializers.SerializerMethodField()
+    sender_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "conversation", "direction", "kind", "body", "payload", "media_url", "media_mime",
+            "media_filename", "template", "sender", "sender_name", "status", "error_code", "error_title",
+            "provider_message_id", "client_message_id", "reply_to", "created_at", "status_changed_at",
+        ]
+        read_only_fields = fields
+
+    def get_media_url(self, obj: Message) -> str | None:
+        return obj.media.url if obj.media else None
+
+    def get_sender_name(self, obj: Message) -> str | None:
+        return display_name(obj.sender) if obj.sender else None
+
+
+class GeneralInboxView(generics.ListAPIView):
+    """Unassigned conversations of the campaigns the agent works on (the general inbox)."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.general_inbox(self.request.user)
+
+
+class PersonalInboxView(generics.ListAPIView):
+    """The agent's own conversations that are not closed (the personal inbox)."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.personal_inbox(self.request.user)
+
+
+class ConversationDetailView(APIView):
+    @extend_schema(responses=ConversationSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        conversation = selectors.get_visible_conversation(request.user, pk)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class CaptureView(APIView):
+    @extend_schema(request=None, responses={200: ConversationSerializer,
+                                            409: OpenApiResponse(description="Already taken by another agent")})
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = services.capture(pk, request.user)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class SendMessageSerializer(serializers.Serializer):
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    quick_reply = serializers.IntegerField(required=False)
+    template = serializers.IntegerField(required=False)
+    params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
+    file = serializers.FileField(required=False)
+    client_message_id = serializers.CharField(required=False, max_length=64)
+    reply_to = serializers.IntegerField(required=False)
+
+
+class MessagesView(generics.ListAPIView):
+    """GET: the thread, oldest first. POST: send text, a quick reply, a template or a file."""
+
+    serializer_class = MessageSerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    pagination_class = None
+
+    def get_queryset(self) -> Any:
+        conversation = selectors.get_visible_conversation(self.request.user, self.kwargs["pk"])
+        services.mark_read(conversation, self.request.user)
+        return selectors.conversation_messages(conversation)
+
+    @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        payload = SendMessageSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        message, created = services.send_reply(pk, request.user, services.ReplyRequest(
+            text=data.get("text"), quick_reply=data.get("quick_reply"), template=data.get("template"),
+            params=data.get("params"), media=data.get("file"), client_message_id=data.get("client_message_id"),
+            reply_to=data.get("reply_to"),
+        ))
+        return Response(MessageSerializer(message).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class IdentifyView(APIView):
+    @extend_schema(
+        request=inline_serializer("IdentifyRequest", {
+            "contact": serializers.IntegerField(required=False),
+            "first_name": serializers.CharField(required=False),
+            "last_name": serializers.CharField(required=False),
+            "email": serializers.EmailField(required=False),
+            "custom": serializers.DictField(required=False),
+        }),
+        responses=ConversationSerializer,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        if not data:
+            raise InvalidInput("Send {\"contact\": <id>} or the new contact's fields.", field="contact")
+        if "contact" in data:
+            conversation = services.identify(pk, request.user, contact_id=data["contact"])
+        else:
+            conversation = services.identify(pk, request.user, data=dict(data))
+        return Response(ConversationSerializer(conversation).data)
+
+
+class TransferView(APIView):
+    @extend_schema(request=inline_serializer("TransferRequest", {"agent": serializers.IntegerField()}),
+                   responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        if "agent" not in request.data:
+            raise InvalidInput("agent is required (the user id to transfer to).", field="agent")
+        conversation = services.transfer(pk, request.user, request.data["agent"])
+        return Response(ConversationSerializer(conversation).data)
+
+
+class CloseSerializer(serializers.Serializer):
+    disposition = serializers.IntegerField()
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    sub_option = serializers.CharField(required=False, allow_blank=True, default="")
+    form = serializers.DictField(required=False)
+    follow_up_at = serializers.CharField(required=False, allow_blank=True)
+
+
+class CloseView(APIView):
+    @extend_schema(request=CloseSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        payload = CloseSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        follow_up = None
+        if data.get("follow_up_at"):
+            follow_up = parse_datetime(data["follow_up_at"])
+            if follow_up is None:
+                raise InvalidInput("follow_up_at must be an ISO 8601 date-time.", field="follow_up_at")
+        disposition = services.close(pk, request.user, option_id=data["disposition"], notes=data["notes"],
+                                     sub_option=data["sub_option"], form=data.get("form"),
+                                     follow_up_at=follow_up)
+        conversation = Conversation.objects.select_related("campaign", "line", "contact", "agent").get(pk=pk)
+        body = ConversationSerializer(conversation).data
+        body["disposition"] = disposition.pk
+        return Response(body)
+
+
+class StartConversationSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    phone = serializers.CharField()
+    template = serializers.IntegerField()
+    params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+    contact = serializers.DictField(required=False)
+
+
+class ConversationsView(APIView):
+    @extend_schema(request=StartConversationSerializer, responses={201: ConversationSerializer})
+    def post(self, request: Request) -> Response:
+        """Start an outbound conversation with an approved template."""
+        payload = StartConversationSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        conversation = services.start_outbound(
+            request.user, line_id=data["line"], phone=data["phone"], template_id=data["template"],
+            params=data["params"], contact_data=data.get("contact"),
+        )
+        return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from conversa.campaigns.models import Campaign
+from conversa.contacts.models import Contact
+from conversa.whatsapp.models import Line, MessageTemplate
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", _("New")  # in the campaign's general inbox
+        ATTENDED = "attended", _("Attended")  # in an agent's personal inbox
+        CLOSED = "closed", _("Closed")
+
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="conversations")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversations")
+    customer_phone = models.CharField(max_length=20, db_index=True)
+    customer_profile_name = models.CharField(max_length=200, blank=True)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="conversations",
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    is_outbound = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attended_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by_system = models.BooleanField(default=False)
+    # The 24 h customer-service window runs from the customer's last message.
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    # Messages from the customer the assigned agent has not opened yet.
+    unread_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        constraints = [
+            # At most one open conversation per customer and line: inbound joins it.
+            models.UniqueConstraint(
+                fields=["line", "customer_phone"],
+                condition=~Q(status="closed"),
+                name="conversation_one_open_per_customer_line",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status", "last_message_at"], name="conv_general_inbox_idx"),
+            models.Index(fields=["agent", "status", "last_message_at"], name="conv_personal_inbox_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer_phone} ({self.status})"
+
+    @property
+    def customer_name(self) -> str:
+        if self.contact_id and self.contact:
+            return self.contact.full_name or self.customer_profile_name
+        return self.customer_profile_name
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "in", _("Inbound")
+        OUTBOUND = "out", _("Outbound")
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text")
+        IMAGE = "image", _("Image")
+        DOCUMENT = "document", _("Document")
+        AUDIO = "audio", _("Audio")
+        VIDEO = "video", _("Video")
+        STICKER = "sticker", _("Sticker")
+        LOCATION = "location", _("Location")
+        CONTACTS = "contacts", _("Contacts")
+        INTERACTIVE = "interactive", _("Interactive reply")
+        BUTTON = "button", _("Button reply")
+        REACTION = "reaction", _("Reaction")
+        TEMPLATE = "template", _("Template")
+        UNSUPPORTED = "unsupported", _("Unsupported")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        RECEIVED = "received", _("Received")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    body = models.TextField(blank=True)
+    # Structured content by kind (location coordinates, interactive ids, template params...).
+    payload = models.JSONField(default=dict, blank=True)
+    media = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    media_mime = models.CharField(max_length=120, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    # Provider-side media id still to download (inbound); empty once fetched.
+    media_provider_id = models.CharField(max_length=200, blank=True)
+    template = models.ForeignKey(MessageTemplate, on_delete=models.SET_NULL, null=True, blank=True)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    provider_message_id = models.CharField(max_length=200, null=True, blank=True)
+    # Browser-generated key: an agent's double-submit on a flaky connection stores one message.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)
+    reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_title = models.TextField(blank=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    # Set while a worker is calling the provider for this message: no second worker sends it.
+    send_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the next send attempt is due; the worker's sweep re-enqueues overdue queued messages.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    provider_timestamp = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="message_unique_provider_id_per_line",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "client_message_id"],
+                condition=Q(client_message_id__isnull=False),
+                name="message_unique_client_id_per_conversation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.kind} #{self.pk}"
+
+
+class ConversationEvent(models.Model):
+    """Audit trail: who did what, when, on which conversation (or contact)."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        INBOUND = "inbound", _("Customer message")
+        CAPTURED = "captured", _("Captured")
+        ASSIGNED = "assigned", _("Assigned")
+        MESSAGE_SENT = "message_sent", _("Message sent")
+        IDENTIFIED = "identified", _("Contact identified")
+        CONTACT_EDITED = "contact_edited", _("Contact edited")
+        TRANSFERRED = "transferred", _("Transferred")
+        CLOSED = "closed", _("Closed")
+        OUTBOUND_STARTED = "outbound_started", _("Outbound conversation started")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("conversation event")
+        verbose_name_plural = _("conversation events")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on #{self.conversation_id}"

@@ -1,0 +1,74 @@
+"""Reads: inbox queries and visibility. Every API and websocket goes through these."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from conversa.accounts.selectors import has_whatsapp_skill, is_admin, is_supervisor
+from conversa.campaigns.models import Campaign
+from conversa.core.errors import NotAllowed, NotFound
+from conversa.inbox.models import Conversation, Message
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def campaigns_for(user: AnyUser) -> QuerySet[Campaign]:
+    """Campaigns whose WhatsApp work the user may see."""
+    if is_admin(user):
+        return Campaign.objects.filter(active=True)
+    if is_supervisor(user):
+        return Campaign.objects.filter(Q(supervisors=user) | Q(agents=user), active=True).distinct()
+    if not has_whatsapp_skill(user):
+        return Campaign.objects.none()
+    return Campaign.objects.filter(agents=user, active=True, whatsapp_enabled=True)
+
+
+def require_whatsapp_access(user: AnyUser) -> None:
+    if not (is_supervisor(user) or has_whatsapp_skill(user)):
+        raise NotAllowed("Your agent group does not have the WhatsApp skill.")
+
+
+def _with_related(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return qs.select_related("contact", "agent", "campaign", "line")
+
+
+def general_inbox(user: AnyUser) -> QuerySet[Conversation]:
+    require_whatsapp_access(user)
+    qs = Conversation.objects.filter(
+        status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user)
+    )
+    return _with_related(qs).order_by("last_message_at", "id")
+
+
+def personal_inbox(user: AnyUser) -> QuerySet[Conversation]:
+    require_whatsapp_access(user)
+    qs = Conversation.objects.filter(agent=user).exclude(status=Conversation.Status.CLOSED)
+    return _with_related(qs).order_by("-last_message_at", "-id")
+
+
+def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
+    """What a user may open: supervisors their campaigns; agents the general inbox of their
+    campaigns plus every conversation assigned to them (closed ones included, for history)."""
+    if is_admin(user):
+        return Conversation.objects.all()
+    if is_supervisor(user):
+        return Conversation.objects.filter(campaign__in=campaigns_for(user))
+    if not has_whatsapp_skill(user):
+        return Conversation.objects.none()
+    return Conversation.objects.filter(
+        Q(agent=user) | Q(status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user))
+    )
+
+
+def get_visible_conversation(user: AnyUser, conversation_id: int) -> Conversation:
+    require_whatsapp_access(user)
+    conversation = _with_related(visible_conversations(user)).filter(pk=conversation_id).first()
+    if conversation is None:
+        # Same answer whether it does not exist or belongs to someone else: nothing leaks.
+        raise NotFound("Conversation not found.")
+    return conversation
+
+
+def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
+    return conversation.messages.select_related("sender", "template").order_by("created_at", "id")

@@ -1,0 +1,636 @@
+"""Business rules of a WhatsApp conversation. One verb per function, one transaction each,
+events published on commit (through realtime.publish)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor
+from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply
+from conversa.contacts.models import Contact
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.contacts.services import ContactError, ContactExists, create_contact, update_contact
+from conversa.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, WindowClosed
+from conversa.inbox.events import publish_conversation, publish_message
+from conversa.inbox.models import Conversation, ConversationEvent, Message
+from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
+from conversa.inbox.window import is_window_open
+from conversa.realtime import groups
+from conversa.whatsapp.adapters.base import InboundMessage, StatusUpdate
+from conversa.whatsapp.models import Line, MessageTemplate, PendingStatus
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+
+STATUS_RANK = {
+    Message.Status.QUEUED: 0,
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.READ: 3,
+}
+# A failure can only follow a message nobody has received yet.
+FAILABLE = [Message.Status.QUEUED, Message.Status.SENT]
+WINDOW_CLOSED_CODE = "131047"
+WINDOW_CLOSED_TEXT = "Window closed — send a template"
+
+
+def _audit(kind: str, *, actor: Any = None, conversation: Conversation | None = None,
+           contact: Contact | None = None, **data: Any) -> None:
+    ConversationEvent.objects.create(
+        kind=kind, actor=actor if actor and actor.is_authenticated else None,
+        conversation=conversation, contact=contact or (conversation.contact if conversation else None),
+        data=data,
+    )
+
+
+def _preview(text: str) -> str:
+    return text.replace("\n", " ")[:200]
+
+
+# --------------------------------------------------------------------------- inbound
+def _open_conversation_for(line: Line, phone: str, profile_name: str) -> tuple[Conversation, bool]:
+    """The customer's open conversation on the line, or a new one in the general inbox."""
+    existing = (
+        Conversation.objects.select_for_update()
+        .filter(line=line, customer_phone=phone)
+        .exclude(status=Conversation.Status.CLOSED)
+        .first()
+    )
+    if existing:
+        return existing, False
+    campaign = line.campaign
+    contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=phone).first()
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                line=line, campaign=campaign, customer_phone=phone, customer_profile_name=profile_name,
+                contact=contact,
+            )
+    except IntegrityError:
+        # Another message of the same customer opened it first: join that one.
+        return Conversation.objects.select_for_update().get(
+            line=line, customer_phone=phone, status__in=[Conversation.Status.NEW, Conversation.Status.ATTENDED]
+        ), False
+    return conversation, True
+
+
+def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
+    """Store a customer's message once (None when it was already stored: a replay)."""
+    if Message.objects.filter(line=line, provider_message_id=inbound.provider_message_id).exists():
+        return None
+    try:
+        phone = normalize_phone(inbound.from_phone, strict=False)
+    except InvalidPhone:
+        # Never drop a customer's message over formatting: keep what the provider sent.
+        phone = "+" + "".join(ch for ch in inbound.from_phone if ch.isdigit())
+    now = timezone.now()
+    with transaction.atomic():
+        conversation, created = _open_conversation_for(line, phone, inbound.profile_name)
+        reply_to = None
+        if inbound.reply_to_provider_id:
+            reply_to = Message.objects.filter(line=line, provider_message_id=inbound.reply_to_provider_id).first()
+        try:
+            with transaction.atomic():
+                message = Message.objects.create(
+                    conversation=conversation, line=line, direction=Message.Direction.INBOUND,
+                    kind=inbound.kind, body=inbound.body, payload=inbound.payload,
+                    media_provider_id=inbound.media_id, media_mime=inbound.media_mime,
+                    media_filename=inbound.media_filename, provider_message_id=inbound.provider_message_id,
+                    status=Message.Status.RECEIVED, provider_timestamp=inbound.timestamp or now,
+                    reply_to=reply_to,
+                )
+        except IntegrityError:
+            return None  # a concurrent delivery of the same webhook stored it
+        conversation.last_inbound_at = now
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(inbound.body or f"[{inbound.kind}]")
+        if inbound.profile_name:
+            conversation.customer_profile_name = inbound.profile_name
+        conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
+                                         "customer_profile_name"])
+        Conversation.objects.filter(pk=conversation.pk).update(unread_count=F("unread_count") + 1)
+        conversation.refresh_from_db(fields=["unread_count"])
+        if created:
+            _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound")
+            publish_conversation("conversation.created", conversation)
+        publish_message("message.created", message)
+        if created and line.welcome_message:
+            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.welcome_message)
+        if inbound.media_id:
+            from conversa.inbox import tasks
+
+            transaction.on_commit(lambda: tasks.fetch_inbound_media.enqueue(message.pk))
+    return message
+
+
+# --------------------------------------------------------------------------- statuses
+def apply_status(line: Line, update: StatusUpdate) -> Message | None:
+    """Move a message's status forward only; keep statuses for messages we do not know yet."""
+    ids = [i for i in [update.provider_message_id, *update.alternate_ids] if i]
+    message = Message.objects.filter(line=line, provider_message_id__in=ids).first() if ids else None
+    if message is None:
+        if update.status in STATUS_RANK or update.status == Message.Status.FAILED:
+            PendingStatus.objects.bulk_create([
+                PendingStatus(line=line, provider_message_id=i, status=update.status,
+                              error_code=update.error_code, error_title=update.error_title,
+                              occurred_at=update.timestamp)
+                for i in ids
+            ])
+        return None
+    with transaction.atomic():
+        changed = _advance_status(message, update.status, update.error_code, update.error_title)
+    return message if changed else None
+
+
+def _advance_status(message: Message, status: str, error_code: str = "", error_title: str = "") -> bool:
+    """Conditional update: only from an earlier status, so a late 'sent' never undoes 'read'."""
+    now = timezone.now()
+    qs = Message.objects.filter(pk=message.pk)
+    if status == Message.Status.FAILED:
+        title = error_title or "Failed"
+        if error_code == WINDOW_CLOSED_CODE:
+            title = WINDOW_CLOSED_TEXT
+        changed = qs.filter(status__in=FAILABLE).update(
+            status=status, error_code=error_code, error_title=title, status_changed_at=now
+        )
+    elif status in STATUS_RANK:
+        earlier = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[Message.Status(status)]]
+        changed = qs.filter(status__in=earlier).update(status=status, status_changed_at=now)
+    else:
+        return False
+    if changed:
+        message.refresh_from_db()
+        publish_message("message.status", message)
+    return bool(changed)
+
+
+def record_send_success(message: Message, provider_message_id: str) -> None:
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(provider_message_id=provider_message_id,
+                                                     send_claimed_at=None)
+        message.provider_message_id = provider_message_id
+        _advance_status(message, Message.Status.SENT)
+        pending = list(PendingStatus.objects.filter(line_id=message.line_id,
+                                                    provider_message_id=provider_message_id))
+        for status in sorted(pending, key=lambda p: STATUS_RANK.get(p.status, 9)):  # type: ignore[call-overload]
+            _advance_status(message, status.status, status.error_code, status.error_title)
+        PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
+
+
+def record_send_failure(message: Message, *, code: str, title: str) -> None:
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(send_claimed_at=None)
+        _advance_status(message, Message.Status.FAILED, code, title)
+
+
+# --------------------------------------------------------------------------- capture
+def capture(conversation_id: int, agent: AbstractBaseUser) -> Conversation:
+    """Take a conversation from the general inbox. Atomic: one conditional UPDATE decides the race."""
+    require_whatsapp_access(agent)
+    conversation = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent)).first()
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    now = timezone.now()
+    with transaction.atomic():
+        won = Conversation.objects.filter(
+            pk=conversation_id, status=Conversation.Status.NEW, agent__isnull=True
+        ).update(agent=agent, status=Conversation.Status.ATTENDED, attended_at=now)
+        conversation.refresh_from_db()
+        if not won:
+            if conversation.agent_id == agent.pk and conversation.status == Conversation.Status.ATTENDED:
+                return conversation  # a double click: already hers
+            if conversation.status == Conversation.Status.CLOSED:
+                raise Conflict("This conversation is already closed.")
+            holder = display_name(conversation.agent) if conversation.agent else "another agent"
+            raise Conflict(f"Already taken by {holder}.", extra={"agent": conversation.agent_id,
+                                                                 "agent_name": holder})
+        _audit(ConversationEvent.Kind.CAPTURED, actor=agent, conversation=conversation)
+        publish_conversation("conversation.captured", conversation,
+                             groups.campaign_group(conversation.campaign_id))
+    return conversation
+
+
+def _owned(conversation_id: int, user: AbstractBaseUser, *, allow_supervisor: bool = False) -> Conversation:
+    """Lock and return a conversation the user works on (404 if she may not even see it)."""
+    require_whatsapp_access(user)
+    conversation = (
+        Conversation.objects.select_for_update()
+        .select_related("line__provider", "campaign", "contact")
+        .filter(pk=conversation_id, campaign__in=campaigns_for(user))
+        .first()
+    )
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    if conversation.agent_id != user.pk and not (allow_supervisor and is_supervisor(user)):
+        if conversation.agent_id is None:
+            raise NotAllowed("Capture this conversation before acting on it.")
+        raise NotFound("Conversation not found.")
+    if conversation.status == Conversation.Status.CLOSED:
+        raise Conflict("This conversation is closed.")
+    return conversation
+
+
+# --------------------------------------------------------------------------- replies
+PLACEHOLDER = re.compile(r"\{(contact|agent|campaign|customer)\.(\w+)\}")
+
+
+def render_quick_reply(body: str, conversation: Conversation, agent: AbstractBaseUser) -> str:
+    contact = conversation.contact
+    profile_first = (conversation.customer_profile_name or "").split(" ")[0]
+    values = {
+        ("contact", "first_name"): contact.first_name if contact else profile_first,
+        ("contact", "last_name"): contact.last_name if contact else "",
+        ("contact", "full_name"): contact.full_name if contact else conversation.customer_profile_name,
+        ("contact", "email"): contact.email if contact else "",
+        ("contact", "phone"): conversation.customer_phone,
+        ("customer", "name"): conversation.customer_name,
+        ("customer", "phone"): conversation.customer_phone,
+        ("agent", "first_name"): getattr(agent, "first_name", "") or agent.get_username(),
+        ("agent", "full_name"): display_name(agent),
+        ("campaign", "name"): conversation.campaign.name,
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        key = (match.group(1), match.group(2))
+        if key in values:
+            return str(values[key])
+        if key[0] == "contact" and contact is not None:
+            return str((contact.custom or {}).get(key[1], ""))
+        return match.group(0)
+
+    return PLACEHOLDER.sub(fill, body)
+
+
+def _validate_params(template: MessageTemplate, params: Any) -> list[str]:
+    if params is None:
+        params = []
+    if not isinstance(params, list) or not all(isinstance(p, str | int | float) for p in params):
+        raise InvalidInput("params must be a list of strings.", field="params")
+    cleaned = [str(p).strip() for p in params]
+    if len(cleaned) != template.param_count:
+        raise InvalidInput(
+            f"Template '{template.name}' takes {template.param_count} parameter(s); {len(cleaned)} given.",
+            field="params",
+        )
+    if any(not p for p in cleaned):
+        raise InvalidInput("Template parameters cannot be empty.", field="params")
+    return cleaned
+
+
+def _approved_template(line: Line, template_id: Any) -> MessageTemplate:
+    try:
+        template_pk = int(template_id)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("template must be an id.", field="template") from exc
+    template = MessageTemplate.objects.filter(pk=template_pk, line=line).first()
+    if template is None:
+        raise NotFound(f"Template {template_pk} does not exist on line {line.number}.")
+    if template.status != MessageTemplate.Status.APPROVED:
+        raise InvalidInput(f"Template '{template.name}' is {template.status}, not approved.", field="template")
+    return template
+
+
+def _queue_outbound(conversation: Conversation, *, sender: AbstractBaseUser | None, kind: str, body: str,
+                    template: MessageTemplate | None = None, payload: dict[str, Any] | None = None,
+                    media: UploadedFile | None = None, client_message_id: str | None = None,
+                    reply_to: Message | None = None) -> Message:
+    """Persist the message as queued, then (on commit) hand it to the send task."""
+    now = timezone.now()
+    message = Message(
+        conversation=conversation, line_id=conversation.line_id, direction=Message.Direction.OUTBOUND,
+        kind=kind, body=body, template=template, payload=payload or {}, sender=sender,
+        client_message_id=client_message_id, status=Message.Status.QUEUED, reply_to=reply_to,
+        next_attempt_at=now,
+    )
+    if media is not None:
+        message.media_mime = media.content_type or ""
+        message.media_filename = (media.name or "file")[-255:]
+        message.media.save(message.media_filename, media, save=False)
+    message.save()
+    conversation.last_message_at = now
+    conversation.last_message_preview = _preview(body or f"[{kind}]")
+    conversation.save(update_fields=["last_message_at", "last_message_preview"])
+    publish_message("message.created", message)
+    from conversa.inbox import tasks
+
+    transaction.on_commit(lambda: tasks.send_outbound_message.enqueue(message.pk))
+    return message
+
+
+@dataclass
+class ReplyRequest:
+    text: str | None = None
+    quick_reply: int | None = None
+    template: int | None = None
+    params: list[Any] | None = None
+    media: UploadedFile | None = None
+    client_message_id: str | None = None
+    reply_to: int | None = None
+
+
+def media_kind_for(upload: UploadedFile) -> str:
+    """Which WhatsApp media kind an upload is, enforcing its size and type limits."""
+    mime = (upload.content_type or "").split(";")[0].strip().lower()
+    for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
+        if mime in types:
+            if upload.size is not None and upload.size > limit:
+                raise InvalidInput(
+                    f"{kind.title()} files can be at most {limit // (1024 * 1024)} MB "
+                    f"(this one is {upload.size / (1024 * 1024):.1f} MB).", field="file")
+            return kind
+    raise InvalidInput(f"Files of type '{mime or 'unknown'}' cannot be sent on WhatsApp.", field="file")
+
+
+def send_reply(conversation_id: int, agent: AbstractBaseUser, request: ReplyRequest) -> tuple[Message, bool]:
+    """The agent writes in her conversation. Returns (message, created); a repeated
+    client_message_id returns the first message instead of sending twice."""
+    chosen = [x for x in (request.text, request.quick_reply, request.template, request.media) if x not in (None, "")]
+    if len(chosen) != 1:
+        raise InvalidInput("Send exactly one of: text, quick_reply, template, file.", field="text")
+    with transaction.atomic():
+        conversation = _owned(conversation_id, agent)
+        if request.client_message_id:
+            existing = conversation.messages.filter(client_message_id=request.client_message_id).first()
+            if existing:
+                return existing, False
+        reply_to = None
+        if request.reply_to:
+            reply_to = conversation.messages.filter(pk=request.reply_to).first()
+            if reply_to is None:
+                raise InvalidInput("reply_to is not a message of this conversation.", field="reply_to")
+        if request.template is not None:
+            template = _approved_template(conversation.line, request.template)
+            params = _validate_params(template, request.params)
+            message = _queue_outbound(
+                conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(params),
+                template=template, payload={"params": params}, client_message_id=request.client_message_id,
+            )
+        else:
+            if not is_window_open(conversation):
+                raise WindowClosed(
+                    "More than 24 hours have passed since the customer's last message: "
+                    "only an approved template can be sent now.", field="template")
+            if request.quick_reply is not None:
+                quick_reply = QuickReply.objects.filter(
+                    pk=request.quick_reply, campaigns=conversation.campaign, active=True).first()
+                if quick_reply is None:
+                    raise NotFound("Quick reply not found for this campaign.")
+                body = render_quick_reply(quick_reply.body, conversation, agent)
+                message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=body,
+                                          payload={"quick_reply": quick_reply.pk},
+                                          client_message_id=request.client_message_id, reply_to=reply_to)
+            elif request.media is not None:
+                kind = media_kind_for(request.media)
+                message = _queue_outbound(conversation, sender=agent, kind=kind, body=request.text or "",
+                                          media=request.media, client_message_id=request.client_message_id,
+                                          reply_to=reply_to)
+            else:
+                text = str(request.text).strip()
+                if not text:
+                    raise InvalidInput("text cannot be empty.", field="text")
+                if len(text) > 4096:
+                    raise InvalidInput("WhatsApp texts can be at most 4096 characters.", field="text")
+                message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=text,
+                                          client_message_id=request.client_message_id, reply_to=reply_to)
+        _audit(ConversationEvent.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
+               message=message.pk, message_kind=message.kind)
+    return message, True
+
+
+def mark_read(conversation: Conversation, user: AbstractBaseUser) -> None:
+    """The assigned agent opened the thread: nothing unread any more."""
+    if conversation.agent_id == user.pk and conversation.unread_count:
+        Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+        conversation.unread_count = 0
+
+
+# --------------------------------------------------------------------------- contacts
+def identify(conversation_id: int, agent: AbstractBaseUser, *, contact_id: Any = None,
+             data: dict[str, Any] | None = None) -> Conversation:
+    """Link the conversation to a contact of the campaign's database (existing or new)."""
+    with transaction.atomic():
+        conversation = _owned(conversation_id, agent, allow_supervisor=True)
+        database_id = conversation.campaign.contact_database_id
+        if contact_id is not None:
+            try:
+                contact = Contact.objects.get(pk=int(contact_id), database_id=database_id)
+            except (Contact.DoesNotExist, TypeError, ValueError) as exc:
+                raise NotFound("Contact not found in this campaign's contact database.") from exc
+            busy = (Conversation.objects.filter(line=conversation.line, contact=contact)
+                    .exclude(status=Conversation.Status.CLOSED).exclude(pk=conversation.pk).first())
+            if busy:
+                raise Conflict(f"This contact already has an open conversation (#{busy.pk}) on this line.")
+            created = False
+        else:
+            try:
+                contact = create_contact(database=conversation.campaign.contact_database,
+                                         phone=conversation.customer_phone, data=data or {})
+            except ContactError as exc:
+                field, message = next(iter(exc.errors.items()))
+                raise InvalidInput(message, field=field, extra={"errors": exc.errors}) from exc
+            except ContactExists as exc:
+                raise Conflict(str(exc), extra={"contact": exc.contact.pk}) from exc
+            created = True
+        conversation.contact = contact
+        conversation.save(update_fields=["contact"])
+        # Every later conversation from this phone on the campaign shows the name too.
+        (Conversation.objects.filter(campaign=conversation.campaign, customer_phone=contact.phone,
+                                     contact__isnull=True).exclude(status=Conversation.Status.CLOSED)
+         .update(contact=contact))
+        _audit(ConversationEvent.Kind.IDENTIFIED, actor=agent, conversation=conversation, contact=contact,
+               created=created)
+        publish_conversation("contact.identified", conversation)
+    return conversation
+
+
+def edit_contact(contact_id: int, user: AbstractBaseUser, data: dict[str, Any]) -> Contact:
+    with transaction.atomic():
+        contact = visible_contact(user, contact_id, lock=True)
+        try:
+            update_contact(contact=contact, data=data)
+        except ContactError as exc:
+            field, message = next(iter(exc.errors.items()))
+            raise InvalidInput(message, field=field, extra={"errors": exc.errors}) from exc
+        _audit(ConversationEvent.Kind.CONTACT_EDITED, actor=user, contact=contact,
+               fields=sorted(k for k in data if k != "custom") + sorted((data.get("custom") or {}).keys()))
+        for conversation in contact.conversations.exclude(status=Conversation.Status.CLOSED):
+            publish_conversation("contact.updated", conversation)
+    return contact
+
+
+def visible_contact(user: AbstractBaseUser, contact_id: int, *, lock: bool = False) -> Contact:
+    require_whatsapp_access(user)
+    qs = Contact.objects.filter(pk=contact_id, database__campaigns__in=campaigns_for(user)).distinct()
+    contact = qs.first()
+    if contact is None:
+        raise NotFound("Contact not found.")
+    if lock:
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    return contact
+
+
+# --------------------------------------------------------------------------- transfer
+def transfer(conversation_id: int, user: AbstractBaseUser, target_user_id: Any) -> Conversation:
+    with transaction.atomic():
+        conversation = _owned(conversation_id, user, allow_supervisor=True)
+        try:
+            target = User.objects.get(pk=int(target_user_id), is_active=True)
+        except (User.DoesNotExist, TypeError, ValueError) as exc:
+            raise InvalidInput("agent must be the user id of an agent of this campaign.", field="agent") from exc
+        if target.pk == conversation.agent_id:
+            raise InvalidInput("The conversation is already in that agent's personal inbox.", field="agent")
+        if not conversation.campaign.agents.filter(pk=target.pk).exists():
+            raise InvalidInput(f"{display_name(target)} is not an agent of campaign "
+                               f"'{conversation.campaign.name}'.", field="agent")
+        if not has_whatsapp_skill(target):
+            raise InvalidInput(f"{display_name(target)} does not have the WhatsApp skill.", field="agent")
+        previous = conversation.agent_id
+        conversation.agent = target
+        conversation.status = Conversation.Status.ATTENDED
+        conversation.save(update_fields=["agent", "status"])
+        _audit(ConversationEvent.Kind.TRANSFERRED, actor=user, conversation=conversation,
+               from_agent=previous, to_agent=target.pk)
+        publish_conversation("conversation.transferred", conversation,
+                             *([groups.agent_group(previous)] if previous else []),
+                             from_agent=previous, to_agent=target.pk)
+    return conversation
+
+
+# --------------------------------------------------------------------------- close
+def _clean_form(option: DispositionOption, answers: Any) -> dict[str, Any]:
+    if option.kind != DispositionOption.Kind.MANAGEMENT:
+        return {}
+    if answers is None:
+        answers = {}
+    if not isinstance(answers, dict):
+        raise InvalidInput("form must be an object of field answers.", field="form")
+    cleaned: dict[str, Any] = {}
+    for spec in option.form_fields or []:
+        name = spec["name"]
+        value = answers.get(name)
+        if value in (None, ""):
+            if spec.get("required"):
+                raise InvalidInput(f"'{spec.get('label', name)}' is required for this disposition.", field=name)
+            continue
+        kind = spec.get("type", "text")
+        try:
+            if kind == "number":
+                cleaned[name] = float(value)
+            elif kind == "date":
+                cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
+            elif kind == "choice":
+                if value not in spec.get("choices", []):
+                    raise ValueError("not one of the choices")
+                cleaned[name] = value
+            elif kind == "boolean":
+                cleaned[name] = bool(value)
+            else:
+                cleaned[name] = str(value)[:2000]
+        except ValueError as exc:
+            raise InvalidInput(f"'{spec.get('label', name)}': invalid {kind} ({exc}).", field=name) from exc
+    unknown = set(answers) - {s["name"] for s in option.form_fields or []}
+    if unknown:
+        raise InvalidInput(f"Unknown form field(s): {', '.join(sorted(unknown))}.", field="form")
+    return cleaned
+
+
+def close(conversation_id: int, user: AbstractBaseUser, *, option_id: Any, notes: str = "",
+          sub_option: str = "", form: Any = None, follow_up_at: datetime.datetime | None = None) -> Disposition:
+    with transaction.atomic():
+        conversation = _owned(conversation_id, user, allow_supervisor=True)
+        try:
+            option = DispositionOption.objects.get(pk=int(option_id), campaign=conversation.campaign, active=True)
+        except (DispositionOption.DoesNotExist, TypeError, ValueError) as exc:
+            raise InvalidInput("disposition must be one of this campaign's disposition options.",
+                               field="disposition") from exc
+        if option.sub_options and sub_option and sub_option not in option.sub_options:
+            raise InvalidInput(f"sub_option must be one of: {', '.join(option.sub_options)}.", field="sub_option")
+        if option.kind == DispositionOption.Kind.SCHEDULE:
+            if follow_up_at is None:
+                raise InvalidInput("This disposition schedules a follow-up: follow_up_at is required.",
+                                   field="follow_up_at")
+            if follow_up_at <= timezone.now():
+                raise InvalidInput("follow_up_at must be in the future.", field="follow_up_at")
+        answers = _clean_form(option, form)
+        now = timezone.now()
+        disposition = Disposition.objects.create(
+            contact=conversation.contact, campaign=conversation.campaign, option=option, sub_option=sub_option,
+            agent=conversation.agent or user, notes=notes or "", form_answers=answers,
+            follow_up_at=follow_up_at if option.kind == DispositionOption.Kind.SCHEDULE else None,
+            conversation=conversation,
+        )
+        if conversation.line.goodbye_message and is_window_open(conversation):
+            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=conversation.line.goodbye_message)
+        closing_agent = conversation.agent_id
+        conversation.status = Conversation.Status.CLOSED
+        conversation.closed_at = now
+        conversation.unread_count = 0
+        conversation.save(update_fields=["status", "closed_at", "unread_count"])
+        _audit(ConversationEvent.Kind.CLOSED, actor=user, conversation=conversation,
+               disposition=disposition.pk, option=option.name)
+        publish_conversation("conversation.closed", conversation,
+                             *([groups.agent_group(closing_agent)] if closing_agent else []))
+    return disposition
+
+
+# --------------------------------------------------------------------------- outbound
+def start_outbound(agent: AbstractBaseUser, *, line_id: Any, phone: Any, template_id: Any, params: Any,
+                   contact_data: dict[str, Any] | None = None) -> Conversation:
+    """Open a conversation with an approved template; it goes to the agent's personal inbox."""
+    require_whatsapp_access(agent)
+    try:
+        line = Line.objects.select_related("campaign", "provider").get(
+            pk=int(line_id), active=True, campaign__in=campaigns_for(agent))
+    except (Line.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("Line not found.") from exc
+    try:
+        e164 = normalize_phone(str(phone or ""))
+    except InvalidPhone as exc:
+        raise InvalidInput(str(exc), field="phone") from exc
+    template = _approved_template(line, template_id)
+    cleaned_params = _validate_params(template, params)
+    campaign: Campaign = line.campaign
+    with transaction.atomic():
+        busy = (Conversation.objects.select_for_update().filter(line=line, customer_phone=e164)
+                .exclude(status=Conversation.Status.CLOSED).first())
+        if busy:
+            holder = display_name(busy.agent) if busy.agent else "the general inbox"
+            raise Conflict(f"{e164} already has an open conversation (in {holder}).",
+                           extra={"conversation": busy.pk if busy.agent_id == agent.pk else None})
+        contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=e164).first()
+        if contact is None and contact_data:
+            try:
+                contact = create_contact(database=campaign.contact_database, phone=e164, data=contact_data)
+            except ContactError as exc:
+                field, message = next(iter(exc.errors.items()))
+                raise InvalidInput(message, field=f"contact.{field}", extra={"errors": exc.errors}) from exc
+            except ContactExists as exc:  # created by someone else a moment ago
+                contact = exc.contact
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                conversation = Conversation.objects.create(
+                    line=line, campaign=campaign, customer_phone=e164, contact=contact, agent=agent,
+                    status=Conversation.Status.ATTENDED, is_outbound=True, attended_at=now,
+                    customer_profile_name=contact.full_name if contact else "",
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"{e164} already has an open conversation.") from exc
+        _audit(ConversationEvent.Kind.OUTBOUND_STARTED, actor=agent, conversation=conversation,
+               template=template.name)
+        publish_conversation("conversation.created", conversation)
+        _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(cleaned_params),
+                        template=template, payload={"params": cleaned_params})
+    return conversation

@@ -1,0 +1,118 @@
+"""Background work of the inbox: outbound sends (with retries) and inbound media downloads."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db.models import F, Q
+from django.utils import timezone
+from django_tasks import task
+
+from conversa.contacts.phones import wa_id
+from conversa.inbox import services
+from conversa.inbox.models import Message
+from conversa.whatsapp.adapters import get_adapter
+from conversa.whatsapp.adapters.base import OutboundMedia, SendError, SendResult
+
+logger = logging.getLogger(__name__)
+# A claim older than this belongs to a worker that died mid-send.
+CLAIM_TIMEOUT = datetime.timedelta(minutes=5)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped at 10 minutes."""
+    ceiling = min(600.0, settings.CONVERSA_SEND_BACKOFF_BASE ** attempt)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _claim(message_id: int) -> Message | None:
+    """Take the right to send this message. A conditional update: two workers never both win."""
+    now = timezone.now()
+    claimed = (
+        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED,
+                               direction=Message.Direction.OUTBOUND, provider_message_id__isnull=True)
+        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - CLAIM_TIMEOUT))
+        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
+    )
+    if not claimed:
+        return None
+    return Message.objects.select_related("conversation__line__provider", "template").get(pk=message_id)
+
+
+def _deliver(message: Message) -> SendResult:
+    line = message.conversation.line
+    adapter = get_adapter(line)
+    to = wa_id(message.conversation.customer_phone)
+    reply_to = message.reply_to.provider_message_id if message.reply_to and message.reply_to.provider_message_id else ""
+    if message.kind == Message.Kind.TEMPLATE and message.template:
+        return adapter.send_template(
+            to=to, template_name=message.template.name, template_id=message.template.provider_template_id,
+            language=message.template.language, params=list(message.payload.get("params", [])),
+        )
+    if message.media:
+        media = OutboundMedia(kind=message.kind, url=settings.PUBLIC_BASE_URL + message.media.url,
+                              mime=message.media_mime, filename=message.media_filename, caption=message.body)
+        return adapter.send_media(to=to, media=media, reply_to=reply_to)
+    return adapter.send_text(to=to, text=message.body, reply_to=reply_to)
+
+
+@task(queue_name="outbound")
+def send_outbound_message(message_id: int) -> str:
+    message = _claim(message_id)
+    if message is None:
+        return "skipped: already sent, failed or being sent"
+    try:
+        result = _deliver(message)
+    except SendError as exc:
+        if exc.retryable and message.send_attempts < settings.CONVERSA_SEND_MAX_ATTEMPTS:
+            delay = backoff_delay(message.send_attempts)
+            run_after = timezone.now() + datetime.timedelta(seconds=delay)
+            Message.objects.filter(pk=message.pk).update(send_claimed_at=None, next_attempt_at=run_after,
+                                                         error_code=exc.code, error_title=exc.title)
+            send_outbound_message.using(run_after=run_after).enqueue(message.pk)
+            logger.warning("send of message %s failed (%s); retry %s in %.1fs", message.pk, exc,
+                           message.send_attempts, delay)
+            return f"retry in {delay:.1f}s: {exc}"
+        services.record_send_failure(message, code=exc.code, title=exc.title)
+        return f"failed: {exc}"
+    except Exception as exc:
+        # A bug or an unexpected answer: the agent must see it failed, not wait forever.
+        logger.exception("send of message %s crashed", message.pk)
+        services.record_send_failure(message, code="internal", title=f"Could not send: {exc}")
+        raise
+    services.record_send_success(message, result.provider_message_id)
+    return f"sent: {result.provider_message_id}"
+
+
+@task(queue_name="media")
+def fetch_inbound_media(message_id: int) -> str:
+    """Download a customer's media (the message text is already stored; this only adds the file)."""
+    message = Message.objects.select_related("conversation__line__provider").get(pk=message_id)
+    if not message.media_provider_id or message.media:
+        return "nothing to fetch"
+    adapter = get_adapter(message.conversation.line)
+    attempt = int(message.payload.get("media_attempts", 0)) + 1
+    try:
+        content, mime = adapter.download_media(message.media_provider_id)
+    except SendError as exc:
+        payload = {**message.payload, "media_attempts": attempt, "media_error": exc.title}
+        Message.objects.filter(pk=message.pk).update(payload=payload)
+        if attempt < settings.CONVERSA_SEND_MAX_ATTEMPTS and exc.retryable:
+            run_after = timezone.now() + datetime.timedelta(seconds=backoff_delay(attempt))
+            fetch_inbound_media.using(run_after=run_after).enqueue(message.pk)
+            return f"retry: {exc}"
+        return f"gave up: {exc}"
+    extension = (mime.split("/")[-1].split(";")[0] or "bin")[:10]
+    name = message.media_filename or f"{message.kind}-{message.pk}.{extension}"
+    message.media.save(name, ContentFile(content), save=False)
+    message.media_mime = message.media_mime or mime.split(";")[0]
+    message.media_provider_id = ""
+    message.save(update_fields=["media", "media_mime", "media_provider_id"])
+    from conversa.inbox.events import publish_message
+
+    publish_message("message.updated", message)
+    return f"stored {len(content)} bytes"

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Event(models.Model):
+    """Every event published to browsers, kept so a reconnecting socket can catch up.
+
+    Channel layers deliver at most once; this log is what makes "nothing missed" true.
+    """
+
+    type = models.CharField(max_length=50)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class EventTarget(models.Model):
+    """One audience group of an event (campaign-<id>, agent-<id>, supervisors)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="targets")
+    group = models.CharField(max_length=80)
+
+    class Meta:
+        indexes = [models.Index(fields=["group", "event"], name="event_target_group_idx")]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from conversa.campaigns import api as campaigns_api
+from conversa.contacts import api as contacts_api
+from conversa.inbox import api as inbox_api
+from conversa.whatsapp import api as whatsapp_api
+from conversa.whatsapp.webhooks import webhook
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),
+    path("inbox/personal/", inbox_api.PersonalInboxView.as_view(), name="api-personal-inbox"),
+    path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),
+    path("conversations/<int:pk>/", inbox_api.ConversationDetailView.as_view(), name="api-conversation"),
+    path("conversations/<int:pk>/capture/", inbox_api.CaptureView.as_view(), name="api-capture"),
+    path("conversations/<int:pk>/messages/", inbox_api.MessagesView.as_view(), name="api-messages"),
+    path("conversations/<int:pk>/identify/", inbox_api.IdentifyView.as_view(), name="api-identify"),
+    path("conversations/<int:pk>/transfer/", inbox_api.TransferView.as_view(), name="api-transfer"),
+    path("conversations/<int:pk>/close/", inbox_api.CloseView.as_view(), name="api-close"),
+    path("contacts/<int:pk>/", contacts_api.ContactDetailView.as_view(), name="api-contact"),
+    path("contacts/<int:pk>/dispositions/", contacts_api.ContactDispositionsView.as_view(),
+         name="api-contact-dispositions"),
+    path("campaigns/", campaigns_api.CampaignListView.as_view(), name="api-campaigns"),
+    path("campaigns/<int:pk>/agents/", campaigns_api.CampaignAgentsView.as_view(), name="api-campaign-agents"),
+    path("campaigns/<int:pk>/contacts/", contacts_api.CampaignContactsView.as_view(), name="api-campaign-contacts"),
+    path("campaigns/<int:pk>/quick-replies/", campaigns_api.CampaignQuickRepliesView.as_view(),
+         name="api-quick-replies"),
+    path("campaigns/<int:pk>/dispositions/", campaigns_api.CampaignDispositionsView.as_view(),
+         name="api-campaign-dispositions"),
+    path("lines/", whatsapp_api.LineListView.as_view(), name="api-lines"),
+    path("lines/<int:pk>/templates/", whatsapp_api.LineTemplatesView.as_view(), name="api-line-templates"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("webhooks/<str:kind>/<int:line_id>/", webhook, name="webhook"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    # Media is served by Django here; behind a real proxy, serve MEDIA_ROOT from it (docs/operations.md).
+    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    path("", include("conversa.web.urls")),
+]

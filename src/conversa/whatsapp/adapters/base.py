@@ -1,0 +1,139 @@
+"""The one interface between Conversa and a WhatsApp provider.
+
+Adapters translate: webhook bytes → our inbound messages / status updates, and our outbound
+messages → the vendor's HTTP API. Nothing outside `adapters/` knows a vendor's field names.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conversa.whatsapp.models import Line
+
+
+@dataclass
+class InboundMessage:
+    provider_message_id: str
+    from_phone: str  # as the provider sends it; normalised by the inbox
+    kind: str  # one of inbox.Message.Kind values
+    body: str = ""
+    profile_name: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    media_id: str = ""  # provider media id (Meta) or direct URL (GupShup) to fetch later
+    media_mime: str = ""
+    media_filename: str = ""
+    reply_to_provider_id: str = ""
+    timestamp: datetime.datetime | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StatusUpdate:
+    provider_message_id: str
+    status: str  # sent / delivered / read / failed
+    timestamp: datetime.datetime | None = None
+    error_code: str = ""
+    error_title: str = ""
+    # Other ids the provider may use for the same message (GupShup: gsId vs WhatsApp id).
+    alternate_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TemplateInfo:
+    provider_template_id: str
+    name: str
+    language: str
+    status: str  # approved / pending / rejected / paused / disabled
+    body: str = ""
+    category: str = ""
+    header: str = ""
+    footer: str = ""
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class ParsedWebhook:
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    templates: list[TemplateInfo] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SendResult:
+    provider_message_id: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class SendError(Exception):
+    """A send the provider refused. `retryable` errors (rate limits, 5xx, network) are retried."""
+
+    def __init__(self, title: str, *, code: str = "", retryable: bool = False):
+        super().__init__(f"{code} {title}".strip())
+        self.code = str(code)
+        self.title = title
+        self.retryable = retryable
+
+
+class WebhookRejected(Exception):
+    """The request is not from the provider (bad signature or token): answer 401."""
+
+
+@dataclass
+class OutboundMedia:
+    kind: str  # image / document / audio / video
+    url: str  # absolute URL the provider fetches
+    mime: str = ""
+    filename: str = ""
+    caption: str = ""
+
+
+class ProviderAdapter(abc.ABC):
+    kind: str = ""
+
+    def __init__(self, line: Line):
+        self.line = line
+        self.provider = line.provider
+        self.config: dict[str, Any] = {**(line.provider.config or {}), **(line.config or {})}
+
+    # --- inbound -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
+        """Raise WebhookRejected unless the request provably comes from the provider."""
+
+    @abc.abstractmethod
+    def parse(self, body: bytes) -> ParsedWebhook:
+        """Every message, status and template update the payload carries, in payload order."""
+
+    def handshake(self, query: dict[str, str]) -> str | None:
+        """GET verification (Meta): the challenge to echo, or None to refuse."""
+        return None
+
+    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+        raise SendError("This provider does not serve media.", retryable=False)
+
+    # --- outbound ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+        """Send; return the provider's message id or raise SendError."""
+
+    @abc.abstractmethod
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+        """Send; return the provider's message id or raise SendError."""
+
+    @abc.abstractmethod
+    def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
+                      params: list[str]) -> SendResult:
+        """Send an approved template with its body parameters, in order."""
+
+    def fetch_templates(self) -> list[TemplateInfo]:
+        return []
+
+    def check_connection(self) -> str:
+        """A short human-readable result; raises SendError when the provider cannot be reached."""
+        return "ok"

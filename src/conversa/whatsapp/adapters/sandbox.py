@@ -1,0 +1,140 @@
+"""The sandbox provider: a WhatsApp line with no account anywhere, for demos and tests.
+
+Webhook (POST /webhooks/sandbox/<line_id>/), one JSON object or a list of them:
+- a customer message: {"id": "m1", "from": "+5491155550001", "name": "Ana", "text": "Hola"}
+  optional "type" (text/image/document/audio/video/location) with "media_url", "mime_type",
+  "filename", "latitude"/"longitude".
+- a delivery status: {"status": {"id": "<provider message id>", "status": "delivered"}}
+  (also "error_code" / "error_title" for failed).
+If the provider has a webhook secret, requests must carry X-Conversa-Signature:
+sha256=<HMAC-SHA256(secret, raw body)>.
+
+Sends are accepted locally (the customer simulator reads them from the database), unless the
+provider config has "api_url": then they are POSTed there as JSON and the answer's "id" is kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from conversa.whatsapp.adapters.base import (
+    InboundMessage,
+    OutboundMedia,
+    ParsedWebhook,
+    ProviderAdapter,
+    SendError,
+    SendResult,
+    StatusUpdate,
+    WebhookRejected,
+)
+
+MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class SandboxAdapter(ProviderAdapter):
+    kind = "sandbox"
+
+    def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
+        secret = self.provider.webhook_secret
+        if not secret:
+            return
+        given = headers.get("x-conversa-signature", "")
+        if not hmac.compare_digest(given, sign(secret, body)):
+            raise WebhookRejected("Bad or missing X-Conversa-Signature.")
+
+    def parse(self, body: bytes) -> ParsedWebhook:
+        data = json.loads(body)
+        items = data if isinstance(data, list) else [data]
+        parsed = ParsedWebhook()
+        for item in items:
+            if not isinstance(item, dict):
+                parsed.errors.append({"error": "item is not an object"})
+                continue
+            if isinstance(item.get("status"), dict):
+                st = item["status"]
+                parsed.statuses.append(
+                    StatusUpdate(
+                        provider_message_id=str(st.get("id", "")),
+                        status=str(st.get("status", "")),
+                        error_code=str(st.get("error_code", "")),
+                        error_title=str(st.get("error_title", "")),
+                        timestamp=datetime.datetime.now(datetime.UTC),
+                    )
+                )
+                continue
+            kind = str(item.get("type") or "text")
+            payload: dict[str, Any] = {}
+            if kind == "location":
+                payload = {"latitude": item.get("latitude"), "longitude": item.get("longitude"),
+                           "name": item.get("location_name", "")}
+            parsed.messages.append(
+                InboundMessage(
+                    provider_message_id=str(item["id"]),
+                    from_phone=str(item["from"]),
+                    profile_name=str(item.get("name") or ""),
+                    kind=kind if kind in MEDIA_KINDS | {"text", "location"} else "unsupported",
+                    body=str(item.get("text") or item.get("caption") or ""),
+                    payload=payload,
+                    media_id=str(item.get("media_url") or "") if kind in MEDIA_KINDS else "",
+                    media_mime=str(item.get("mime_type") or ""),
+                    media_filename=str(item.get("filename") or ""),
+                    reply_to_provider_id=str(item.get("reply_to") or ""),
+                    timestamp=datetime.datetime.now(datetime.UTC),
+                )
+            )
+        return parsed
+
+    def _relay(self, payload: dict[str, Any]) -> SendResult:
+        api_url = self.config.get("api_url")
+        if not api_url:
+            return SendResult(provider_message_id=f"sandbox-{uuid.uuid4().hex}")
+        try:
+            response = httpx.post(api_url, json=payload, timeout=settings.PROVIDER_HTTP_TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise SendError(f"Sandbox relay unreachable: {exc}", code="network", retryable=True) from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code >= 500 or response.status_code == 429:
+            raise SendError(f"Sandbox relay answered {response.status_code}", code=str(response.status_code),
+                            retryable=True)
+        if response.status_code >= 400 or "id" not in data:
+            error = data.get("error") or {}
+            raise SendError(str(error.get("message") or f"HTTP {response.status_code}"),
+                            code=str(error.get("code") or response.status_code))
+        return SendResult(provider_message_id=str(data["id"]), raw=data)
+
+    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+        try:
+            response = httpx.get(media_ref, timeout=settings.PROVIDER_HTTP_TIMEOUT, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise SendError(f"Media download failed: {exc}", code="network", retryable=True) from exc
+        if response.status_code != 200:
+            raise SendError(f"Media download answered {response.status_code}",
+                            code=str(response.status_code), retryable=response.status_code >= 500)
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
+    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+        return self._relay({"to": to, "type": "text", "text": text, "reply_to": reply_to})
+
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+        return self._relay({"to": to, "type": media.kind, "url": media.url, "filename": media.filename,
+                            "caption": media.caption})
+
+    def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
+                      params: list[str]) -> SendResult:
+        return self._relay({"to": to, "type": "template", "template": template_name, "language": language,
+                            "params": params})

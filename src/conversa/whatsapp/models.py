@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import re
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from conversa.campaigns.models import Campaign
+
+PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Provider(models.Model):
+    """An account at a WhatsApp provider. `config` holds the vendor's credentials:
+
+    - meta: {"access_token", "app_secret", "business_id"}
+    - gupshup: {"api_key"}
+    - sandbox: {} (optionally {"api_url"} to relay sends to an HTTP endpoint)
+    """
+
+    class Kind(models.TextChoices):
+        META = "meta", _("Meta WhatsApp Cloud API")
+        GUPSHUP = "gupshup", _("GupShup")
+        SANDBOX = "sandbox", _("Sandbox (demo and tests)")
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    config = models.JSONField(_("configuration"), default=dict, blank=True)
+    # Secret that authenticates webhooks for vendors that sign nothing (GupShup, sandbox).
+    webhook_secret = models.CharField(_("webhook secret"), max_length=120, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("provider")
+        verbose_name_plural = _("providers")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class Line(models.Model):
+    """A WhatsApp business number. `config` holds the provider-side ids:
+
+    - meta: {"phone_number_id", "waba_id", "verify_token"}
+    - gupshup: {"app_name", "app_id"}
+    """
+
+    name = models.CharField(_("name"), max_length=120)
+    number = models.CharField(_("number"), max_length=20, unique=True, help_text=_("E.164"))
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="lines")
+    config = models.JSONField(_("provider configuration"), default=dict, blank=True)
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.PROTECT, related_name="line", verbose_name=_("destination campaign")
+    )
+    welcome_message = models.TextField(_("welcome message"), blank=True)
+    goodbye_message = models.TextField(_("goodbye message"), blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("line")
+        verbose_name_plural = _("lines")
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.number}"
+
+
+class MessageTemplate(models.Model):
+    """A Meta-approved template: the only thing that may open a conversation or follow a closed window."""
+
+    class Status(models.TextChoices):
+        APPROVED = "approved", _("Approved")
+        PENDING = "pending", _("Pending")
+        REJECTED = "rejected", _("Rejected")
+        PAUSED = "paused", _("Paused")
+        DISABLED = "disabled", _("Disabled")
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="templates")
+    provider_template_id = models.CharField(_("provider template id"), max_length=120)
+    name = models.CharField(_("name"), max_length=512)
+    language = models.CharField(_("language"), max_length=15, default="es")
+    category = models.CharField(_("category"), max_length=30, blank=True)
+    header = models.TextField(_("header"), blank=True)
+    body = models.TextField(_("body"))
+    footer = models.TextField(_("footer"), blank=True)
+    buttons = models.JSONField(_("buttons"), default=list, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.APPROVED)
+    status_reason = models.TextField(blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("approved template")
+        verbose_name_plural = _("approved templates")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["line", "provider_template_id"], name="template_unique_provider_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+    @property
+    def param_count(self) -> int:
+        numbers = {int(n) for n in PLACEHOLDER_RE.findall(self.body)}
+        return max(numbers) if numbers else 0
+
+    def render(self, params: list[str]) -> str:
+        return PLACEHOLDER_RE.sub(lambda m: params[int(m.group(1)) - 1], self.body)
+
+
+class WebhookEvent(models.Model):
+    """A provider callback exactly as received: stored before anything else, processed by a task.
+
+    A crash between storing and processing loses nothing: the worker's sweep re-enqueues rows
+    whose `processed_at` is still empty.
+    """
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="webhook_events")
+    provider_kind = models.CharField(max_length=20)
+    body = models.BinaryField()
+    body_sha256 = models.CharField(max_length=64)
+    headers = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # A byte-identical redelivery is the same event: store it once.
+            models.UniqueConstraint(fields=["line", "body_sha256"], name="webhook_event_unique_body"),
+        ]
+        indexes = [models.Index(fields=["processed_at", "received_at"], name="webhook_unprocessed_idx")]
+
+
+class PendingStatus(models.Model):
+    """A delivery status that arrived before we knew the message it belongs to.
+
+    Applied (and deleted) as soon as a message with that provider id is stored.
+    """
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="pending_statuses")
+    provider_message_id = models.CharField(max_length=200, db_index=True)
+    status = models.CharField(max_length=20)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_title = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)

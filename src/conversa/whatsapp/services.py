@@ -1,0 +1,100 @@
+"""Webhook ingestion (store first, process in a task) and template sync."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversa.whatsapp.adapters import get_adapter
+from conversa.whatsapp.adapters.base import TemplateInfo
+from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
+
+logger = logging.getLogger(__name__)
+# Headers worth keeping with the raw event (never authorization material).
+KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-conversa-signature")
+
+
+def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[WebhookEvent, bool]:
+    """Durably store a verified callback; (event, created). A byte-identical replay is stored once."""
+    digest = hashlib.sha256(body).hexdigest()
+    kept = {k: v for k, v in headers.items() if k in KEPT_HEADERS}
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(line=line, provider_kind=line.provider.kind, body=body,
+                                                body_sha256=digest, headers=kept)
+    except IntegrityError:
+        return WebhookEvent.objects.get(line=line, body_sha256=digest), False
+    from conversa.whatsapp import tasks
+
+    transaction.on_commit(lambda: tasks.process_webhook_event.enqueue(event.pk))
+    return event, True
+
+
+def process_webhook_event(event_id: int) -> str:
+    """Parse a stored callback and apply every message, status and template update it carries.
+
+    Each step is idempotent (messages are unique per provider id, statuses only move forward), so
+    processing an event twice, or after a crash half-way, changes nothing more.
+    """
+    from conversa.inbox import services as inbox
+
+    event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
+    if event.processed_at:
+        return "already processed"
+    WebhookEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
+    line = event.line
+    try:
+        parsed = get_adapter(line).parse(bytes(event.body))
+        stored = 0
+        for inbound in parsed.messages:
+            if inbox.receive_inbound(line, inbound) is not None:
+                stored += 1
+        for status in parsed.statuses:
+            inbox.apply_status(line, status)
+        for template in parsed.templates:
+            apply_template_status(line, template)
+        errors = "; ".join(str(e) for e in parsed.errors)
+    except Exception as exc:
+        logger.exception("processing webhook event %s failed", event.pk)
+        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error=errors[:2000])
+    return f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
+
+
+def apply_template_status(line: Line, info: TemplateInfo) -> None:
+    """A template-status webhook: update by provider id, or by name + language."""
+    qs = MessageTemplate.objects.filter(line=line, provider_template_id=info.provider_template_id)
+    if not qs.exists() and info.name:
+        qs = MessageTemplate.objects.filter(line__provider=line.provider, name=info.name)
+        if info.language:
+            qs = qs.filter(language=info.language)
+    qs.update(status=info.status, status_reason=info.reason or "")
+
+
+def sync_templates(line: Line) -> int:
+    """Fetch every template of the line's account from the provider and upsert them."""
+    infos = get_adapter(line).fetch_templates()
+    now = timezone.now()
+    with transaction.atomic():
+        for info in infos:
+            MessageTemplate.objects.update_or_create(
+                line=line, provider_template_id=info.provider_template_id,
+                defaults={"name": info.name, "language": info.language, "status": info.status,
+                          "category": info.category, "header": info.header, "body": info.body,
+                          "footer": info.footer, "buttons": info.buttons, "status_reason": info.reason,
+                          "synced_at": now},
+            )
+    return len(infos)
+
+
+def overdue_webhook_events(older_than: datetime.timedelta, max_attempts: int = 10) -> list[int]:
+    cutoff = timezone.now() - older_than
+    return list(
+        WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=max_attempts)
+        .values_list("pk", flat=True)[:500]
+    )
