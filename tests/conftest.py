@@ -1,0 +1,87 @@
+"""Shared fixtures: a real database (SQLite file or PostgreSQL via DATABASE_URL), the demo data,
+token-authenticated API clients, the real task worker drained in-process, sandbox webhooks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from conversa.core.demo import load_demo
+from conversa.core.worker import make_worker
+from conversa.inbox.models import Conversation
+from conversa.whatsapp.models import Line
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _database(transactional_db: None) -> None:
+    """Every test runs on a real, committed database: on_commit hooks and tasks behave as in
+    production (no test-wide transaction hiding them)."""
+
+
+@pytest.fixture
+def demo() -> dict[str, Any]:
+    load_demo()
+    return {
+        "sales_line": Line.objects.get(number="+15550100001"),
+        "support_line": Line.objects.get(number="+15550100002"),
+    }
+
+
+def token_client(username: str) -> APIClient:
+    user = get_user_model().objects.get(username=username)
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(demo: dict[str, Any]) -> Callable[[str], APIClient]:
+    """api("agent1") → an APIClient authenticated with agent1's token."""
+    return token_client
+
+
+def drain_tasks() -> None:
+    """Run every due background task with the real worker, until none is left."""
+    make_worker(batch=True, interval=0).run()
+
+
+@pytest.fixture
+def run_tasks() -> Callable[[], None]:
+    return drain_tasks
+
+
+def post_sandbox(line: Line, payload: Any, client: APIClient | None = None) -> Any:
+    client = client or APIClient()
+    return client.post(f"/webhooks/sandbox/{line.pk}/", data=json.dumps(payload), content_type="application/json")
+
+
+@pytest.fixture
+def customer_says(demo: dict[str, Any]) -> Callable[..., Conversation]:
+    """customer_says("Hola") → the customer's message is webhooked in, processed, and its
+    conversation returned."""
+
+    def say(text: str, *, phone: str = "+5491155550001", name: str = "Ana", line: Line | None = None,
+            message_id: str | None = None) -> Conversation:
+        line = line or demo["sales_line"]
+        mid = message_id or f"sbx-in-{next(_ids)}-{phone}"
+        response = post_sandbox(line, {"id": mid, "from": phone, "name": name, "text": text})
+        assert response.status_code == 200, response.content
+        drain_tasks()
+        return Conversation.objects.get(line=line, customer_phone=phone, messages__provider_message_id=mid)
+
+    return say
+
+
+def results(response: Any) -> list[dict[str, Any]]:
+    data = response.json()
+    return data["results"] if isinstance(data, dict) and "results" in data else data
