@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -19,6 +21,11 @@ from conversa.inbox.models import Conversation
 from conversa.whatsapp.models import Line
 
 _ids = itertools.count(1)
+
+# Demo users are recreated for every test: a slow password hash would dominate the run.
+# Set in the environment too, so servers the tests start as subprocesses agree.
+os.environ["CONVERSA_FAST_PASSWORD_HASHING"] = "1"
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

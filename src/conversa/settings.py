@@ -134,6 +134,10 @@ TASKS = {
 CONVERSA_EMBEDDED_WORKER = env_bool("CONVERSA_EMBEDDED_WORKER", not REDIS_URL)
 CONVERSA_WORKER_INTERVAL = float(os.environ.get("CONVERSA_WORKER_INTERVAL", "0.2"))
 
+if env_bool("CONVERSA_FAST_PASSWORD_HASHING", False):
+    # Test runs only (tests/conftest.py sets it, and servers they spawn inherit it).
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

@@ -1,0 +1,90 @@
+"""Capture: exactly one agent wins."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from conversa.accounts.models import AgentGroup, AgentProfile
+from conversa.campaigns.models import Campaign
+from conversa.inbox.models import Conversation, ConversationEvent
+
+
+def test_capture_moves_the_conversation_to_her_personal_inbox(api, customer_says):
+    conversation = customer_says("Hola")
+    response = api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "attended"
+    assert body["agent_name"] == "Laura Gómez"
+    conversation.refresh_from_db()
+    assert conversation.agent.username == "agent1"
+    assert conversation.attended_at is not None
+
+
+def test_capture_of_a_taken_conversation_is_409_naming_the_holder(api, customer_says):
+    conversation = customer_says("Hola")
+    assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
+    lost = api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert lost.status_code == 409
+    assert "Martín Pérez" in lost.json()["detail"]
+    # Capturing again one's own conversation is harmless (a double click).
+    assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
+    assert ConversationEvent.objects.filter(kind="captured", conversation=conversation).count() == 1
+
+
+def _make_agents(count: int) -> list[str]:
+    group = AgentGroup.objects.get(name="WhatsApp agents")
+    sales = Campaign.objects.get(name="Sales")
+    tokens = []
+    User = get_user_model()
+    for n in range(count):
+        user = User.objects.create_user(f"racer{n}", password="x")
+        AgentProfile.objects.create(user=user, group=group)
+        sales.agents.add(user)
+        tokens.append(Token.objects.create(user=user).key)
+    return tokens
+
+
+@pytest.mark.parametrize("racers", [12])
+def test_concurrent_captures_exactly_one_wins(live_server, customer_says, racers):
+    """Many agents click the same conversation at the same instant, over real HTTP, each request
+    on its own server thread and database connection: one 200, all others 409."""
+    conversations = [customer_says(f"carrera {i}", phone=f"+549115555{i:04d}") for i in range(5)]
+    tokens = _make_agents(racers)
+    outcomes: dict[int, list[tuple[int, str]]] = {c.pk: [] for c in conversations}
+    lock = threading.Lock()
+
+    for conversation in conversations:
+        barrier = threading.Barrier(racers)
+
+        def race(token: str, conversation_id: int = conversation.pk, barrier: threading.Barrier = barrier) -> None:
+            with httpx.Client(base_url=live_server.url, timeout=30) as http:
+                barrier.wait()
+                response = http.post(f"/api/v1/conversations/{conversation_id}/capture/",
+                                     headers={"Authorization": f"Token {token}"})
+            with lock:
+                outcomes[conversation_id].append((response.status_code, response.json().get("agent_name", "")))
+
+        threads = [threading.Thread(target=race, args=(t,)) for t in tokens]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    for conversation in conversations:
+        codes = sorted(code for code, _ in outcomes[conversation.pk])
+        assert codes == [200] + [409] * (racers - 1), (connection.vendor, codes)
+        conversation.refresh_from_db()
+        assert conversation.status == Conversation.Status.ATTENDED
+        assert ConversationEvent.objects.filter(kind="captured", conversation=conversation).count() == 1
+        # Every loser was told who won.
+        winner = conversation.agent.username
+        assert all(name == winner for code, name in outcomes[conversation.pk] if code == 409)
+    print(f"\n[capture race] vendor={connection.vendor} conversations={len(conversations)} "
+          f"agents={racers}: each conversation 1 winner, {racers - 1} x 409")
