@@ -340,11 +340,25 @@ class ReplyRequest:
     reply_to: int | None = None
 
 
+# Images are shown inline in browsers: make sure an "image" really is one.
+IMAGE_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/webp": (b"RIFF",),
+}
+
+
 def media_kind_for(upload: UploadedFile) -> str:
     """Which WhatsApp media kind an upload is, enforcing its size and type limits."""
     mime = (upload.content_type or "").split(";")[0].strip().lower()
     for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
         if mime in types:
+            signature = IMAGE_SIGNATURES.get(mime)
+            if signature is not None:
+                head = upload.read(16)
+                upload.seek(0)
+                if not any(head.startswith(sig) for sig in signature):
+                    raise InvalidInput(f"The file is not a real {mime} image.", field="file")
             if upload.size is not None and upload.size > limit:
                 raise InvalidInput(
                     f"{kind.title()} files can be at most {limit // (1024 * 1024)} MB "
@@ -356,7 +370,9 @@ def media_kind_for(upload: UploadedFile) -> str:
 def send_reply(conversation_id: int, agent: AbstractBaseUser, request: ReplyRequest) -> tuple[Message, bool]:
     """The agent writes in her conversation. Returns (message, created); a repeated
     client_message_id returns the first message instead of sending twice."""
-    chosen = [x for x in (request.text, request.quick_reply, request.template, request.media) if x not in (None, "")]
+    # With a file, text is its caption.
+    text = None if request.media is not None else request.text
+    chosen = [x for x in (text, request.quick_reply, request.template, request.media) if x not in (None, "")]
     if len(chosen) != 1:
         raise InvalidInput("Send exactly one of: text, quick_reply, template, file.", field="text")
     with transaction.atomic():
