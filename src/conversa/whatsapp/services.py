@@ -49,12 +49,13 @@ def process_webhook_event(event_id: int) -> str:
     line = event.line
     try:
         parsed = get_adapter(line).parse(bytes(event.body))
+        lines: dict[int, Line] = {}
         stored = 0
         for inbound in parsed.messages:
-            if inbox.receive_inbound(line, inbound) is not None:
+            if inbox.receive_inbound(_routed(line, inbound.line_id, lines), inbound) is not None:
                 stored += 1
         for status in parsed.statuses:
-            inbox.apply_status(line, status)
+            inbox.apply_status(_routed(line, status.line_id, lines), status)
         for template in parsed.templates:
             apply_template_status(line, template)
         errors = "; ".join(str(e) for e in parsed.errors)
@@ -66,9 +67,21 @@ def process_webhook_event(event_id: int) -> str:
     return f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
 
 
+def _routed(line: Line, line_id: int | None, cache: dict[int, Line]) -> Line:
+    """The line an item of the payload belongs to: another line only of the same provider."""
+    if not line_id or line_id == line.pk:
+        return line
+    if line_id not in cache:
+        cache[line_id] = (Line.objects.select_related("provider", "campaign")
+                          .filter(pk=line_id, provider_id=line.provider_id).first() or line)
+    return cache[line_id]
+
+
 def apply_template_status(line: Line, info: TemplateInfo) -> None:
     """A template-status webhook: update by provider id, or by name + language."""
-    qs = MessageTemplate.objects.filter(line=line, provider_template_id=info.provider_template_id)
+    # Every line of the provider: several numbers can share one account's templates (one WABA).
+    qs = MessageTemplate.objects.filter(line__provider=line.provider,
+                                        provider_template_id=info.provider_template_id)
     if not qs.exists() and info.name:
         qs = MessageTemplate.objects.filter(line__provider=line.provider, name=info.name)
         if info.language:

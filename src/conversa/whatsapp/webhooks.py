@@ -27,7 +27,7 @@ def webhook(request: HttpRequest, kind: str, line_id: int) -> HttpResponse:
     if line is None:
         return JsonResponse({"detail": "Unknown line."}, status=404)
     adapter = get_adapter(line)
-    query = {k: v for k, v in request.GET.items()}
+    query = {k: str(v) for k, v in request.GET.items()}
     if request.method == "GET":
         challenge = adapter.handshake(query)
         if challenge is None:

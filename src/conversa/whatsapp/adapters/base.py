@@ -29,6 +29,9 @@ class InboundMessage:
     reply_to_provider_id: str = ""
     timestamp: datetime.datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Another line of the same provider this message belongs to, when the payload says so
+    # (Meta sends every number of an app to one callback URL). None: the webhook's own line.
+    line_id: int | None = None
 
 
 @dataclass
@@ -40,6 +43,7 @@ class StatusUpdate:
     error_title: str = ""
     # Other ids the provider may use for the same message (GupShup: gsId vs WhatsApp id).
     alternate_ids: list[str] = field(default_factory=list)
+    line_id: int | None = None  # as InboundMessage.line_id
 
 
 @dataclass

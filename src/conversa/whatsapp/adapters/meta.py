@@ -1,0 +1,414 @@
+"""Meta WhatsApp Cloud API (graph.facebook.com).
+
+Webhooks: GET handshake with `hub.verify_token`, POSTs signed with `X-Hub-Signature-256`
+(HMAC-SHA256 of the raw body with the app secret). One POST may carry several entries, changes,
+messages and statuses: all of them are returned, in payload order.
+
+Sends: `POST {base}/{version}/{phone_number_id}/messages` with a Bearer token; the answer's
+`messages[0].id` (a wamid) is the provider message id that later status webhooks refer to.
+
+Config: provider.config {"access_token", "app_secret", "business_id"};
+line.config {"phone_number_id", "waba_id", "verify_token"}.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from conversa.whatsapp.adapters.base import (
+    InboundMessage,
+    OutboundMedia,
+    ParsedWebhook,
+    ProviderAdapter,
+    SendError,
+    SendResult,
+    StatusUpdate,
+    TemplateInfo,
+    WebhookRejected,
+)
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+MEDIA_TYPES = {"image", "document", "audio", "video", "sticker"}
+# Error codes Meta documents as "try again later": throughput (130429), pair rate limit (131056),
+# application/account rate limits (4, 80007) and a temporarily unavailable service (133004).
+RETRYABLE_CODES = {4, 80007, 130429, 131056, 133004}
+# Meta's template statuses folded onto ours. A FLAGGED template can still be sent (it is only
+# warned about), IN_APPEAL is still under review, and anything on its way out is disabled.
+TEMPLATE_STATUS = {
+    "APPROVED": "approved",
+    "REINSTATED": "approved",
+    "FLAGGED": "approved",
+    "PENDING": "pending",
+    "IN_APPEAL": "pending",
+    "REJECTED": "rejected",
+    "PAUSED": "paused",
+    "LIMIT_EXCEEDED": "paused",
+    "LOCKED": "paused",
+    "DISABLED": "disabled",
+    "PENDING_DELETION": "disabled",
+    "DELETED": "disabled",
+    "ARCHIVED": "disabled",
+}
+MAX_TEMPLATE_PAGES = 200  # a runaway `paging.next` loop must end somewhere
+
+
+def signature(app_secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 header value Meta sends for `body`."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _epoch(value: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromtimestamp(int(value), tz=datetime.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _details(error: dict[str, Any]) -> str:
+    data = error.get("error_data")
+    return str(data.get("details") or "") if isinstance(data, dict) else ""
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    """The most useful human text of a Meta error object."""
+    details = _details(error)
+    title = error.get("title") or error.get("message") or ""
+    if details and title and details != title:
+        return f"{title}: {details}"
+    return str(details or title or "Unknown error")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """Only the objects of a list: a malformed item must not stop the others."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+class MetaAdapter(ProviderAdapter):
+    kind = "meta"
+
+    # --- inbound -------------------------------------------------------------------------
+    def handshake(self, query: dict[str, str]) -> str | None:
+        expected = str(self.config.get("verify_token") or "")
+        given = query.get("hub.verify_token", "")
+        if query.get("hub.mode") != "subscribe" or not expected:
+            return None
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return query.get("hub.challenge", "")
+
+    def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
+        secret = str(self.config.get("app_secret") or "")
+        if not secret:
+            # Fail closed: without the app secret nobody can tell Meta from a forger.
+            raise WebhookRejected("The provider has no app secret configured.")
+        given = headers.get(SIGNATURE_HEADER, "")
+        if not given or not hmac.compare_digest(given.encode(), signature(secret, body).encode()):
+            raise WebhookRejected("Bad or missing X-Hub-Signature-256.")
+
+    def parse(self, body: bytes) -> ParsedWebhook:
+        data = json.loads(body)
+        parsed = ParsedWebhook()
+        self._routes: dict[str, int | None] = {}
+        if not isinstance(data, dict):
+            parsed.errors.append({"error": "payload is not an object"})
+            return parsed
+        for entry in _dicts(data.get("entry")):
+            for change in _dicts(entry.get("changes")):
+                value = _obj(change.get("value"))
+                field = change.get("field", "messages")
+                if field == "message_template_status_update":
+                    if "event" in value:  # quality updates share the field name but carry no event
+                        parsed.templates.append(self._template_update(value))
+                    continue
+                if field != "messages":
+                    continue
+                self._parse_messages_value(value, parsed)
+        return parsed
+
+    def _line_for(self, phone_number_id: str, parsed: ParsedWebhook) -> int | None:
+        """Meta posts every number of an app to the one callback URL: route by phone_number_id."""
+        own = str(self.config.get("phone_number_id") or "")
+        if not phone_number_id or phone_number_id == own:
+            return None
+        if phone_number_id not in self._routes:
+            from conversa.whatsapp.models import Line
+
+            line_id = (Line.objects.filter(provider=self.provider, config__phone_number_id=phone_number_id)
+                       .values_list("pk", flat=True).first())
+            if line_id is None:
+                # Unknown number: keep its messages on this line rather than lose them.
+                parsed.errors.append({"error": f"no line has phone_number_id {phone_number_id}; kept here"})
+            self._routes[phone_number_id] = line_id
+        return self._routes[phone_number_id]
+
+    def _parse_messages_value(self, value: dict[str, Any], parsed: ParsedWebhook) -> None:
+        metadata = _obj(value.get("metadata"))
+        line_id = self._line_for(str(metadata.get("phone_number_id") or ""), parsed)
+        for error in _dicts(value.get("errors")):
+            parsed.errors.append({"code": error.get("code"), "title": _error_text(error)})
+        names = {
+            str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+            for c in _dicts(value.get("contacts"))
+        }
+        for message in _dicts(value.get("messages")):
+            inbound = self._inbound(message, names)
+            inbound.line_id = line_id
+            parsed.messages.append(inbound)
+            parsed.errors.extend({"message": inbound.provider_message_id, **e} for e in inbound.errors)
+        for status in _dicts(value.get("statuses")):
+            errors = _dicts(status.get("errors"))
+            first = errors[0] if errors else {}
+            parsed.statuses.append(StatusUpdate(
+                provider_message_id=str(status.get("id") or ""),
+                status=str(status.get("status") or ""),
+                timestamp=_epoch(status.get("timestamp")),
+                error_code=str(first.get("code") or ""),
+                error_title=_error_text(first) if first else "",
+                line_id=line_id,
+            ))
+
+    def _inbound(self, message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
+        mtype = str(message.get("type") or "")
+        sender = str(message.get("from") or "")
+        content = _obj(message.get(mtype))
+        context = _obj(message.get("context"))
+        errors = [{"code": e.get("code"), "title": _error_text(e)} for e in _dicts(message.get("errors"))]
+        inbound = InboundMessage(
+            provider_message_id=str(message.get("id") or ""),
+            from_phone=sender,
+            profile_name=names.get(sender, ""),
+            kind="unsupported",
+            timestamp=_epoch(message.get("timestamp")),
+            reply_to_provider_id=str(context.get("id") or ""),
+            errors=errors,
+        )
+        payload: dict[str, Any] = {}
+        if mtype == "text":
+            inbound.kind, inbound.body = "text", str(content.get("body") or "")
+        elif mtype in MEDIA_TYPES:
+            inbound.kind = mtype
+            inbound.media_id = str(content.get("id") or "")
+            inbound.media_mime = str(content.get("mime_type") or "")
+            inbound.media_filename = str(content.get("filename") or "")
+            inbound.body = str(content.get("caption") or "")
+            if mtype == "audio":
+                payload["voice"] = bool(content.get("voice"))
+            if mtype == "sticker":
+                payload["animated"] = bool(content.get("animated"))
+        elif mtype == "location":
+            inbound.kind = "location"
+            payload = {k: content.get(k) for k in ("latitude", "longitude", "name", "address", "url")
+                       if content.get(k) is not None}
+            inbound.body = " — ".join(str(content[k]) for k in ("name", "address") if content.get(k))
+        elif mtype == "contacts":
+            cards = _dicts(message.get("contacts"))
+            inbound.kind = "contacts"
+            payload = {"contacts": cards}
+            inbound.body = ", ".join(str((c.get("name") or {}).get("formatted_name") or "") for c in cards)
+        elif mtype == "interactive":
+            itype = str(content.get("type") or "")
+            reply = _obj(content.get(itype))
+            inbound.kind = "interactive"
+            inbound.body = str(reply.get("title") or reply.get("body") or "")
+            payload = {"type": itype, "reply_id": str(reply.get("id") or ""),
+                       "title": str(reply.get("title") or "")}
+            if reply.get("description"):
+                payload["description"] = str(reply["description"])
+            if itype not in ("button_reply", "list_reply"):
+                payload["raw"] = content  # e.g. a Flow's nfm_reply: keep it for whoever needs it
+        elif mtype == "button":
+            inbound.kind = "button"
+            inbound.body = str(content.get("text") or "")
+            payload = {"payload": str(content.get("payload") or ""), "text": inbound.body}
+        elif mtype == "reaction":
+            inbound.kind = "reaction"
+            inbound.body = str(content.get("emoji") or "")  # empty: the customer removed a reaction
+            payload = {"message_id": str(content.get("message_id") or ""), "emoji": inbound.body}
+            inbound.reply_to_provider_id = payload["message_id"] or inbound.reply_to_provider_id
+        else:
+            # Never drop a customer's message: show it as unsupported with what Meta said.
+            payload = {"type": mtype, "raw": message}
+            inbound.body = str(errors[0]["title"]) if errors else ""
+        if context.get("forwarded") or context.get("frequently_forwarded"):
+            payload["forwarded"] = True
+        if isinstance(message.get("referral"), dict):
+            payload["referral"] = message["referral"]
+        if errors:
+            payload["errors"] = errors
+        inbound.payload = payload
+        return inbound
+
+    def _template_update(self, value: dict[str, Any]) -> TemplateInfo:
+        event = str(value.get("event") or "").upper()
+        reason = value.get("reason")
+        other = _obj(value.get("other_info"))
+        text = "" if reason in (None, "NONE", "") else str(reason)
+        if other.get("description"):
+            text = f"{text}: {other['description']}" if text else str(other["description"])
+        return TemplateInfo(
+            provider_template_id=str(value.get("message_template_id") or ""),
+            name=str(value.get("message_template_name") or ""),
+            language=str(value.get("message_template_language") or ""),
+            status=TEMPLATE_STATUS.get(event, "pending"),
+            category=str(value.get("message_template_category") or ""),
+            reason=text,
+        )
+
+    # --- HTTP ----------------------------------------------------------------------------
+    def _url(self, *parts: str) -> str:
+        base = settings.META_GRAPH_BASE_URL.rstrip("/")
+        return "/".join([base, settings.META_GRAPH_VERSION, *parts])
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.get('access_token', '')}"}
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return httpx.request(method, url, headers=self._headers(), timeout=settings.PROVIDER_HTTP_TIMEOUT,
+                                 **kwargs)
+        except httpx.HTTPError as exc:
+            raise SendError(f"Meta unreachable: {exc}", code="network", retryable=True) from exc
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> dict[str, Any]:
+        """The JSON answer of a successful call, or the SendError Meta's error maps to."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if response.is_success and "error" not in data:
+            return data
+        error = _obj(data.get("error"))
+        code = error.get("code")
+        retryable = response.status_code == 429 or response.status_code >= 500 or code in RETRYABLE_CODES
+        title = str(_details(error) or error.get("message") or f"Meta answered HTTP {response.status_code}")
+        if code == 190:
+            title = f"Access token expired or invalid; update the provider's access token ({title})"
+        code_text = str(code if code is not None else response.status_code)
+        raise SendError(title, code=code_text, retryable=retryable)
+
+    def _send(self, payload: dict[str, Any]) -> SendResult:
+        phone_number_id = str(self.config.get("phone_number_id") or "")
+        if not phone_number_id:
+            raise SendError("The line has no Meta phone number id configured.", code="config")
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        response = self._request("POST", self._url(phone_number_id, "messages"), json=body)
+        data = self._raise_for_error(response)
+        messages = _dicts(data.get("messages"))
+        if not messages or not messages[0].get("id"):
+            # Accepted without an id: we could never match its statuses. Treat as a transient glitch.
+            raise SendError("Meta accepted the message without returning its id.", code="no-id",
+                            retryable=True)
+        return SendResult(provider_message_id=str(messages[0]["id"]), raw=data)
+
+    # --- outbound ------------------------------------------------------------------------
+    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+        payload: dict[str, Any] = {"to": to, "type": "text", "text": {"body": text}}
+        if reply_to:
+            payload["context"] = {"message_id": reply_to}
+        return self._send(payload)
+
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+        kind = media.kind if media.kind in MEDIA_TYPES else "document"
+        obj: dict[str, Any] = {"link": media.url}
+        # Meta rejects captions on audio and stickers, and filenames on anything but documents.
+        if media.caption and kind not in ("audio", "sticker"):
+            obj["caption"] = media.caption
+        if kind == "document" and media.filename:
+            obj["filename"] = media.filename
+        payload: dict[str, Any] = {"to": to, "type": kind, kind: obj}
+        if reply_to:
+            payload["context"] = {"message_id": reply_to}
+        return self._send(payload)
+
+    def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
+                      params: list[str]) -> SendResult:
+        template: dict[str, Any] = {"name": template_name, "language": {"code": language}}
+        if params:
+            template["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in params]},
+            ]
+        return self._send({"to": to, "type": "template", "template": template})
+
+    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+        # Step 1: the media id resolves to a short-lived URL (and the mime type).
+        info = self._raise_for_error(self._request("GET", self._url(media_ref)))
+        url = str(info.get("url") or "")
+        if not url:
+            raise SendError("Meta returned no URL for the media.", code="no-url", retryable=True)
+        # Step 2: the bytes themselves; the URL needs the same Bearer token.
+        response = self._request("GET", url, follow_redirects=True)
+        if not response.is_success:
+            self._raise_for_error(response)
+        mime = str(info.get("mime_type") or response.headers.get("content-type")
+                   or "application/octet-stream")
+        return response.content, mime
+
+    def fetch_templates(self) -> list[TemplateInfo]:
+        waba_id = str(self.config.get("waba_id") or "")
+        if not waba_id:
+            raise SendError("The line has no WhatsApp Business Account (WABA) id configured.", code="config")
+        url: str | None = self._url(waba_id, "message_templates")
+        params: dict[str, Any] | None = {"limit": 100}
+        infos: list[TemplateInfo] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            if not url:
+                break
+            data = self._raise_for_error(self._request("GET", url, params=params))
+            infos.extend(self._template_info(t) for t in _dicts(data.get("data")))
+            paging = _obj(data.get("paging"))
+            url = paging.get("next") or None
+            params = None  # `next` is a complete URL with its own cursor
+        return infos
+
+    @staticmethod
+    def _template_info(item: dict[str, Any]) -> TemplateInfo:
+        info = TemplateInfo(
+            provider_template_id=str(item.get("id") or ""),
+            name=str(item.get("name") or ""),
+            language=str(item.get("language") or ""),
+            status=TEMPLATE_STATUS.get(str(item.get("status") or "").upper(), "pending"),
+            category=str(item.get("category") or "").upper(),
+            reason="" if item.get("rejected_reason") in (None, "", "NONE") else str(item["rejected_reason"]),
+        )
+        for component in _dicts(item.get("components")):
+            ctype = str(component.get("type") or "").upper()
+            if ctype == "BODY":
+                info.body = str(component.get("text") or "")
+            elif ctype == "HEADER":
+                fmt = str(component.get("format") or "TEXT").upper()
+                info.header = str(component.get("text") or "") if fmt == "TEXT" else f"[{fmt.lower()}]"
+            elif ctype == "FOOTER":
+                info.footer = str(component.get("text") or "")
+            elif ctype == "BUTTONS":
+                info.buttons = _dicts(component.get("buttons"))
+        return info
+
+    def check_connection(self) -> str:
+        phone_number_id = str(self.config.get("phone_number_id") or "")
+        if not phone_number_id:
+            raise SendError("The line has no Meta phone number id configured.", code="config")
+        data = self._raise_for_error(self._request(
+            "GET", self._url(phone_number_id),
+            params={"fields": "display_phone_number,verified_name,quality_rating"},
+        ))
+        name = data.get("verified_name") or "?"
+        number = data.get("display_phone_number") or phone_number_id
+        quality = data.get("quality_rating") or "unknown"
+        return f"Connected to Meta: {name} ({number}), quality rating {quality}."
