@@ -117,11 +117,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            # The prefix namespaces keys, so several deployments (or test runs) can share a Redis.
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30,
+                       "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "conversa")},
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The event log behind websocket catch-up (realtime/): rows older than the retention are pruned
+# by the worker's sweep; a reconnecting socket further behind than the replay limits is told to
+# refetch instead of being replayed.
+CONVERSA_EVENT_RETENTION = float(os.environ.get("CONVERSA_EVENT_RETENTION", str(24 * 3600)))
+CONVERSA_EVENT_REPLAY_MAX_AGE = float(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_AGE", "600"))
+CONVERSA_EVENT_REPLAY_MAX_EVENTS = int(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_EVENTS", "1000"))
 
 TASKS = {
     "default": {

@@ -29,6 +29,7 @@ def sweep() -> dict[str, int]:
     """Re-enqueue what should be in flight but is not. Safe to run anywhere, any number of times."""
     from conversa.inbox.models import Message
     from conversa.inbox.tasks import CLAIM_TIMEOUT, send_outbound_message
+    from conversa.realtime.services import prune_events
     from conversa.whatsapp.services import overdue_webhook_events
     from conversa.whatsapp.tasks import process_webhook_event
 
@@ -46,7 +47,9 @@ def sweep() -> dict[str, int]:
     for message_id in overdue:
         Message.objects.filter(pk=message_id).update(next_attempt_at=now)
         send_outbound_message.enqueue(message_id)
-    return {"webhook_events": len(events), "messages": len(overdue)}
+    # The websocket event log only serves catch-up after short disconnects: keep it bounded.
+    pruned = prune_events(datetime.timedelta(seconds=settings.CONVERSA_EVENT_RETENTION))
+    return {"webhook_events": len(events), "messages": len(overdue), "events_pruned": pruned}
 
 
 class EmbeddedWorker:

@@ -16,6 +16,9 @@ class Event(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.pk} {self.type}"
+
 
 class EventTarget(models.Model):
     """One audience group of an event (campaign-<id>, agent-<id>, supervisors)."""
@@ -25,3 +28,6 @@ class EventTarget(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["group", "event"], name="event_target_group_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.group}"
