@@ -226,7 +226,7 @@ def _owned(conversation_id: int, user: AbstractBaseUser, *, allow_supervisor: bo
     """Lock and return a conversation the user works on (404 if she may not even see it)."""
     require_whatsapp_access(user)
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("line__provider", "campaign", "contact")
         .filter(pk=conversation_id, campaign__in=campaigns_for(user))
         .first()
