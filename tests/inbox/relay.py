@@ -27,7 +27,7 @@ def relay_server() -> Iterator[Relay]:
     relay = Relay()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             relay.received.append(json.loads(self.rfile.read(length)))
             status, body = relay.next_reply()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import results
 from django.contrib.auth import get_user_model
 
+from conftest import results
 from conversa.campaigns.models import Disposition, DispositionOption
 from conversa.contacts.models import Contact
 from conversa.inbox.models import Conversation, ConversationEvent, Message

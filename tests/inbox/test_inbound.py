@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import post_sandbox, results
-
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp.models import WebhookEvent
 

@@ -6,11 +6,11 @@ import datetime
 import uuid
 
 import pytest
-from conftest import post_sandbox
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from conftest import post_sandbox
 from conversa.campaigns.models import QuickReply
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp.models import MessageTemplate

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentProfile
 
+# Read-only checks accept any user object (request.user, scope["user"], ...).
 AnyUser = AbstractBaseUser | AnonymousUser
 
 
@@ -13,7 +14,7 @@ def profile_of(user: AnyUser) -> AgentProfile | None:
     if not user.is_authenticated:
         return None
     try:
-        return user.profile  # type: ignore[union-attr]
+        return user.profile  # type: ignore[union-attr, attr-defined]
     except AgentProfile.DoesNotExist:
         return None
 
@@ -35,5 +36,5 @@ def has_whatsapp_skill(user: AnyUser) -> bool:
 def display_name(user: AnyUser) -> str:
     if not user.is_authenticated:
         return ""
-    full = user.get_full_name().strip()  # type: ignore[union-attr]
+    full = user.get_full_name().strip()  # type: ignore[union-attr, attr-defined]
     return full or user.get_username()

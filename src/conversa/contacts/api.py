@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from conversa.accounts.selectors import display_name
 from conversa.campaigns.models import Disposition
 from conversa.contacts.models import Contact
+from conversa.core.api import current_user
 from conversa.core.errors import InvalidInput, NotFound
 from conversa.inbox import services
 from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
@@ -47,13 +48,13 @@ class DispositionSerializer(serializers.ModelSerializer):
 class ContactDetailView(APIView):
     @extend_schema(responses=ContactSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(ContactSerializer(services.visible_contact(request.user, pk)).data)
+        return Response(ContactSerializer(services.visible_contact(current_user(request), pk)).data)
 
     @extend_schema(request=ContactSerializer, responses=ContactSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         if not isinstance(request.data, dict) or not request.data:
             raise InvalidInput("Send the fields to change.", field="first_name")
-        contact = services.edit_contact(pk, request.user, dict(request.data))
+        contact = services.edit_contact(pk, current_user(request), dict(request.data))
         return Response(ContactSerializer(contact).data)
 
 
@@ -63,7 +64,7 @@ class ContactDispositionsView(generics.ListAPIView):
     serializer_class = DispositionSerializer
 
     def get_queryset(self) -> Any:
-        contact = services.visible_contact(self.request.user, self.kwargs["pk"])
+        contact = services.visible_contact(current_user(self.request), self.kwargs["pk"])
         return (Disposition.objects.filter(contact=contact)
                 .select_related("campaign", "option", "agent").order_by("-created_at", "-id"))
 
@@ -78,8 +79,8 @@ class CampaignContactsView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        require_whatsapp_access(self.request.user)
-        campaign = campaigns_for(self.request.user).filter(pk=self.kwargs["pk"]).first()
+        require_whatsapp_access(current_user(self.request))
+        campaign = campaigns_for(current_user(self.request)).filter(pk=self.kwargs["pk"]).first()
         if campaign is None:
             raise NotFound("Campaign not found.")
         qs = Contact.objects.filter(database_id=campaign.contact_database_id)

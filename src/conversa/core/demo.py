@@ -5,7 +5,7 @@ Idempotent: every object is looked up by a natural key, so loading twice changes
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
@@ -16,8 +16,7 @@ from conversa.whatsapp.models import Line, MessageTemplate, Provider
 DEMO_PASSWORD = "demo"
 
 
-def _user(username: str, first: str, last: str, *, superuser: bool = False) -> object:
-    User = get_user_model()
+def _user(username: str, first: str, last: str, *, superuser: bool = False) -> User:
     user, created = User.objects.get_or_create(
         username=username, defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com",
                                      "is_staff": superuser, "is_superuser": superuser})
@@ -66,7 +65,7 @@ def load_demo() -> dict[str, int]:
     sales.supervisors.add(supervisor)
     support.supervisors.add(supervisor)
 
-    for campaign, options in [
+    disposition_setup: list[tuple[Campaign, list[tuple[str, str, bool, list[dict[str, object]]]]]] = [
         (sales, [("Sale", "plain", True, []), ("Interested, call back", "schedule", False, []),
                  ("Not interested", "plain", False, []),
                  ("Quote sent", "management", True, [
@@ -74,7 +73,8 @@ def load_demo() -> dict[str, int]:
                      {"name": "product", "label": "Product", "type": "text", "required": False}])]),
         (support, [("Solved", "plain", True, []), ("Escalated", "plain", False, []),
                    ("Wrong number", "plain", False, [])]),
-    ]:
+    ]
+    for campaign, options in disposition_setup:
         for order, (name, kind, positive, form) in enumerate(options):
             DispositionOption.objects.get_or_create(campaign=campaign, name=name, defaults={
                 "kind": kind, "positive": positive, "form_fields": form, "order": order})

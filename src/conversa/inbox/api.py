@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversa.accounts.selectors import display_name
+from conversa.core.api import current_user
 from conversa.core.errors import InvalidInput
 from conversa.inbox import selectors, services
 from conversa.inbox.models import Conversation, Message
@@ -74,7 +75,7 @@ class GeneralInboxView(generics.ListAPIView):
     serializer_class = ConversationSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.general_inbox(self.request.user)
+        return selectors.general_inbox(current_user(self.request))
 
 
 class PersonalInboxView(generics.ListAPIView):
@@ -83,13 +84,13 @@ class PersonalInboxView(generics.ListAPIView):
     serializer_class = ConversationSerializer
 
     def get_queryset(self) -> Any:
-        return selectors.personal_inbox(self.request.user)
+        return selectors.personal_inbox(current_user(self.request))
 
 
 class ConversationDetailView(APIView):
     @extend_schema(responses=ConversationSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        conversation = selectors.get_visible_conversation(request.user, pk)
+        conversation = selectors.get_visible_conversation(current_user(request), pk)
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -97,7 +98,7 @@ class CaptureView(APIView):
     @extend_schema(request=None, responses={200: ConversationSerializer,
                                             409: OpenApiResponse(description="Already taken by another agent")})
     def post(self, request: Request, pk: int) -> Response:
-        conversation = services.capture(pk, request.user)
+        conversation = services.capture(pk, current_user(request))
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -119,8 +120,8 @@ class MessagesView(generics.ListAPIView):
     pagination_class = None
 
     def get_queryset(self) -> Any:
-        conversation = selectors.get_visible_conversation(self.request.user, self.kwargs["pk"])
-        services.mark_read(conversation, self.request.user)
+        conversation = selectors.get_visible_conversation(current_user(self.request), self.kwargs["pk"])
+        services.mark_read(conversation, current_user(self.request))
         return selectors.conversation_messages(conversation)
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
@@ -128,7 +129,7 @@ class MessagesView(generics.ListAPIView):
         payload = SendMessageSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        message, created = services.send_reply(pk, request.user, services.ReplyRequest(
+        message, created = services.send_reply(pk, current_user(request), services.ReplyRequest(
             text=data.get("text"), quick_reply=data.get("quick_reply"), template=data.get("template"),
             params=data.get("params"), media=data.get("file"), client_message_id=data.get("client_message_id"),
             reply_to=data.get("reply_to"),
@@ -153,9 +154,9 @@ class IdentifyView(APIView):
         if not data:
             raise InvalidInput("Send {\"contact\": <id>} or the new contact's fields.", field="contact")
         if "contact" in data:
-            conversation = services.identify(pk, request.user, contact_id=data["contact"])
+            conversation = services.identify(pk, current_user(request), contact_id=data["contact"])
         else:
-            conversation = services.identify(pk, request.user, data=dict(data))
+            conversation = services.identify(pk, current_user(request), data=dict(data))
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -165,7 +166,7 @@ class TransferView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         if "agent" not in request.data:
             raise InvalidInput("agent is required (the user id to transfer to).", field="agent")
-        conversation = services.transfer(pk, request.user, request.data["agent"])
+        conversation = services.transfer(pk, current_user(request), request.data["agent"])
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -188,7 +189,7 @@ class CloseView(APIView):
             follow_up = parse_datetime(data["follow_up_at"])
             if follow_up is None:
                 raise InvalidInput("follow_up_at must be an ISO 8601 date-time.", field="follow_up_at")
-        disposition = services.close(pk, request.user, option_id=data["disposition"], notes=data["notes"],
+        disposition = services.close(pk, current_user(request), option_id=data["disposition"], notes=data["notes"],
                                      sub_option=data["sub_option"], form=data.get("form"),
                                      follow_up_at=follow_up)
         conversation = Conversation.objects.select_related("campaign", "line", "contact", "agent").get(pk=pk)
@@ -213,7 +214,7 @@ class ConversationsView(APIView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         conversation = services.start_outbound(
-            request.user, line_id=data["line"], phone=data["phone"], template_id=data["template"],
+            current_user(request), line_id=data["line"], phone=data["phone"], template_id=data["template"],
             params=data["params"], contact_data=data.get("contact"),
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)

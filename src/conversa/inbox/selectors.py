@@ -18,10 +18,10 @@ def campaigns_for(user: AnyUser) -> QuerySet[Campaign]:
     if is_admin(user):
         return Campaign.objects.filter(active=True)
     if is_supervisor(user):
-        return Campaign.objects.filter(Q(supervisors=user) | Q(agents=user), active=True).distinct()
+        return Campaign.objects.filter(Q(supervisors=user.pk) | Q(agents=user.pk), active=True).distinct()
     if not has_whatsapp_skill(user):
         return Campaign.objects.none()
-    return Campaign.objects.filter(agents=user, active=True, whatsapp_enabled=True)
+    return Campaign.objects.filter(agents=user.pk, active=True, whatsapp_enabled=True)
 
 
 def require_whatsapp_access(user: AnyUser) -> None:
@@ -43,7 +43,7 @@ def general_inbox(user: AnyUser) -> QuerySet[Conversation]:
 
 def personal_inbox(user: AnyUser) -> QuerySet[Conversation]:
     require_whatsapp_access(user)
-    qs = Conversation.objects.filter(agent=user).exclude(status=Conversation.Status.CLOSED)
+    qs = Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED)
     return _with_related(qs).order_by("-last_message_at", "-id")
 
 
@@ -57,7 +57,7 @@ def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
     if not has_whatsapp_skill(user):
         return Conversation.objects.none()
     return Conversation.objects.filter(
-        Q(agent=user) | Q(status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user))
+        Q(agent=user.pk) | Q(status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user))
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User as UserModel
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -196,7 +196,7 @@ def record_send_failure(message: Message, *, code: str, title: str) -> None:
 
 
 # --------------------------------------------------------------------------- capture
-def capture(conversation_id: int, agent: AbstractBaseUser) -> Conversation:
+def capture(conversation_id: int, agent: UserModel) -> Conversation:
     """Take a conversation from the general inbox. Atomic: one conditional UPDATE decides the race."""
     require_whatsapp_access(agent)
     conversation = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent)).first()
@@ -222,7 +222,7 @@ def capture(conversation_id: int, agent: AbstractBaseUser) -> Conversation:
     return conversation
 
 
-def _owned(conversation_id: int, user: AbstractBaseUser, *, allow_supervisor: bool = False) -> Conversation:
+def _owned(conversation_id: int, user: UserModel, *, allow_supervisor: bool = False) -> Conversation:
     """Lock and return a conversation the user works on (404 if she may not even see it)."""
     require_whatsapp_access(user)
     conversation = (
@@ -246,7 +246,7 @@ def _owned(conversation_id: int, user: AbstractBaseUser, *, allow_supervisor: bo
 PLACEHOLDER = re.compile(r"\{(contact|agent|campaign|customer)\.(\w+)\}")
 
 
-def render_quick_reply(body: str, conversation: Conversation, agent: AbstractBaseUser) -> str:
+def render_quick_reply(body: str, conversation: Conversation, agent: UserModel) -> str:
     contact = conversation.contact
     profile_first = (conversation.customer_profile_name or "").split(" ")[0]
     values = {
@@ -302,7 +302,7 @@ def _approved_template(line: Line, template_id: Any) -> MessageTemplate:
     return template
 
 
-def _queue_outbound(conversation: Conversation, *, sender: AbstractBaseUser | None, kind: str, body: str,
+def _queue_outbound(conversation: Conversation, *, sender: UserModel | None, kind: str, body: str,
                     template: MessageTemplate | None = None, payload: dict[str, Any] | None = None,
                     media: UploadedFile | None = None, client_message_id: str | None = None,
                     reply_to: Message | None = None) -> Message:
@@ -367,7 +367,7 @@ def media_kind_for(upload: UploadedFile) -> str:
     raise InvalidInput(f"Files of type '{mime or 'unknown'}' cannot be sent on WhatsApp.", field="file")
 
 
-def send_reply(conversation_id: int, agent: AbstractBaseUser, request: ReplyRequest) -> tuple[Message, bool]:
+def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) -> tuple[Message, bool]:
     """The agent writes in her conversation. Returns (message, created); a repeated
     client_message_id returns the first message instead of sending twice."""
     # With a file, text is its caption.
@@ -425,7 +425,7 @@ def send_reply(conversation_id: int, agent: AbstractBaseUser, request: ReplyRequ
     return message, True
 
 
-def mark_read(conversation: Conversation, user: AbstractBaseUser) -> None:
+def mark_read(conversation: Conversation, user: UserModel) -> None:
     """The assigned agent opened the thread: nothing unread any more."""
     if conversation.agent_id == user.pk and conversation.unread_count:
         Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
@@ -433,7 +433,7 @@ def mark_read(conversation: Conversation, user: AbstractBaseUser) -> None:
 
 
 # --------------------------------------------------------------------------- contacts
-def identify(conversation_id: int, agent: AbstractBaseUser, *, contact_id: Any = None,
+def identify(conversation_id: int, agent: UserModel, *, contact_id: Any = None,
              data: dict[str, Any] | None = None) -> Conversation:
     """Link the conversation to a contact of the campaign's database (existing or new)."""
     with transaction.atomic():
@@ -471,7 +471,7 @@ def identify(conversation_id: int, agent: AbstractBaseUser, *, contact_id: Any =
     return conversation
 
 
-def edit_contact(contact_id: int, user: AbstractBaseUser, data: dict[str, Any]) -> Contact:
+def edit_contact(contact_id: int, user: UserModel, data: dict[str, Any]) -> Contact:
     with transaction.atomic():
         contact = visible_contact(user, contact_id, lock=True)
         try:
@@ -486,7 +486,7 @@ def edit_contact(contact_id: int, user: AbstractBaseUser, data: dict[str, Any]) 
     return contact
 
 
-def visible_contact(user: AbstractBaseUser, contact_id: int, *, lock: bool = False) -> Contact:
+def visible_contact(user: UserModel, contact_id: int, *, lock: bool = False) -> Contact:
     require_whatsapp_access(user)
     qs = Contact.objects.filter(pk=contact_id, database__campaigns__in=campaigns_for(user)).distinct()
     contact = qs.first()
@@ -498,7 +498,7 @@ def visible_contact(user: AbstractBaseUser, contact_id: int, *, lock: bool = Fal
 
 
 # --------------------------------------------------------------------------- transfer
-def transfer(conversation_id: int, user: AbstractBaseUser, target_user_id: Any) -> Conversation:
+def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conversation:
     with transaction.atomic():
         conversation = _owned(conversation_id, user, allow_supervisor=True)
         try:
@@ -562,7 +562,7 @@ def _clean_form(option: DispositionOption, answers: Any) -> dict[str, Any]:
     return cleaned
 
 
-def close(conversation_id: int, user: AbstractBaseUser, *, option_id: Any, notes: str = "",
+def close(conversation_id: int, user: UserModel, *, option_id: Any, notes: str = "",
           sub_option: str = "", form: Any = None, follow_up_at: datetime.datetime | None = None) -> Disposition:
     with transaction.atomic():
         conversation = _owned(conversation_id, user, allow_supervisor=True)
@@ -602,7 +602,7 @@ def close(conversation_id: int, user: AbstractBaseUser, *, option_id: Any, notes
 
 
 # --------------------------------------------------------------------------- outbound
-def start_outbound(agent: AbstractBaseUser, *, line_id: Any, phone: Any, template_id: Any, params: Any,
+def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: Any, params: Any,
                    contact_data: dict[str, Any] | None = None) -> Conversation:
     """Open a conversation with an approved template; it goes to the agent's personal inbox."""
     require_whatsapp_access(agent)
