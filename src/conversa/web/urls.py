@@ -1,9 +1,29 @@
 from __future__ import annotations
 
+from django.contrib.auth.views import LogoutView
 from django.urls import path
 
 from conversa.web import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.console, name="console"),
+    path("c/<int:conversation_id>/", views.console, name="console-conversation"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("console/lists/", views.inbox_lists, name="console-lists"),
+    path("console/new/", views.new_conversation_dialog, name="console-new-dialog"),
+    path("console/start/", views.start_conversation, name="console-start"),
+    path("console/c/<int:pk>/", views.conversation_pane, name="console-pane"),
+    path("console/c/<int:pk>/messages/", views.conversation_messages, name="console-messages"),
+    path("console/c/<int:pk>/side/", views.side_panel, name="console-side"),
+    path("console/c/<int:pk>/capture/", views.capture, name="console-capture"),
+    path("console/c/<int:pk>/send/", views.send, name="console-send"),
+    path("console/c/<int:pk>/identify/", views.identify, name="console-identify"),
+    path("console/c/<int:pk>/contact/", views.edit_contact, name="console-edit-contact"),
+    path("console/c/<int:pk>/transfer/", views.transfer, name="console-transfer"),
+    path("console/c/<int:pk>/transfer/dialog/", views.transfer_dialog, name="console-transfer-dialog"),
+    path("console/c/<int:pk>/close/", views.close, name="console-close"),
+    path("console/c/<int:pk>/close/dialog/", views.close_dialog, name="console-close-dialog"),
+    path("sandbox/", views.sandbox, name="sandbox"),
+    path("sandbox/<int:line_id>/messages/", views.sandbox_messages, name="sandbox-messages"),
 ]

@@ -1,8 +1,442 @@
+"""Agent console and sandbox customer simulator.
+
+Thin views: every rule lives in inbox.services (writes) and inbox.selectors (visibility); these
+views only turn form posts into service calls and render templates. Domain errors come back to
+htmx as an `HX-Trigger: {"conversa:error": {...}}` header with the error's HTTP status, so the
+page shows the service's own message (e.g. "Already taken by Martín Pérez.").
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor, profile_of
+from conversa.campaigns.models import Campaign, Disposition, DispositionOption
+from conversa.contacts.models import Contact
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.core.errors import DomainError, NotAllowed
+from conversa.inbox import selectors, services
+from conversa.inbox.models import Conversation, Message
+from conversa.inbox.window import is_window_open, window_expires_at
+from conversa.whatsapp.models import Line, MessageTemplate, Provider
+
+ViewFunc = Callable[..., HttpResponse]
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("/api/docs/")
+# --------------------------------------------------------------------------- plumbing
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User) and not isinstance(user, AnonymousUser)
+    return user
+
+
+def _trigger(response: HttpResponse, events: dict[str, Any]) -> HttpResponse:
+    # ASCII-only JSON: header values must be latin-1; the browser decodes the \u escapes.
+    response["HX-Trigger"] = json.dumps(events, ensure_ascii=True)
+    return response
+
+
+def _error_response(exc: DomainError) -> HttpResponse:
+    body = {"message": exc.message, "code": exc.code, "field": exc.field or ""}
+    return _trigger(HttpResponse(exc.message, status=exc.status_code, content_type="text/plain"),
+                    {"conversa:error": body})
+
+
+def htmx_action(view: ViewFunc) -> ViewFunc:
+    """Login required, POST only, domain errors → status + conversa:error trigger."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as exc:
+            return _error_response(exc)
+
+    return login_required(require_POST(wrapper))
+
+
+def htmx_read(view: ViewFunc) -> ViewFunc:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as exc:
+            return _error_response(exc)
+
+    return login_required(require_GET(wrapper))
+
+
+def _done(*events: str, **payload_events: Any) -> HttpResponse:
+    triggers: dict[str, Any] = {e: True for e in events}
+    triggers.update(payload_events)
+    return _trigger(HttpResponse(status=204), triggers)
+
+
+# --------------------------------------------------------------------------- auth
+class LoginView(auth_views.LoginView):
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
+
+
+# --------------------------------------------------------------------------- console
+def _row(conversation: Conversation) -> dict[str, Any]:
+    waiting_since = None
+    if conversation.last_inbound_at and conversation.last_message_at \
+            and conversation.last_inbound_at >= conversation.last_message_at:
+        waiting_since = conversation.last_inbound_at  # the customer wrote last: she is waiting
+    elif conversation.status == Conversation.Status.NEW:
+        waiting_since = conversation.last_inbound_at or conversation.created_at
+    return {"c": conversation, "waiting_since": waiting_since,
+            "identified": conversation.contact_id is not None}
+
+
+def _inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
+    try:
+        new = [_row(c) for c in selectors.general_inbox(user)[:200]]
+        mine = [_row(c) for c in selectors.personal_inbox(user)[:200]]
+    except NotAllowed as exc:
+        return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
+    return {"new": new, "mine": mine, "mine_unread": sum(r["c"].unread_count for r in mine),
+            "no_access": ""}
+
+
+@login_required
+def console(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
+    user = _user(request)
+    context = _inbox_context(user)
+    context["open_id"] = conversation_id
+    context["can_start"] = not context["no_access"] and _visible_lines(user).exists()
+    context["server_now"] = timezone.now()
+    context["me_name"] = display_name(user)
+    context["js_strings"] = _js_strings()
+    return render(request, "web/console.html", context)
+
+
+def _js_strings() -> dict[str, str]:
+    return {
+        "empty_pane": _("Pick a conversation from the New tab to capture it, or from Mine to continue it."),
+        "error": _("Something went wrong. Please try again."),
+        "network_error": _("Connection problem: the action was not sent. Please try again."),
+        "parameter": _("Parameter"),
+        "existing_contact": _("Existing contact"),
+        "no_contact": _("No contact with this number in the campaign's database: it will be created."),
+        "no_results": _("No contacts found."),
+        "left": _("left"),
+        "live": _("Live"),
+        "offline": _("Reconnecting…"),
+        "connecting": _("Connecting…"),
+    }
+
+
+@htmx_read
+def inbox_lists(request: HttpRequest) -> HttpResponse:
+    context = _inbox_context(_user(request))
+    context["oob"] = True
+    return render(request, "web/partials/inbox_lists.html", context)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    user = _user(request)
+    mine = conversation.agent_id == user.pk
+    acting = conversation.status != Conversation.Status.CLOSED and (
+        mine or (conversation.agent_id is not None and is_supervisor(user)))
+    window_open = is_window_open(conversation)
+    campaign: Campaign = conversation.campaign
+    templates = list(MessageTemplate.objects.filter(line_id=conversation.line_id,
+                                                    status=MessageTemplate.Status.APPROVED).order_by("name"))
+    disposition = Disposition.objects.filter(conversation=conversation).select_related("option").first()
+    return {
+        "c": conversation,
+        "mine": mine,
+        "acting": acting,
+        "window_open": window_open,
+        "window_expires_at": window_expires_at(conversation),
+        "templates": templates,
+        "quick_replies": list(campaign.quick_replies.filter(active=True).order_by("title")) if acting else [],
+        "new_id": uuid.uuid4().hex,
+        "disposition": disposition,
+    }
+
+
+@htmx_read
+def conversation_pane(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    conversation = selectors.get_visible_conversation(user, pk)
+    services.mark_read(conversation, user)
+    context = _conversation_context(request, conversation)
+    context.update(_messages_context(conversation))
+    context.update(_side_context(request, conversation))
+    return render(request, "web/partials/conversation.html", context)
+
+
+def _messages_context(conversation: Conversation) -> dict[str, Any]:
+    messages = list(selectors.conversation_messages(conversation))
+    return {"messages": messages[-300:], "c": conversation}
+
+
+@htmx_read
+def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    conversation = selectors.get_visible_conversation(user, pk)
+    services.mark_read(conversation, user)
+    return render(request, "web/partials/messages.html", _messages_context(conversation))
+
+
+def _field_specs(conversation: Conversation, contact: Contact | None) -> list[dict[str, Any]]:
+    specs = []
+    for spec in conversation.campaign.contact_database.fields or []:
+        value = (contact.custom or {}).get(spec["name"], "") if contact else ""
+        specs.append({**spec, "value": value, "type": spec.get("type", "text")})
+    return specs
+
+
+def _side_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    contact = conversation.contact
+    records: list[Disposition] = []
+    if contact is not None:
+        records = list(Disposition.objects.filter(contact=contact)
+                       .select_related("campaign", "option", "agent").order_by("-created_at", "-id")[:100])
+    profile_first, _sep, profile_last = (conversation.customer_profile_name or "").partition(" ")
+    return {
+        "contact": contact,
+        "fields": _field_specs(conversation, contact),
+        "records": records,
+        "profile_first": profile_first,
+        "profile_last": profile_last,
+        "c": conversation,
+        "can_edit": conversation.status != Conversation.Status.CLOSED
+        and (conversation.agent_id == _user(request).pk or is_supervisor(_user(request))),
+    }
+
+
+@htmx_read
+def side_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.get_visible_conversation(_user(request), pk)
+    context = _side_context(request, conversation)
+    context["tab"] = request.GET.get("tab", "contact")
+    return render(request, "web/partials/side.html", context)
+
+
+# --------------------------------------------------------------------------- actions
+@htmx_action
+def capture(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = services.capture(pk, _user(request))
+    return _done("conversa:lists", **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})
+
+
+@htmx_action
+def send(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    client_id = (request.POST.get("client_message_id") or "").strip()[:60] or None
+    text = request.POST.get("text", "")
+    upload = request.FILES.get("file")
+    if request.POST.get("quick_reply"):
+        services.send_reply(pk, user, services.ReplyRequest(
+            quick_reply=_int(request.POST["quick_reply"]), client_message_id=client_id))
+    elif request.POST.get("template"):
+        params = request.POST.getlist("params")
+        services.send_reply(pk, user, services.ReplyRequest(
+            template=_int(request.POST["template"]), params=params, client_message_id=client_id))
+    elif upload is not None:
+        # The API takes exactly one of text/file per message: a typed caption goes as a second text.
+        services.send_reply(pk, user, services.ReplyRequest(media=upload, client_message_id=client_id))
+        if text.strip():
+            services.send_reply(pk, user, services.ReplyRequest(
+                text=text, client_message_id=f"{client_id}-caption" if client_id else None))
+    else:
+        services.send_reply(pk, user, services.ReplyRequest(text=text, client_message_id=client_id))
+    return _done("conversa:sent", "conversa:thread")
+
+
+def _contact_data(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in ("first_name", "last_name", "email"):
+        if name in request.POST:
+            data[name] = request.POST.get(name, "").strip()
+    custom: dict[str, Any] = {}
+    for spec in conversation.campaign.contact_database.fields or []:
+        key = f"custom__{spec['name']}"
+        if key in request.POST:
+            custom[spec["name"]] = request.POST.get(key, "").strip()
+    if custom:
+        data["custom"] = custom
+    return data
+
+
+@htmx_action
+def identify(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    conversation = selectors.get_visible_conversation(user, pk)
+    contact_id = request.POST.get("contact")
+    if contact_id:
+        services.identify(pk, user, contact_id=contact_id)
+    else:
+        services.identify(pk, user, data=_contact_data(request, conversation))
+    return _done("conversa:pane", "conversa:lists", **{"conversa:toast": {"message": _("Contact saved.")}})
+
+
+@htmx_action
+def edit_contact(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    conversation = selectors.get_visible_conversation(user, pk)
+    if conversation.contact_id is None:
+        raise NotAllowed(_("Identify the contact first."))
+    services.edit_contact(conversation.contact_id, user, _contact_data(request, conversation))
+    return _done("conversa:pane", "conversa:lists", **{"conversa:toast": {"message": _("Contact saved.")}})
+
+
+@htmx_read
+def transfer_dialog(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    conversation = selectors.get_visible_conversation(user, pk)
+    agents = []
+    for agent in conversation.campaign.agents.filter(is_active=True).select_related("profile__group") \
+            .order_by("first_name", "username"):
+        if agent.pk == conversation.agent_id:
+            continue
+        profile = profile_of(agent)
+        agents.append({"id": agent.pk, "name": display_name(agent),
+                       "status": profile.status if profile else "offline",
+                       "status_label": profile.get_status_display() if profile else _("Offline"),
+                       "whatsapp": has_whatsapp_skill(agent)})
+    return render(request, "web/partials/transfer.html", {"c": conversation, "agents": agents})
+
+
+@htmx_action
+def transfer(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = services.transfer(pk, _user(request), request.POST.get("agent"))
+    name = display_name(conversation.agent) if conversation.agent else ""
+    return _done("conversa:lists", "conversa:closeDialogs",
+                 **{"conversa:left": {"id": pk},
+                    "conversa:toast": {"message": _("Transferred to %(name)s.") % {"name": name}}})
+
+
+@htmx_read
+def close_dialog(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.get_visible_conversation(_user(request), pk)
+    options = list(DispositionOption.objects.filter(campaign=conversation.campaign, active=True)
+                   .order_by("order", "name"))
+    return render(request, "web/partials/close.html", {"c": conversation, "options": options})
+
+
+@htmx_action
+def close(request: HttpRequest, pk: int) -> HttpResponse:
+    option_id = request.POST.get("disposition")
+    form: dict[str, Any] = {}
+    for key in request.POST:
+        prefix = f"form__{option_id}__"
+        if key.startswith(prefix):
+            form[key[len(prefix):]] = request.POST.get(key, "")
+    option = DispositionOption.objects.filter(pk=_int(option_id) or 0).first()
+    if option is not None:
+        for spec in option.form_fields or []:  # unchecked boxes are absent from the post
+            if spec.get("type") == "boolean":
+                form[spec["name"]] = bool(form.get(spec["name"]))
+    follow_up = None
+    raw_follow_up = request.POST.get("follow_up_at", "").strip()
+    if raw_follow_up:
+        follow_up = parse_datetime(raw_follow_up)
+    services.close(pk, _user(request), option_id=option_id, notes=request.POST.get("notes", ""),
+                   sub_option=request.POST.get("sub_option", ""), form=form or None, follow_up_at=follow_up)
+    return _done("conversa:lists", "conversa:closeDialogs", "conversa:pane",
+                 **{"conversa:toast": {"message": _("Conversation closed.")}})
+
+
+def _visible_lines(user: AbstractBaseUser) -> Any:
+    return Line.objects.filter(active=True, campaign__in=selectors.campaigns_for(user)) \
+        .select_related("campaign__contact_database").order_by("number")
+
+
+@htmx_read
+def new_conversation_dialog(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    selectors.require_whatsapp_access(user)
+    lines = list(_visible_lines(user))
+    templates = list(MessageTemplate.objects.filter(line__in=lines, status=MessageTemplate.Status.APPROVED)
+                     .order_by("name"))
+    return render(request, "web/partials/new_conversation.html", {"lines": lines, "templates": templates})
+
+
+@htmx_action
+def start_conversation(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    line = _visible_lines(user).filter(pk=_int(request.POST.get("line")) or 0).first()
+    contact_data: dict[str, Any] | None = None
+    if line is not None and request.POST.get("create_contact"):
+        contact_data = {k: request.POST.get(k, "").strip() for k in ("first_name", "last_name", "email")}
+        custom = {}
+        for spec in line.campaign.contact_database.fields or []:
+            value = request.POST.get(f"custom__{line.campaign.contact_database_id}__{spec['name']}", "").strip()
+            if value:
+                custom[spec["name"]] = value
+        if custom:
+            contact_data["custom"] = custom
+    conversation = services.start_outbound(
+        user, line_id=request.POST.get("line"), phone=request.POST.get("phone", ""),
+        template_id=request.POST.get("template"), params=request.POST.getlist("params"),
+        contact_data=contact_data)
+    return _done("conversa:lists", "conversa:closeDialogs",
+                 **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})
+
+
+# --------------------------------------------------------------------------- sandbox simulator
+def _sandbox_lines() -> Any:
+    return Line.objects.filter(active=True, provider__kind=Provider.Kind.SANDBOX).select_related("campaign")
+
+
+def sandbox(request: HttpRequest) -> HttpResponse:
+    """The demo's customer simulator: no login, sandbox lines only."""
+    lines = list(_sandbox_lines().order_by("number"))
+    strings = {
+        "live": _("Live"), "offline": _("Reconnecting…"), "connecting": _("Connecting…"),
+        "chatting_as": _("You are writing as"), "say_hello": _("Say hello: type a message below."),
+    }
+    return render(request, "web/sandbox.html", {"lines": lines, "js_strings": strings})
+
+
+@require_GET
+def sandbox_messages(request: HttpRequest, line_id: int) -> JsonResponse:
+    line = _sandbox_lines().filter(pk=line_id).first()
+    if line is None:
+        raise Http404
+    try:
+        phone = normalize_phone(request.GET.get("phone", ""), strict=False)
+    except InvalidPhone as exc:
+        return JsonResponse({"detail": str(exc)}, status=400)
+    messages = list(
+        Message.objects.filter(line=line, conversation__customer_phone=phone)
+        .select_related("template").order_by("-created_at", "-id")[:200]
+    )
+    messages.reverse()
+    return JsonResponse({
+        "phone": phone,
+        "line": {"id": line.pk, "number": line.number, "name": line.name},
+        "messages": [{
+            "id": m.pk, "conversation": m.conversation_id, "direction": m.direction, "kind": m.kind,
+            "body": m.body, "status": m.status, "error_title": m.error_title,
+            "provider_message_id": m.provider_message_id or "",
+            "media_url": m.media.url if m.media else "", "media_filename": m.media_filename,
+            "created_at": m.created_at.isoformat(),
+        } for m in messages],
+    })

@@ -1,0 +1,549 @@
+/* Conversa agent console: htmx does the requests and swaps; this script wires the websocket,
+   the coalesced refreshes, dialogs, the composer and the live clocks.
+   Data from customers is only ever written with textContent (never innerHTML). */
+(() => {
+  'use strict';
+  const body = document.body;
+  const T = JSON.parse(document.getElementById('i18n').textContent);
+  const me = Number(body.dataset.userId);
+  const skew = (Date.parse(body.dataset.serverNow) || Date.now()) - Date.now();
+  const now = () => Date.now() + skew;
+  let openId = body.dataset.openId ? Number(body.dataset.openId) : null;
+  let sideTab = 'contact';
+  const drafts = new Map();
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  // ------------------------------------------------------------------ toasts
+  function toast(message, kind = 'info') {
+    const el = document.createElement('div');
+    el.className = `toast ${kind}`;
+    el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+    el.textContent = message;
+    $('#toasts').append(el);
+    setTimeout(() => el.remove(), kind === 'error' ? 8000 : 5000);
+  }
+
+  // ------------------------------------------------------------------ tabs
+  function setTab(tab) {
+    body.dataset.tab = tab;
+    for (const btn of $$('[data-tab-button]')) {
+      const selected = btn.dataset.tabButton === tab;
+      btn.setAttribute('aria-selected', String(selected));
+      btn.tabIndex = selected ? 0 : -1;
+    }
+  }
+  document.addEventListener('click', (e) => {
+    const btn = e.target.closest('[data-tab-button]');
+    if (btn) setTab(btn.dataset.tabButton);
+  });
+  document.addEventListener('keydown', (e) => {
+    const btn = e.target.closest && e.target.closest('[data-tab-button]');
+    if (btn && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
+      const next = btn.dataset.tabButton === 'new' ? 'mine' : 'new';
+      setTab(next);
+      $(`[data-tab-button="${next}"]`).focus();
+    }
+  });
+
+  // ------------------------------------------------------------------ refreshes (coalesced)
+  const pending = new Set();
+  let flushTimer = null;
+  function schedule(what) {
+    pending.add(what);
+    if (!flushTimer) flushTimer = setTimeout(flush, 50);
+  }
+  function flush() {
+    flushTimer = null;
+    const what = new Set(pending);
+    pending.clear();
+    if (what.has('lists')) {
+      htmx.ajax('GET', '/console/lists/', { source: '#lists', target: '#lists', swap: 'innerHTML' });
+    }
+    if (!openId) return;
+    if (what.has('pane')) loadPane(openId, false);
+    else if (what.has('thread')) {
+      htmx.ajax('GET', `/console/c/${openId}/messages/`, { source: '#thread', target: '#thread', swap: 'innerHTML' });
+    }
+  }
+
+  function loadPane(id, push) {
+    openId = id;
+    body.dataset.openId = String(id);
+    if (push && location.pathname !== `/c/${id}/`) history.pushState({ id }, '', `/c/${id}/`);
+    markSelected();
+    return htmx.ajax('GET', `/console/c/${id}/`, { source: '#pane', target: '#pane', swap: 'innerHTML' });
+  }
+  function clearPane() {
+    openId = null;
+    body.dataset.openId = '';
+    const pane = $('#pane');
+    pane.replaceChildren();
+    const div = document.createElement('div');
+    div.className = 'empty-pane';
+    const p = document.createElement('p');
+    p.textContent = T.empty_pane;
+    div.append(p);
+    pane.append(div);
+    if (location.pathname !== '/') history.pushState({}, '', '/');
+    markSelected();
+  }
+  function markSelected() {
+    for (const row of $$('.row')) {
+      const sel = openId !== null && Number(row.dataset.conversationId) === openId;
+      row.classList.toggle('selected', sel);
+      const link = $('.row-open', row);
+      if (link) { if (sel) link.setAttribute('aria-current', 'true'); else link.removeAttribute('aria-current'); }
+    }
+  }
+  window.addEventListener('popstate', () => {
+    const m = location.pathname.match(/^\/c\/(\d+)\/$/);
+    if (m) loadPane(Number(m[1]), false); else clearPane();
+  });
+  document.addEventListener('click', (e) => {
+    const link = e.target.closest('[data-open-conversation]');
+    if (!link || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    loadPane(Number(link.dataset.openConversation), true);
+  });
+
+  // ------------------------------------------------------------------ server-sent triggers
+  body.addEventListener('conversa:error', (e) => {
+    const d = e.detail || {};
+    toast(d.message || T.error, 'error');
+    const form = e.target.closest && e.target.closest('form');
+    const slot = form && $('.form-error', form);
+    if (slot) slot.textContent = d.message || '';
+    if (d.code === 'conflict' || d.code === 'not_found') {
+      const row = e.target.closest && e.target.closest('.row');
+      if (row) row.remove();
+      schedule('lists');
+      if (openId && !form) schedule('pane');
+    }
+    if (d.code === 'window_closed') schedule('pane');
+  });
+  body.addEventListener('conversa:lists', () => schedule('lists'));
+  body.addEventListener('conversa:thread', () => schedule('thread'));
+  body.addEventListener('conversa:pane', () => schedule('pane'));
+  body.addEventListener('conversa:toast', (e) => toast(e.detail.message));
+  body.addEventListener('conversa:closeDialogs', () => { for (const d of $$('dialog[open]')) d.close(); });
+  body.addEventListener('conversa:open', (e) => {
+    if (e.detail.tab) setTab(e.detail.tab);
+    loadPane(Number(e.detail.id), true);
+  });
+  body.addEventListener('conversa:left', (e) => { if (Number(e.detail.id) === openId) clearPane(); });
+  body.addEventListener('conversa:sent', (e) => {
+    const form = e.target.closest('form');
+    if (form && form.matches('[data-composer]')) {
+      form.reset();
+      $('[data-attachment]', form).hidden = true;
+      drafts.delete(openId);
+      $('textarea', form).focus();
+    }
+    for (const d of $$('dialog.inline-dialog[open]')) d.close();
+    if (form && form.matches('[data-template-form]') && !form.closest('dialog')) schedule('pane');
+  });
+
+  document.addEventListener('htmx:afterRequest', (e) => {
+    const form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest('form');
+    if (form && e.detail.successful) {
+      for (const input of $$('[data-client-id]', form)) input.value = uuid();
+      const slot = $('.form-error', form);
+      if (slot) slot.textContent = '';
+    }
+  });
+  document.addEventListener('htmx:sendError', () => toast(T.network_error, 'error'));
+  document.addEventListener('htmx:responseError', (e) => {
+    const status = e.detail.xhr.status;
+    if (e.detail.target && e.detail.target.id === 'pane' && (status === 404 || status === 403)) clearPane();
+    if (status >= 500) toast(T.error, 'error');
+  });
+  document.addEventListener('htmx:beforeSwap', (e) => {
+    if (e.detail.target.id === 'pane') {
+      const ta = $('#composer-text');
+      const conv = $('.conv');
+      if (ta && conv) drafts.set(Number(conv.dataset.conversationId), ta.value);
+    }
+    if (e.detail.target.id === 'thread') {
+      const t = e.detail.target;
+      t.dataset.stick = String(t.scrollHeight - t.scrollTop - t.clientHeight < 40);
+    }
+  });
+  document.addEventListener('htmx:afterSwap', (e) => {
+    const target = e.detail.target;
+    if (target.id === 'pane') {
+      const ta = $('#composer-text');
+      if (ta && drafts.has(openId)) ta.value = drafts.get(openId);
+      fillClientIds(target);
+      setSideTab(sideTab);
+      const thread = $('#thread');
+      if (thread) thread.scrollTop = thread.scrollHeight;
+    }
+    if (target.id === 'thread' && target.dataset.stick !== 'false') target.scrollTop = target.scrollHeight;
+    if (target.id === 'lists') markSelected();
+    if (target.id === 'dialog-body') {
+      const dlg = $('#dialog');
+      if (!dlg.open) dlg.showModal();
+      fillClientIds(dlg);
+      const first = $('input:not([type=hidden]):not([disabled]), select, textarea', dlg);
+      if (first) first.focus();
+      initNewConversation(dlg);
+    }
+    localTimes(target);
+    tick();
+  });
+  function fillClientIds(root) {
+    for (const input of $$('[data-client-id]', root)) if (!input.value) input.value = uuid();
+  }
+
+  // ------------------------------------------------------------------ dialogs
+  document.addEventListener('click', (e) => {
+    const opener = e.target.closest('[data-show-dialog]');
+    if (opener) {
+      const dlg = document.getElementById(opener.dataset.showDialog);
+      if (dlg) {
+        fillClientIds(dlg);
+        dlg.showModal();
+        const first = $('input:not([type=hidden]), select', dlg);
+        if (first) first.focus();
+      }
+    }
+    const closer = e.target.closest('[data-close-dialog]');
+    if (closer) closer.closest('dialog').close();
+  });
+  $('#dialog').addEventListener('close', () => $('#dialog-body').replaceChildren());
+
+  // ------------------------------------------------------------------ composer
+  document.addEventListener('keydown', (e) => {
+    if (e.target.id !== 'composer-text' || e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
+    e.preventDefault();
+    const form = e.target.form;
+    if (form.classList.contains('htmx-request')) return;
+    const file = $('[data-file-input]', form);
+    if (!e.target.value.trim() && !(file && file.files.length)) return;
+    form.requestSubmit();
+  });
+  document.addEventListener('change', (e) => {
+    if (e.target.matches('[data-file-input]')) {
+      const form = e.target.form;
+      const box = $('[data-attachment]', form);
+      box.hidden = !e.target.files.length;
+      $('[data-attachment-name]', box).textContent = e.target.files.length ? e.target.files[0].name : '';
+    }
+  });
+  document.addEventListener('click', (e) => {
+    if (e.target.closest('[data-clear-file]')) {
+      const form = e.target.closest('form');
+      $('[data-file-input]', form).value = '';
+      $('[data-attachment]', form).hidden = true;
+    }
+  });
+  document.addEventListener('input', (e) => {
+    if (e.target.id === 'composer-text' && openId) drafts.set(openId, e.target.value);
+    if (e.target.matches('[data-qr-search]')) {
+      const q = e.target.value.trim().toLowerCase();
+      for (const li of $$('[data-qr-title]', e.target.closest('dialog'))) li.hidden = !li.dataset.qrTitle.includes(q);
+    }
+  });
+
+  // ------------------------------------------------------------------ templates (params + live preview)
+  function templateParts(form) {
+    return { select: $('[data-template-select]', form), params: $('[data-params]', form), preview: $('[data-preview]', form) };
+  }
+  function renderPreview(form) {
+    const { select, params, preview } = templateParts(form);
+    const opt = select.selectedOptions[0];
+    const tpl = opt && opt.value ? opt.dataset.body : '';
+    const values = $$('input', params).map((i) => i.value);
+    preview.textContent = tpl.replace(/\{\{\s*(\d+)\s*\}\}/g, (m, n) => values[Number(n) - 1] || m);
+  }
+  function buildParams(form) {
+    const { select, params } = templateParts(form);
+    const opt = select.selectedOptions[0];
+    const count = opt && opt.value ? Number(opt.dataset.params) : 0;
+    params.replaceChildren();
+    for (let i = 1; i <= count; i++) {
+      const label = document.createElement('label');
+      label.textContent = `{{${i}}} `;
+      const input = document.createElement('input');
+      input.name = 'params';
+      input.required = true;
+      input.autocomplete = 'off';
+      input.setAttribute('aria-label', `${T.parameter} ${i}`);
+      label.append(input);
+      params.append(label);
+    }
+    renderPreview(form);
+  }
+  document.addEventListener('change', (e) => {
+    const form = e.target.closest('[data-template-form]');
+    if (!form) return;
+    if (e.target.matches('[data-template-select]')) buildParams(form);
+    if (e.target.matches('[data-line-select]')) initNewConversation(form);
+    if (e.target.matches('[data-create-contact]')) toggleCreateFields(form);
+  });
+  document.addEventListener('input', (e) => {
+    const form = e.target.closest('[data-template-form]');
+    if (form && e.target.closest('[data-params]')) renderPreview(form);
+  });
+
+  // ------------------------------------------------------------------ new conversation
+  function initNewConversation(root) {
+    const form = root.matches && root.matches('[data-new-conversation]') ? root : $('[data-new-conversation]', root);
+    if (!form) return;
+    const line = $('[data-line-select]', form).value;
+    const select = $('[data-template-select]', form);
+    for (const opt of $$('option[data-line]', select)) {
+      const other = opt.dataset.line !== line;
+      opt.hidden = other;
+      opt.disabled = other;
+    }
+    if (select.selectedOptions[0] && select.selectedOptions[0].disabled) select.value = '';
+    buildParams(form);
+    toggleCreateFields(form);
+    lookupContact(form);
+  }
+  function toggleCreateFields(form) {
+    const on = $('[data-create-contact]', form).checked;
+    const line = $('[data-line-select]', form).value;
+    $('[data-create-fields]', form).hidden = !on;
+    $('input[name=first_name]', form).required = on;
+    for (const group of $$('[data-for-line]', form)) {
+      const active = on && group.dataset.forLine === line;
+      group.hidden = !active;
+      for (const input of $$('input, select', group)) input.disabled = !active;
+    }
+  }
+  let lookupTimer = null;
+  function lookupContact(form) {
+    clearTimeout(lookupTimer);
+    lookupTimer = setTimeout(async () => {
+      const out = $('[data-contact-lookup]', form);
+      const digits = $('[data-phone]', form).value.replace(/\D/g, '');
+      const lineOpt = $('[data-line-select]', form).selectedOptions[0];
+      if (digits.length < 8 || !lineOpt) { out.textContent = ''; return; }
+      try {
+        const r = await fetch(`/api/v1/campaigns/${lineOpt.dataset.campaign}/contacts/?q=${encodeURIComponent(digits.slice(-8))}`,
+          { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        const data = await r.json();
+        const found = (data.results || []).find((c) => c.phone.replace(/\D/g, '').endsWith(digits) || digits.endsWith(c.phone.replace(/\D/g, '')));
+        const box = $('[data-create-contact]', form);
+        if (found) {
+          out.textContent = `${T.existing_contact}: ${found.full_name || found.phone} (${found.phone})`;
+          box.checked = false;
+        } else {
+          out.textContent = T.no_contact;
+          box.checked = true;
+        }
+        toggleCreateFields(form);
+      } catch (err) { out.textContent = ''; }
+    }, 300);
+  }
+  document.addEventListener('input', (e) => {
+    if (e.target.matches('[data-phone]')) lookupContact(e.target.closest('form'));
+  });
+
+  // ------------------------------------------------------------------ close with disposition
+  document.addEventListener('change', (e) => {
+    const form = e.target.closest('[data-close-form]');
+    if (!form) return;
+    if (e.target.name === 'disposition') {
+      for (const section of $$('[data-for-option]', form)) {
+        const active = section.dataset.forOption === e.target.value;
+        section.hidden = !active;
+        for (const input of $$('input, select, textarea', section)) input.disabled = !active;
+      }
+      $('input[name=follow_up_at]', form).value = '';
+    }
+  });
+  document.addEventListener('input', (e) => {
+    if (e.target.matches('[data-follow-up]')) {
+      const form = e.target.closest('form');
+      const d = new Date(e.target.value);
+      $('input[name=follow_up_at]', form).value = Number.isNaN(d.getTime()) ? '' : d.toISOString();
+    }
+  });
+
+  // ------------------------------------------------------------------ side panel
+  function setSideTab(tab) {
+    sideTab = tab;
+    for (const b of $$('[data-side-tab]')) b.setAttribute('aria-selected', String(b.dataset.sideTab === tab));
+    for (const p of $$('[data-side-panel]')) p.hidden = p.dataset.sidePanel !== tab;
+  }
+  document.addEventListener('click', (e) => {
+    const tab = e.target.closest('[data-side-tab]');
+    if (tab) setSideTab(tab.dataset.sideTab);
+    if (e.target.closest('[data-show-identify]')) {
+      const box = $('[data-identify]');
+      box.hidden = false;
+      $('input[name=first_name]', box).focus();
+    }
+    const use = e.target.closest('[data-use-contact]');
+    if (use) {
+      const form = $('[data-identify-existing]');
+      $('input[name=contact]', form).value = use.dataset.useContact;
+      form.requestSubmit();
+    }
+  });
+  let searchTimer = null;
+  document.addEventListener('input', (e) => {
+    if (!e.target.matches('[data-contact-search]')) return;
+    clearTimeout(searchTimer);
+    const input = e.target;
+    searchTimer = setTimeout(async () => {
+      const list = $('[data-search-results]', input.closest('.identify'));
+      const q = input.value.trim();
+      list.replaceChildren();
+      if (q.length < 2) return;
+      try {
+        const r = await fetch(`/api/v1/campaigns/${input.dataset.contactSearch}/contacts/?q=${encodeURIComponent(q)}`,
+          { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+        const data = await r.json();
+        const results = data.results || [];
+        if (!results.length) {
+          const li = document.createElement('li');
+          li.className = 'muted';
+          li.textContent = T.no_results;
+          list.append(li);
+        }
+        for (const c of results.slice(0, 10)) {
+          const li = document.createElement('li');
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'result';
+          b.dataset.useContact = String(c.id);
+          const name = document.createElement('strong');
+          name.textContent = c.full_name || c.phone;
+          const sub = document.createElement('span');
+          sub.className = 'muted small';
+          sub.textContent = ` ${c.phone}${c.email ? ' · ' + c.email : ''}`;
+          b.append(name, sub);
+          li.append(b);
+          list.append(li);
+        }
+      } catch (err) { /* offline: the form below still works */ }
+    }, 250);
+  });
+
+  // ------------------------------------------------------------------ clocks
+  function duration(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return `${s}s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m}m`;
+    const h = Math.floor(m / 60);
+    if (h < 24) return `${h}h ${m % 60}m`;
+    return `${Math.floor(h / 24)}d ${h % 24}h`;
+  }
+  let windowRefreshFor = null;
+  function tick() {
+    const t = now();
+    for (const el of $$('time[data-since]')) {
+      const since = Date.parse(el.dataset.since);
+      if (Number.isNaN(since)) continue;
+      const d = t - since;
+      el.textContent = duration(d);
+      el.classList.toggle('late', d > 5 * 60 * 1000);
+    }
+    for (const el of $$('time[data-window-expires]')) {
+      const left = Date.parse(el.dataset.windowExpires) - t;
+      el.textContent = `${duration(left)} ${T.left}`;
+      el.closest('.window').classList.toggle('ending', left < 60 * 60 * 1000);
+      if (left <= 0 && windowRefreshFor !== openId) { windowRefreshFor = openId; schedule('pane'); }
+    }
+  }
+  function localTimes(root) {
+    for (const el of $$('time[data-local-time]', root)) {
+      const d = new Date(el.getAttribute('datetime'));
+      if (!Number.isNaN(d.getTime())) el.textContent = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    }
+    for (const el of $$('time[data-local-datetime]', root)) {
+      const d = new Date(el.getAttribute('datetime'));
+      if (!Number.isNaN(d.getTime())) el.textContent = d.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+    }
+  }
+  setInterval(tick, 1000);
+
+  // ------------------------------------------------------------------ websocket (with catch-up)
+  let lastId = null;
+  let backoff = 500;
+  let pollTimer = null;
+  function setConn(state) {
+    const el = $('#conn');
+    el.dataset.state = state;
+    $('.conn-label', el).textContent = state === 'live' ? T.live : state === 'offline' ? T.offline : T.connecting;
+  }
+  function startPolling() {
+    if (pollTimer) return;
+    pollTimer = setInterval(() => { schedule('lists'); schedule('thread'); }, 4000);
+  }
+  function stopPolling() { clearInterval(pollTimer); pollTimer = null; }
+  function onEvent(type, payload) {
+    const c = payload && payload.conversation;
+    if (type === 'refetch' || !c) { schedule('lists'); schedule('pane'); return; }
+    if (type.startsWith('message.')) {
+      if (c.id === openId) schedule('thread');
+      if (type === 'message.created') schedule('lists');
+      return;
+    }
+    if (c.status !== 'new' || c.agent) {
+      const row = document.getElementById(`row-new-${c.id}`);
+      if (row) row.remove();
+      $('#badge-new').textContent = String($$('[data-testid=list-new] .row').length);
+    }
+    if ((c.agent !== me || c.status === 'closed') && type !== 'conversation.created') {
+      const row = document.getElementById(`row-mine-${c.id}`);
+      if (row) row.remove();
+    }
+    schedule('lists');
+    if (c.id === openId) schedule('pane');
+  }
+  function connect() {
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    const query = lastId !== null ? `?last_event_id=${lastId}` : '';
+    let ws;
+    try { ws = new WebSocket(`${proto}://${location.host}/ws/agent/${query}`); } catch (err) { retry(); return; }
+    let opened = false;
+    ws.onopen = () => { opened = true; };
+    ws.onmessage = (msg) => {
+      let frame;
+      try { frame = JSON.parse(msg.data); } catch (err) { return; }
+      if (frame.event === 'hello') {
+        const first = lastId === null;
+        if (first && frame.payload) lastId = frame.payload.last_event_id;
+        backoff = 500;
+        setConn('live');
+        stopPolling();
+        // What changed between the page render and this socket: one refresh covers it.
+        if (first) { schedule('lists'); if (openId) schedule('thread'); }
+        return;
+      }
+      if (typeof frame.id === 'number' && (lastId === null || frame.id > lastId)) lastId = frame.id;
+      onEvent(frame.event, frame.payload || {});
+    };
+    ws.onclose = (e) => {
+      if (e.code === 4401) { location.href = `/login/?next=${encodeURIComponent(location.pathname)}`; return; }
+      setConn(opened ? 'offline' : 'connecting');
+      startPolling();
+      if (e.code === 4403) return; // no WhatsApp access: nothing to stream
+      retry();
+    };
+  }
+  function retry() {
+    setTimeout(connect, backoff + Math.random() * 250);
+    backoff = Math.min(backoff * 2, 15000);
+  }
+
+  // ------------------------------------------------------------------ start
+  setTab(body.dataset.tab || 'new');
+  if (openId) loadPane(openId, false);
+  localTimes(document);
+  tick();
+  connect();
+})();
