@@ -55,4 +55,5 @@ class MetaFake(FakeServer):
     def _templates(self, request: Recorded, match: re.Match[str]) -> Reply:
         if request.query.get("after") == "QVFIUjRm":
             return Reply(200, fixture("meta", "api_templates_page2"))
-        return Reply(200, fixture("meta", "api_templates_page1", next_url=f"{self.url}{request.path}?limit=100&after=QVFIUjRm"))
+        next_url = f"{self.url}{request.path}?limit=100&after=QVFIUjRm"
+        return Reply(200, fixture("meta", "api_templates_page1", next_url=next_url))

@@ -126,7 +126,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _handle  # noqa: N815 - http.server's naming
+            do_GET = do_POST = _handle
 
             def log_message(self, *args: Any) -> None:
                 pass

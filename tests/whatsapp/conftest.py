@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from fakes.gupshup import GupshupFake
-from fakes.meta import VERSION, MetaFake
-from fakes.server import fixture_text
 from rest_framework.test import APIClient
 
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import ContactDatabase
 from conversa.whatsapp.adapters.meta import signature
 from conversa.whatsapp.models import Line, Provider
+from fakes.gupshup import GupshupFake
+from fakes.meta import VERSION, MetaFake
+from fakes.server import fixture_text
 
 META_TOKEN = "EAAGm0PX4ZCpsBAKfake"
 META_APP_SECRET = "meta-app-secret"

@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import drain_tasks
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from conftest import drain_tasks
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp.adapters.meta import signature
 from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
