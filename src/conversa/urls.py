@@ -7,6 +7,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from conversa.accounts import api as accounts_api
 from conversa.campaigns import api as campaigns_api
 from conversa.contacts import api as contacts_api
 from conversa.inbox import api as inbox_api
@@ -15,6 +16,8 @@ from conversa.whatsapp.webhooks import webhook
 
 api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
+    path("me/", accounts_api.MeView.as_view(), name="api-me"),
+    path("me/status/", accounts_api.MyStatusView.as_view(), name="api-my-status"),
     path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),
     path("inbox/personal/", inbox_api.PersonalInboxView.as_view(), name="api-personal-inbox"),
     path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),

@@ -41,6 +41,8 @@ class AgentProfile(models.Model):
     )
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.OFFLINE)
     status_changed_at = models.DateTimeField(auto_now_add=True)
+    # When automatic distribution last gave her a conversation: round robin picks the longest idle.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
     capacity = models.PositiveIntegerField(
         _("capacity"), default=10, help_text=_("Most open conversations assigned at once.")
     )

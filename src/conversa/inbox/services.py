@@ -126,6 +126,9 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
             _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound")
             publish_conversation("conversation.created", conversation)
         publish_message("message.created", message)
+        if created and conversation.campaign.routing != Campaign.Routing.MANUAL:
+            campaign_id = conversation.campaign_id
+            transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign_id))
         if created and line.welcome_message:
             _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.welcome_message)
         if inbound.media_id:
@@ -133,6 +136,19 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
 
             transaction.on_commit(lambda: tasks.fetch_inbound_media.enqueue(message.pk))
     return message
+
+
+def _distribute_safely(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:
+    """Automatic distribution after a commit; a failure there must not undo what committed."""
+    from conversa.inbox import distribution
+
+    try:
+        if campaign_id is not None:
+            distribution.distribute(campaign_id)
+        if agent_id is not None:
+            distribution.distribute_for_agent(User.objects.get(pk=agent_id))
+    except Exception:
+        logger.exception("automatic distribution failed (campaign %s, agent %s)", campaign_id, agent_id)
 
 
 # --------------------------------------------------------------------------- statuses
@@ -521,6 +537,8 @@ def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conv
         publish_conversation("conversation.transferred", conversation,
                              *([groups.agent_group(previous)] if previous else []),
                              from_agent=previous, to_agent=target.pk)
+        if previous:
+            transaction.on_commit(lambda: _distribute_safely(agent_id=previous))
     return conversation
 
 
@@ -598,6 +616,8 @@ def close(conversation_id: int, user: UserModel, *, option_id: Any, notes: str =
                disposition=disposition.pk, option=option.name)
         publish_conversation("conversation.closed", conversation,
                              *([groups.agent_group(closing_agent)] if closing_agent else []))
+        if closing_agent:
+            transaction.on_commit(lambda: _distribute_safely(agent_id=closing_agent))
     return disposition
 
 
