@@ -28,7 +28,7 @@ def available_agents(campaign: Campaign) -> list[User]:
         .select_related("profile__group")
         .annotate(open_count=Count("conversations", filter=Q(conversations__status=Conversation.Status.ATTENDED)))
     )
-    free = [a for a in agents if a.profile.group and a.profile.group.has_skill(WHATSAPP_SKILL)
+    free: list[User] = [a for a in agents if a.profile.group and a.profile.group.has_skill(WHATSAPP_SKILL)
             and a.open_count < a.profile.capacity]  # type: ignore[attr-defined]
     epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
     if campaign.routing == Campaign.Routing.LEAST_BUSY:
