@@ -25,12 +25,16 @@ run: $(STAMP)
 
 # Production shape on one machine: several ASGI workers + a separate task worker.
 # Needs DATABASE_URL (PostgreSQL) and REDIS_URL; see docs/operations.md.
+# The task worker runs in the background and is stopped with the web server: a background job of
+# a non-interactive shell ignores Ctrl-C, so without the trap it would outlive `make`.
 run-prod: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || (echo "set DATABASE_URL and REDIS_URL" && exit 1)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	CONVERSA_EMBEDDED_WORKER=0 $(PY) manage.py conversa_worker & \
-	CONVERSA_EMBEDDED_WORKER=0 $(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
+	export CONVERSA_EMBEDDED_WORKER=0; \
+	$(PY) manage.py conversa_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
 	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools
 
 worker: $(STAMP)
