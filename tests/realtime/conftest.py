@@ -176,8 +176,11 @@ def open_socket(server_loop: ServerLoop) -> Iterator[Callable[..., Socket]]:
     sockets: list[Socket] = []
 
     def open_(username: str | None, *, path: str = "/ws/agent/", last_event_id: int | None = None,
-              origin: str | None = "http://testserver", connect: bool = True, hello: bool = True) -> Socket:
-        headers = [(b"origin", origin.encode())] if origin else []
+              origin: str | None = "http://testserver", connect: bool = True, hello: bool = True,
+              headers: list[tuple[bytes, bytes]] | None = None) -> Socket:
+        headers = list(headers or [])
+        if origin:
+            headers.append((b"origin", origin.encode()))
         if username is not None:
             headers.append((b"cookie", session_cookie(username)))
         if last_event_id is not None:

@@ -76,6 +76,9 @@ def test_token_in_query_authenticates_an_api_client_without_origin(demo, open_so
     socket = open_socket(None, path=f"/ws/agent/?token={token.key}", origin=None)
     assert socket.hello == {"event": "hello", "payload": {"last_event_id": current_event_id()}}
 
+    header = open_socket(None, origin=None, headers=[(b"authorization", f"Token {token.key}".encode())])
+    assert header.hello["event"] == "hello"
+
     bad = open_socket(None, path="/ws/agent/?token=nope", origin=None, connect=False)
     assert bad.connect()[0]
     assert bad.close_code() == 4401

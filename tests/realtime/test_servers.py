@@ -197,7 +197,8 @@ def test_production_mode_event_crosses_processes_through_redis(demo, launcher):
 
     async def scenario() -> None:
         async with connect(f"ws://127.0.0.1:{port_b}/ws/agent/?token={agent1}") as on_b, \
-                connect(f"ws://127.0.0.1:{port_a}/ws/agent/?token={agent2}") as on_a:
+                connect(f"ws://127.0.0.1:{port_a}/ws/agent/",
+                        additional_headers={"Authorization": f"Token {agent2}"}) as on_a:
             await next_frame(on_b, "hello")
             await next_frame(on_a, "hello")
             await post_webhook(port_a, line_id, "+5491155550102", "Hola producción")

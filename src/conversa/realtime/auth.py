@@ -18,8 +18,19 @@ def query_param(scope: Scope, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _has_origin(scope: Scope) -> bool:
-    return any(name == b"origin" for name, _ in scope.get("headers", []))
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin1")
+    return None
+
+
+def presented_token(scope: Scope) -> str | None:
+    """`Authorization: Token <key>` (preferred: query strings end up in access logs) or `?token=`."""
+    header = _header(scope, b"authorization")
+    if header and header.startswith("Token "):
+        return header[len("Token "):].strip()
+    return query_param(scope, "token")
 
 
 @database_sync_to_async
@@ -33,14 +44,15 @@ def _token_user(key: str) -> AbstractBaseUser | AnonymousUser:
 
 
 class TokenQueryAuthMiddleware:
-    """Sits inside AuthMiddlewareStack: `?token=` wins over the session cookie when given, and a
-    bad token means anonymous (never a silent fallback to whoever the cookie says)."""
+    """Sits inside AuthMiddlewareStack: a token (header or `?token=`) wins over the session cookie
+    when given, and a bad token means anonymous (never a silent fallback to whoever the cookie
+    says)."""
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        key = query_param(scope, "token")
+        key = presented_token(scope)
         if key is not None:
             scope = {**scope, "user": await _token_user(key)}
         return await self.inner(scope, receive, send)
@@ -48,7 +60,7 @@ class TokenQueryAuthMiddleware:
 
 def origin_checked(inner: ASGIApp) -> ASGIApp:
     """AllowedHostsOriginValidator, except that a handshake WITHOUT an Origin header is let through
-    when it authenticates with `?token=`.
+    when it authenticates with a token.
 
     Browsers always send Origin on websocket handshakes, so a missing one means a non-browser API
     client; cross-site websocket hijacking (what the check prevents: a foreign page riding the
@@ -57,7 +69,7 @@ def origin_checked(inner: ASGIApp) -> ASGIApp:
     validated = AllowedHostsOriginValidator(inner)
 
     async def app(scope: Scope, receive: Any, send: Any) -> Any:
-        if not _has_origin(scope) and query_param(scope, "token"):
+        if _header(scope, b"origin") is None and presented_token(scope):
             return await inner(scope, receive, send)
         return await validated(scope, receive, send)
 
