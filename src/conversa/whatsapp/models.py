@@ -138,6 +138,9 @@ class WebhookEvent(models.Model):
         ]
         indexes = [models.Index(fields=["processed_at", "received_at"], name="webhook_unprocessed_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.provider_kind} event #{self.pk} ({'processed' if self.processed_at else 'pending'})"
+
 
 class PendingStatus(models.Model):
     """A delivery status that arrived before we knew the message it belongs to.
@@ -152,3 +155,6 @@ class PendingStatus(models.Model):
     error_title = models.TextField(blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.status} for {self.provider_message_id}"
