@@ -40,8 +40,10 @@ run-prod: $(STAMP)
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker
 
+# What the tests need from Debian: Chromium for the browser tests, gettext for the translations.
 browser-deps:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	@if ! test -x /usr/bin/chromium || ! command -v msgfmt >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
 
 test: $(STAMP) browser-deps
 	$(PY) manage.py compilemessages --ignore=.venv -v0 || true
