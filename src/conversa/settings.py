@@ -94,6 +94,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if os.environ.get("CONVERSA_TEST_DB_NAME"):
+        # Lets two test runs share one PostgreSQL server without dropping each other's database.
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["CONVERSA_TEST_DB_NAME"]}
 else:
     DATABASES = {
         "default": {
