@@ -55,6 +55,10 @@
   // ------------------------------------------------------------------ refreshes (coalesced)
   const pending = new Set();
   let flushTimer = null;
+  let paneAfterDialog = false;
+  document.addEventListener('close', (e) => {
+    if (paneAfterDialog && e.target.closest && e.target.closest('#pane')) { paneAfterDialog = false; schedule('pane'); }
+  }, true);
   function schedule(what) {
     pending.add(what);
     if (!flushTimer) flushTimer = setTimeout(flush, 50);
@@ -67,6 +71,12 @@
       htmx.ajax('GET', '/console/lists/', { source: '#lists', target: '#lists', swap: 'innerHTML' });
     }
     if (!openId) return;
+    if (what.has('pane') && $('#pane dialog[open]')) {
+      // Do not yank a dialog from under the agent: refresh when she closes it.
+      paneAfterDialog = true;
+      what.delete('pane');
+      what.add('thread');
+    }
     if (what.has('pane')) loadPane(openId, false);
     else if (what.has('thread')) {
       htmx.ajax('GET', `/console/c/${openId}/messages/`, { source: '#thread', target: '#thread', swap: 'innerHTML' });
@@ -114,6 +124,28 @@
   });
 
   // ------------------------------------------------------------------ server-sent triggers
+  // htmx fires HX-Trigger events on the element that made the request. A live update may have
+  // removed that element meanwhile (a captured row, a re-rendered pane): then deliver them on
+  // <body>, so "open the conversation you captured" or "your message was sent" is never lost.
+  document.addEventListener('htmx:beforeSend', (e) => {
+    const elt = e.detail.elt;
+    const xhr = e.detail.xhr;
+    let delivered = false;
+    const onLoad = (ev) => { if (ev.detail.xhr === xhr) delivered = elt.isConnected; };
+    elt.addEventListener('htmx:beforeOnLoad', onLoad);
+    xhr.addEventListener('loadend', () => {
+      elt.removeEventListener('htmx:beforeOnLoad', onLoad);
+      if (delivered) return;
+      const raw = xhr.getResponseHeader('HX-Trigger');
+      if (!raw) return;
+      let events;
+      try { events = JSON.parse(raw); } catch (err) { return; }
+      for (const [name, detail] of Object.entries(events)) {
+        const d = detail !== null && typeof detail === 'object' ? detail : { value: detail };
+        body.dispatchEvent(new CustomEvent(name, { detail: d, bubbles: true }));
+      }
+    });
+  });
   body.addEventListener('conversa:error', (e) => {
     const d = e.detail || {};
     toast(d.message || T.error, 'error');
@@ -139,7 +171,7 @@
   });
   body.addEventListener('conversa:left', (e) => { if (Number(e.detail.id) === openId) clearPane(); });
   body.addEventListener('conversa:sent', (e) => {
-    const form = e.target.closest('form');
+    const form = e.target === body ? $('#composer') : e.target.closest('form');
     if (form && form.matches('[data-composer]')) {
       form.reset();
       $('[data-attachment]', form).hidden = true;
@@ -148,6 +180,7 @@
     }
     for (const d of $$('dialog.inline-dialog[open]')) d.close();
     if (form && form.matches('[data-template-form]') && !form.closest('dialog')) schedule('pane');
+    schedule('thread');
   });
 
   document.addEventListener('htmx:afterRequest', (e) => {
@@ -165,6 +198,11 @@
     if (status >= 500) toast(T.error, 'error');
   });
   document.addEventListener('htmx:beforeSwap', (e) => {
+    if (e.detail.target.id === 'lists' && e.detail.xhr.status === 200) {
+      const sig = e.detail.xhr.getResponseHeader('X-Lists-Sig');
+      if (sig && sig === e.detail.target.dataset.sig) { e.detail.shouldSwap = false; return; }
+      if (sig) e.detail.target.dataset.sig = sig;
+    }
     if (e.detail.target.id === 'pane') {
       const ta = $('#composer-text');
       const conv = $('.conv');
@@ -254,7 +292,7 @@
 
   // ------------------------------------------------------------------ templates (params + live preview)
   function templateParts(form) {
-    return { select: $('[data-template-select]', form), params: $('[data-params]', form), preview: $('[data-preview]', form) };
+    return { select: $('[data-template-select]', form), params: $('[data-param-fields]', form), preview: $('[data-preview]', form) };
   }
   function renderPreview(form) {
     const { select, params, preview } = templateParts(form);
@@ -290,7 +328,7 @@
   });
   document.addEventListener('input', (e) => {
     const form = e.target.closest('[data-template-form]');
-    if (form && e.target.closest('[data-params]')) renderPreview(form);
+    if (form && e.target.closest('[data-param-fields]')) renderPreview(form);
   });
 
   // ------------------------------------------------------------------ new conversation

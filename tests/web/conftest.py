@@ -1,0 +1,167 @@
+"""Browser-test harness: the real ASGI app (HTTP + websockets + embedded task worker) in a
+uvicorn subprocess on the test database, driven by Debian's Chromium through Playwright.
+
+The server is started once per session; each test gets fresh demo data (the root conftest's
+transactional database is flushed after every test) and fresh browser contexts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from django.db import connection
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1366, "height": 768}
+STARTUP_DEADLINE = 40.0
+
+expect.set_options(timeout=15_000)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/web/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database_env() -> dict[str, str]:
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        return {"DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
+                                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+    return {"SQLITE_PATH": str(db["NAME"])}
+
+
+@pytest.fixture(scope="session")
+def server_url(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
+    with django_db_blocker.unblock():
+        db_env = _database_env()
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
+    env.update(db_env)
+    # One process, in-memory channel layer, task worker as a thread: the embedded demo shape.
+    env.update({"CONVERSA_EMBEDDED_WORKER": "1", "CONVERSA_WORKER_INTERVAL": "0.05",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+                "MEDIA_ROOT": str(tmp_path_factory.mktemp("media"))})
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "conversa.asgi:application", "--app-dir", "src",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not start:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.1)  # polling a starting server's port: there is nothing to wait on
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    # Playwright's sync API keeps an asyncio loop on this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            yield p
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser, server_url: str) -> Iterator[Callable[..., BrowserContext]]:
+    contexts: list[BrowserContext] = []
+
+    def make(**kwargs: Any) -> BrowserContext:
+        ctx = browser.new_context(base_url=server_url, viewport=VIEWPORT, **kwargs)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture
+def agent_page(new_context: Callable[..., BrowserContext], demo: dict[str, Any]) -> Callable[..., Page]:
+    """agent_page("agent1") → a logged-in console page in its own browser context."""
+
+    def open_as(username: str, *, context: BrowserContext | None = None) -> Page:
+        page = (context or new_context()).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto("/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "demo")
+        page.click("button[type=submit]")
+        expect(page.locator("[data-testid=list-new]")).to_be_attached()
+        page.js_errors = errors  # type: ignore[attr-defined]
+        return page
+
+    return open_as
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    """docs/img when UPDATE_SCREENSHOTS=1 (to refresh the user guide's pictures), else tmp."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        path = REPO / "docs" / "img"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path
