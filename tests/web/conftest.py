@@ -34,7 +34,7 @@ expect.set_options(timeout=15_000)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/web/" in str(item.fspath).replace(os.sep, "/"):
+        if "tests/web/test_console" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
 
 

@@ -1,0 +1,94 @@
+"""Back office for people: agent groups (with their skills) and each user's agent profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
+
+User = get_user_model()
+
+
+class AgentGroupForm(forms.ModelForm):
+    whatsapp = forms.BooleanField(label=_("WhatsApp skill"), required=False,
+                                  help_text=_("Members may work WhatsApp conversations (general and personal inbox)."))
+
+    class Meta:
+        model = AgentGroup
+        fields = ["name", "whatsapp", "skills"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["whatsapp"].initial = WHATSAPP_SKILL in (self.instance.skills or [])
+        self.fields["skills"].required = False
+
+    def clean_skills(self) -> list[str]:
+        skills = self.cleaned_data.get("skills") or []
+        if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
+            raise forms.ValidationError(_('Skills must be a list of names, e.g. ["whatsapp", "voice"].'))
+        return skills
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        skills = [s for s in data.get("skills") or [] if s != WHATSAPP_SKILL]
+        if data.get("whatsapp"):
+            skills.insert(0, WHATSAPP_SKILL)
+        data["skills"] = skills
+        return data
+
+
+@admin.register(AgentGroup)
+class AgentGroupAdmin(admin.ModelAdmin):
+    form = AgentGroupForm
+    list_display = ["name", "skill_list", "member_count"]
+    search_fields = ["name"]
+
+    @admin.display(description=_("skills"))
+    def skill_list(self, obj: AgentGroup) -> str:
+        return ", ".join(obj.skills or [])
+
+    @admin.display(description=_("members"))
+    def member_count(self, obj: AgentGroup) -> int:
+        return obj.members.count()
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "role", "group", "status", "capacity"]
+    list_filter = ["role", "group", "status"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
+    autocomplete_fields = ["user"]
+
+
+class AgentProfileInline(admin.StackedInline):
+    model = AgentProfile
+    can_delete = False
+    fields = ["role", "group", "status", "capacity"]
+    extra = 1
+    max_num = 1
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class ConversaUserAdmin(UserAdmin):
+    inlines = [AgentProfileInline]
+    list_display = ["username", "first_name", "last_name", "email", "is_staff", "role", "group"]
+
+    @admin.display(description=_("role"))
+    def role(self, obj: Any) -> str:
+        profile = getattr(obj, "profile", None)
+        return profile.get_role_display() if profile else "—"
+
+    @admin.display(description=_("agent group"))
+    def group(self, obj: Any) -> str:
+        profile = getattr(obj, "profile", None)
+        return str(profile.group) if profile and profile.group else "—"
