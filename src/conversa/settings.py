@@ -120,9 +120,16 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # The prefix namespaces keys, so several deployments (or test runs) can share a Redis.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30,
-                       "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "conversa")},
+            "CONFIG": {
+                # redis-py 8 made socket_timeout default to 5 s, the same as channels_redis's
+                # blocking BZPOPMIN: every idle socket's consumer died with "Timeout reading"
+                # (django/channels_redis#422). Reads must be allowed to outlast the 5 s pop.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "capacity": 1500,
+                "expiry": 30,
+                # Namespaces keys, so several deployments (or test runs) can share a Redis.
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "conversa"),
+            },
         }
     }
 else:

@@ -34,6 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEADLINE = 30.0
+IDLE = 6.5  # longer than channels_redis's 5 s blocking pop
 
 
 def free_port() -> int:
@@ -150,6 +151,12 @@ async def next_frame(ws: ClientConnection, event: str, timeout: float = DEADLINE
             return dict(frame)
 
 
+async def stays_quiet(ws: ClientConnection) -> None:
+    """Nothing arrives for IDLE seconds, and the socket is still open afterwards."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), IDLE)
+
+
 async def post_webhook(port: int, line_id: int, phone: str, text: str) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"http://127.0.0.1:{port}/webhooks/sandbox/{line_id}/", json={
@@ -201,6 +208,9 @@ def test_production_mode_event_crosses_processes_through_redis(demo, launcher):
                         additional_headers={"Authorization": f"Token {agent2}"}) as on_a:
             await next_frame(on_b, "hello")
             await next_frame(on_a, "hello")
+            # Idle past channels_redis's 5 s blocking pop: the sockets must stay open and quiet
+            # (with redis-py 8's default socket_timeout their consumers crashed right here).
+            await asyncio.gather(stays_quiet(on_b), stays_quiet(on_a))
             await post_webhook(port_a, line_id, "+5491155550102", "Hola producción")
             for ws in (on_b, on_a):
                 created = await next_frame(ws, "conversation.created")
