@@ -150,7 +150,7 @@ def agent_page(new_context: Callable[..., BrowserContext], demo: dict[str, Any])
         page.fill("#id_username", username)
         page.fill("#id_password", "demo")
         page.click("button[type=submit]")
-        expect(page.locator("[data-testid=list-new]")).to_be_attached()
+        expect(page.locator("body[data-ready]")).to_be_attached()
         page.js_errors = errors  # type: ignore[attr-defined]
         return page
 

@@ -40,6 +40,7 @@ def test_two_agents_capture_reply_identify_close_and_records(
     # The customer writes from the simulator page.
     sim = new_context().new_page()
     sim.goto("/sandbox/")
+    expect(sim.locator("body[data-ready]")).to_be_attached()
     sim.select_option("[data-testid=sim-line]", str(line.pk))
     sim.fill("[data-testid=sim-phone]", "+5491155550123")
     sim.fill("[data-testid=sim-name]", "Ana Simulada")
@@ -178,6 +179,7 @@ def test_customer_text_is_escaped_everywhere(
 
     sim = new_context().new_page()
     sim.goto("/sandbox/")
+    expect(sim.locator("body[data-ready]")).to_be_attached()
     sim.select_option("[data-testid=sim-line]", str(line_id))
     sim.fill("[data-testid=sim-phone]", "+5491155550125")
     sim.dispatch_event("[data-testid=sim-phone]", "change")
@@ -226,6 +228,7 @@ def test_closed_window_offers_only_templates(
 def test_spanish_switch(new_context: Callable[..., BrowserContext], demo: dict[str, Any]) -> None:
     page = new_context().new_page()
     page.goto("/login/")
+    page.wait_for_load_state()
     page.select_option("[data-testid=language]", "es")
     expect(page.get_by_role("button", name="Ingresar")).to_be_visible()
     page.fill("#id_username", "agent1")
@@ -259,3 +262,36 @@ def test_new_outbound_conversation_creates_the_contact(
     expect(laura.locator("[data-testid=list-mine] .row", has_text="Diego Paz")).to_be_visible()
     conversation = Conversation.objects.get(customer_phone="+5491155550127")
     assert conversation.is_outbound and conversation.contact is not None
+
+
+def test_quick_reply_and_transfer(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str,
+) -> None:
+    customer_writes(server_url, demo["sales_line"].pk, "Hola", phone="+5491155550128", name="Elena Ruiz")
+    laura = agent_page("agent1")
+    martin = agent_page("agent2")
+    new_row(laura, "Elena Ruiz").get_by_role("button", name=re.compile("Capture")).click()
+    expect(laura.locator("[data-testid=composer-text]")).to_be_visible()
+
+    # Quick reply: searched by title, placeholders filled in by the server.
+    laura.get_by_role("button", name="Quick replies").click()
+    quick = laura.locator("#dlg-quick")
+    expect(quick).to_be_visible()
+    quick.get_by_placeholder("Search by title…").fill("greet")
+    expect(quick.locator("li[data-qr-title]:visible")).to_have_count(1)
+    quick.get_by_role("button", name=re.compile("Greeting")).click()
+    expect(quick).to_be_hidden()
+    expect(laura.locator(".msg-out", has_text="Hi Elena! I'm Laura from Sales. How can I help?")).to_be_visible()
+
+    # Transfer to Martín: it leaves Laura's Mine tab and appears in his.
+    laura.locator("[data-testid=btn-transfer]").click()
+    dialog = laura.locator("#dialog")
+    expect(dialog.get_by_text("Ready").first).to_be_visible()
+    expect(dialog.locator("label.option", has_text="Diego Sosa").locator("input")).to_be_disabled()
+    dialog.locator("label.option", has_text="Martín Pérez").click()
+    laura.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(laura.locator(".toast", has_text="Transferred to Martín Pérez")).to_be_visible()
+    expect(laura.locator("[data-testid=list-mine] .row", has_text="Elena Ruiz")).to_have_count(0)
+    expect(martin.locator("[data-testid=list-mine] .row", has_text="Elena Ruiz")).to_be_attached()
+    assert Conversation.objects.get(customer_phone="+5491155550128").agent.username == "agent2"

@@ -584,4 +584,7 @@
   localTimes(document);
   tick();
   connect();
+  // htmx (loaded first) wires the page on DOMContentLoaded; after it the console is usable.
+  const ready = () => { body.dataset.ready = '1'; };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', ready); else ready();
 })();

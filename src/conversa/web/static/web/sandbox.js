@@ -197,4 +197,5 @@
   $('sim-setup').addEventListener('submit', (e) => e.preventDefault());
   load();
   connect();
+  document.body.dataset.ready = '1';
 })();
