@@ -1,8 +1,8 @@
 """Browser-test harness: the real ASGI app (HTTP + websockets + embedded task worker) in a
 uvicorn subprocess on the test database, driven by Debian's Chromium through Playwright.
 
-The server is started once per session; each test gets fresh demo data (the root conftest's
-transactional database is flushed after every test) and fresh browser contexts.
+Each test gets fresh demo data (the root conftest's transactional database is flushed after
+every test), its own server, and fresh browser contexts.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ def _database_env() -> dict[str, str]:
     return {"SQLITE_PATH": str(db["NAME"])}
 
 
-@pytest.fixture(scope="session")
-def server_url(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[str]:
+@pytest.fixture
+def server_url(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server per test, stopped before the test database is flushed: a live worker polling the
+    task table would deadlock PostgreSQL's TRUNCATE (and contend with SQLite's DELETEs)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
-    with django_db_blocker.unblock():
-        db_env = _database_env()
+    db_env = _database_env()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
     env.update(db_env)
