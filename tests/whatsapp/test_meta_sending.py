@@ -195,6 +195,22 @@ def test_client_errors_fail_at_once_with_the_provider_reason(meta_fake: MetaFake
     assert [m["error_title"] for m in thread if m["id"] == message.pk] == [message.error_title]
 
 
+def test_an_expired_token_flags_the_line_until_a_send_succeeds(meta_fake: MetaFake, conversation: Conversation,
+                                                               agent: APIClient) -> None:
+    meta_fake.script("POST", SEND_PATH, Reply(401, fixture("meta", "api_error_190")))
+    reply(agent, conversation, {"text": "hola"})
+    drain_tasks()
+    line = Line.objects.get(pk=conversation.line_id)
+    assert "Access token expired" in line.health_error and line.health_error_at is not None
+    lines = agent.get("/api/v1/lines/").json()
+    listed = lines["results"] if isinstance(lines, dict) else lines
+    assert [item["health_error"] for item in listed if item["id"] == line.pk] == [line.health_error]
+    reply(agent, conversation, {"text": "hola otra vez"})  # the admin fixed the token: the fake answers OK
+    drain_tasks()
+    line.refresh_from_db()
+    assert line.health_error == "" and line.health_error_at is None
+
+
 def _sent_message(meta_fake: MetaFake, conversation: Conversation, agent: APIClient) -> Message:
     message = reply(agent, conversation, {"text": "Tu pedido salió"})
     drain_tasks()

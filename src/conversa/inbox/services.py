@@ -157,13 +157,11 @@ def apply_status(line: Line, update: StatusUpdate) -> Message | None:
     ids = [i for i in [update.provider_message_id, *update.alternate_ids] if i]
     message = Message.objects.filter(line=line, provider_message_id__in=ids).first() if ids else None
     if message is None:
-        if update.status in STATUS_RANK or update.status == Message.Status.FAILED:
-            PendingStatus.objects.bulk_create([
-                PendingStatus(line=line, provider_message_id=i, status=update.status,
-                              error_code=update.error_code, error_title=update.error_title,
-                              occurred_at=update.timestamp)
-                for i in ids
-            ])
+        if update.provider_message_id and (update.status in STATUS_RANK or update.status == Message.Status.FAILED):
+            # Kept under the primary id only: it is the id our send result will carry.
+            PendingStatus.objects.create(line=line, provider_message_id=update.provider_message_id,
+                                         status=update.status, error_code=update.error_code,
+                                         error_title=update.error_title, occurred_at=update.timestamp)
         return None
     with transaction.atomic():
         changed = _advance_status(message, update.status, update.error_code, update.error_title)

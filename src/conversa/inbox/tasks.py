@@ -17,6 +17,7 @@ from conversa.inbox import services
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import OutboundMedia, SendError, SendResult
+from conversa.whatsapp.services import clear_line_problem, flag_line_problem
 
 logger = logging.getLogger(__name__)
 # A claim older than this belongs to a worker that died mid-send.
@@ -78,6 +79,8 @@ def send_outbound_message(message_id: int) -> str:
                            message.send_attempts, delay)
             return f"retry in {delay:.1f}s: {exc}"
         services.record_send_failure(message, code=exc.code, title=exc.title)
+        if exc.line_unusable:
+            flag_line_problem(message.conversation.line, exc.title)
         return f"failed: {exc}"
     except Exception as exc:
         # A bug or an unexpected answer: the agent must see it failed, not wait forever.
@@ -85,6 +88,7 @@ def send_outbound_message(message_id: int) -> str:
         services.record_send_failure(message, code="internal", title=f"Could not send: {exc}")
         raise
     services.record_send_success(message, result.provider_message_id)
+    clear_line_problem(message.conversation.line)
     return f"sent: {result.provider_message_id}"
 
 

@@ -152,7 +152,7 @@ class LineAdmin(admin.ModelAdmin):
     form = LineForm
     fieldsets = _fieldsets(["name", "number", "provider", "campaign", "callback_url", "welcome_message",
                             "goodbye_message", "active"], LINE_FIELDS)
-    list_display = ["name", "number", "provider", "campaign", "active"]
+    list_display = ["name", "number", "provider", "campaign", "active", "health_error"]
     list_filter = ["provider__kind", "active"]
     search_fields = ["name", "number"]
     readonly_fields = ["callback_url"]

@@ -17,7 +17,7 @@ class LineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Line
-        fields = ["id", "name", "number", "campaign", "campaign_name", "provider_kind", "active"]
+        fields = ["id", "name", "number", "campaign", "campaign_name", "provider_kind", "active", "health_error"]
         read_only_fields = fields
 
 

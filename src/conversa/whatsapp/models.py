@@ -60,6 +60,10 @@ class Line(models.Model):
     welcome_message = models.TextField(_("welcome message"), blank=True)
     goodbye_message = models.TextField(_("goodbye message"), blank=True)
     active = models.BooleanField(_("active"), default=True)
+    # Set when the provider rejects the line's credentials (e.g. Meta 190); cleared by the next
+    # successful send. Shown to admins and agents so nobody keeps sending into a dead line.
+    health_error = models.TextField(_("provider problem"), blank=True)
+    health_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

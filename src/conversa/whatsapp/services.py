@@ -77,6 +77,16 @@ def _routed(line: Line, line_id: int | None, cache: dict[int, Line]) -> Line:
     return cache[line_id]
 
 
+def flag_line_problem(line: Line, problem: str) -> None:
+    Line.objects.filter(pk=line.pk).update(health_error=problem[:2000], health_error_at=timezone.now())
+    logger.error("line %s (%s) is unusable: %s", line.pk, line.number, problem)
+
+
+def clear_line_problem(line: Line) -> None:
+    if line.health_error:
+        Line.objects.filter(pk=line.pk).update(health_error="", health_error_at=None)
+
+
 def apply_template_status(line: Line, info: TemplateInfo) -> None:
     """A template-status webhook: update by provider id, or by name + language."""
     # Every line of the provider: several numbers can share one account's templates (one WABA).

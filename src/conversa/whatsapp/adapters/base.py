@@ -77,11 +77,13 @@ class SendResult:
 class SendError(Exception):
     """A send the provider refused. `retryable` errors (rate limits, 5xx, network) are retried."""
 
-    def __init__(self, title: str, *, code: str = "", retryable: bool = False):
+    def __init__(self, title: str, *, code: str = "", retryable: bool = False, line_unusable: bool = False):
         super().__init__(f"{code} {title}".strip())
         self.code = str(code)
         self.title = title
         self.retryable = retryable
+        # The line's credentials are rejected: every send will fail until an admin fixes them.
+        self.line_unusable = line_unusable
 
 
 class WebhookRejected(Exception):

@@ -246,7 +246,8 @@ class GupshupAdapter(ProviderAdapter):
                 message = message.get("message") or json.dumps(message)
             title = str(message or f"GupShup answered HTTP {response.status_code}")
             code = str(data.get("code") or (response.status_code if not response.is_success else "error"))
-            raise SendError(title, code=code, retryable=retryable)
+            unusable = response.status_code in (401, 403) or "authentication" in title.lower()
+            raise SendError(title, code=code, retryable=retryable, line_unusable=unusable)
         return data
 
     def _post_message(self, path: str, fields: dict[str, str]) -> SendResult:

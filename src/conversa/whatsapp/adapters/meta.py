@@ -301,7 +301,8 @@ class MetaAdapter(ProviderAdapter):
         if code == 190:
             title = f"Access token expired or invalid; update the provider's access token ({title})"
         code_text = str(code if code is not None else response.status_code)
-        raise SendError(title, code=code_text, retryable=retryable)
+        raise SendError(title, code=code_text, retryable=retryable,
+                        line_unusable=code == 190 or response.status_code == 401)
 
     def _send(self, payload: dict[str, Any]) -> SendResult:
         phone_number_id = str(self.config.get("phone_number_id") or "")
