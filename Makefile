@@ -35,7 +35,7 @@ run-prod: $(STAMP)
 	$(PY) manage.py conversa_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
-	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools
+	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --timeout-graceful-shutdown 20
 
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker
