@@ -10,6 +10,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from conversa.accounts import api as accounts_api
 from conversa.campaigns import api as campaigns_api
 from conversa.contacts import api as contacts_api
+from conversa.core.views import healthz
 from conversa.inbox import api as inbox_api
 from conversa.whatsapp import api as whatsapp_api
 from conversa.whatsapp.webhooks import webhook
@@ -47,6 +48,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("webhooks/<str:kind>/<int:line_id>/", webhook, name="webhook"),
+    path("healthz/", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Media is served by Django here; behind a real proxy, serve MEDIA_ROOT from it (docs/operations.md).
     re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),

@@ -66,3 +66,17 @@ def test_openapi_schema_and_docs_are_served(client, demo):
     assert schema.status_code == 200
     assert b"/api/v1/conversations/{id}/capture/" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_health_endpoint_reports_database_and_webhook_backlog(client, demo):
+    import datetime
+
+    from django.utils import timezone
+
+    from conversa.whatsapp.models import WebhookEvent
+
+    assert client.get("/healthz/").json() == {"status": "ok", "database": "ok", "webhook_backlog": 0}
+    event = WebhookEvent.objects.create(line=demo["sales_line"], provider_kind="sandbox", body=b"{}",
+                                        body_sha256="x" * 64)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - datetime.timedelta(minutes=5))
+    assert client.get("/healthz/").json()["webhook_backlog"] == 1

@@ -56,8 +56,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     audience: Audience | None = None
 
     async def get_audience(self) -> Audience | int:
-        """The audience, or a close code."""
-        raise NotImplementedError
+        """The audience, or a close code. Subclasses say who may listen; the base lets nobody."""
+        return 4403
 
     async def connect(self) -> None:
         self._sent: set[int] = set()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from conversa.core.worker import SWEEP_EVERY, make_worker, sweep
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,7 +37,11 @@ class Command(BaseCommand):
         if not batch:
             def sweeper() -> None:
                 while not stop.wait(SWEEP_EVERY):
-                    sweep()
+                    try:
+                        close_old_connections()
+                        sweep()
+                    except Exception:  # one database hiccup must not stop sweeping for good
+                        logger.exception("sweep failed")
 
             threading.Thread(target=sweeper, daemon=True).start()
         self.stdout.write("conversa worker started")
