@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User as UserModel
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor
@@ -118,10 +117,10 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         conversation.last_message_preview = _preview(inbound.body or f"[{inbound.kind}]")
         if inbound.profile_name:
             conversation.customer_profile_name = inbound.profile_name
+        # The row is locked (or was just created by us), so the in-memory count is exact.
+        conversation.unread_count += 1
         conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
-                                         "customer_profile_name"])
-        Conversation.objects.filter(pk=conversation.pk).update(unread_count=F("unread_count") + 1)
-        conversation.refresh_from_db(fields=["unread_count"])
+                                         "customer_profile_name", "unread_count"])
         if created:
             _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound")
             publish_conversation("conversation.created", conversation)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
@@ -30,8 +30,31 @@ def publish(event_type: str, payload: dict[str, Any], groups: Iterable[str]) -> 
     # receives the global "supervisors" group but may only see her own campaigns).
     message = {"type": "conversa.event", "id": event.pk, "event": event_type, "payload": payload,
                "groups": audience}
-    transaction.on_commit(lambda: _send(audience, message))
+    _pending().append((audience, message))
+    # Each event registers the flush, so whatever savepoint survives still flushes its events; the
+    # first flush of a commit sends the whole batch in one hop to the event loop.
+    transaction.on_commit(_flush)
     return event
+
+
+_local = threading.local()
+
+
+def _pending() -> list[tuple[list[str], dict[str, Any]]]:
+    if not hasattr(_local, "pending"):
+        _local.pending = []
+    return _local.pending  # type: ignore[no-any-return]
+
+
+def _flush() -> None:
+    batch = _pending()
+    if not batch:
+        return
+    _local.pending = []
+    # A rolled-back transaction or savepoint leaves its events in the batch but not in the log:
+    # only what committed goes out.
+    committed = set(Event.objects.filter(pk__in=[m["id"] for _, m in batch]).values_list("pk", flat=True))
+    _send([(groups, message) for groups, message in batch if message["id"] in committed])
 
 
 PRUNE_BATCH = 5000
@@ -67,24 +90,40 @@ def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
     _server_loop = loop
 
 
-async def _group_send_all(groups: list[str], message: dict[str, Any]) -> None:
+async def _group_send_all(batch: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            await layer.group_send(group, message)
-        except Exception:  # the event log still has it; clients catch up on reconnect
-            logger.exception("channel layer send to %s failed", group)
+    for groups, message in batch:
+        for group in groups:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # the event log still has it; clients catch up on reconnect
+                logger.exception("channel layer send to %s failed", group)
 
 
-def _send(groups: list[str], message: dict[str, Any]) -> None:
-    loop = _server_loop
-    if loop is not None and loop.is_running():
-        future = asyncio.run_coroutine_threadsafe(_group_send_all(groups, message), loop)
-        try:
-            future.result(timeout=5)
-        except Exception:
-            logger.exception("publishing event %s failed", message.get("id"))
+_publisher_loop: asyncio.AbstractEventLoop | None = None
+_publisher_lock = threading.Lock()
+
+
+def _own_loop() -> asyncio.AbstractEventLoop:
+    """A long-lived loop for processes without an ASGI server (the task worker, scripts): one
+    thread and one Redis connection pool for all sends, instead of a new loop per event."""
+    global _publisher_loop
+    with _publisher_lock:
+        if _publisher_loop is None or not _publisher_loop.is_running():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="conversa-publisher", daemon=True).start()
+            _publisher_loop = loop
+        return _publisher_loop
+
+
+def _send(batch: list[tuple[list[str], dict[str, Any]]]) -> None:
+    if not batch:
         return
-    async_to_sync(_group_send_all)(groups, message)
+    loop = _server_loop if _server_loop is not None and _server_loop.is_running() else _own_loop()
+    future = asyncio.run_coroutine_threadsafe(_group_send_all(batch), loop)
+    try:
+        future.result(timeout=10)
+    except Exception:
+        logger.exception("publishing events %s failed", [m["id"] for _, m in batch])
