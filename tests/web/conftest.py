@@ -99,7 +99,9 @@ def server_url(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop on the main thread while it runs, which
+# would break later (non-browser) tests that use async_to_sync.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
     # Playwright's sync API keeps an asyncio loop on this thread; the ORM calls the tests make
     # between browser steps are still plain synchronous code.
@@ -115,7 +117,7 @@ def playwright_instance() -> Iterator[Playwright]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")

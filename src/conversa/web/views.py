@@ -117,6 +117,7 @@ def _inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
 
 
 @login_required
+@require_GET
 def console(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
     user = _user(request)
     context = _inbox_context(user)

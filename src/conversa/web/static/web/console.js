@@ -204,6 +204,14 @@
       if (sig) e.detail.target.dataset.sig = sig;
     }
     if (e.detail.target.id === 'pane') {
+      const shown = $('#pane .conv');
+      const path = (e.detail.pathInfo && e.detail.pathInfo.requestPath) || '';
+      if (shown && $('#pane dialog[open]') && path.startsWith(`/console/c/${shown.dataset.conversationId}/`)) {
+        // A refresh of the conversation the agent is using a dialog of: apply it after the dialog.
+        e.detail.shouldSwap = false;
+        paneAfterDialog = true;
+        return;
+      }
       const ta = $('#composer-text');
       const conv = $('.conv');
       if (ta && conv) drafts.set(Number(conv.dataset.conversationId), ta.value);
@@ -258,6 +266,17 @@
   $('#dialog').addEventListener('close', () => $('#dialog-body').replaceChildren());
 
   // ------------------------------------------------------------------ composer
+  // Freshly swapped-in forms are wired by htmx when they settle (a few ms later). A submit in that
+  // gap must not fall back to a native POST: hold it and resubmit once htmx has the form.
+  document.addEventListener('submit', (e) => {
+    const form = e.target;
+    if (!form.matches('[hx-post]') || e.defaultPrevented) return;
+    e.preventDefault();
+    const tries = Number(form.dataset.submitRetries || 0);
+    if (tries >= 10) return;
+    form.dataset.submitRetries = String(tries + 1);
+    setTimeout(() => { if (form.isConnected) form.requestSubmit(); }, 50);
+  });
   document.addEventListener('keydown', (e) => {
     if (e.target.id !== 'composer-text' || e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
     e.preventDefault();
