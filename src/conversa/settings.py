@@ -207,6 +207,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# The sandbox customer simulator (/sandbox/ and its websocket) needs no login: it is the demo.
+# Turn it off where real customers' data lives.
+CONVERSA_SANDBOX_SIMULATOR = env_bool("CONVERSA_SANDBOX_SIMULATOR", True)
 # Customer phone numbers without a leading + are read in this region.
 CONVERSA_DEFAULT_REGION = os.environ.get("CONVERSA_DEFAULT_REGION", "AR")
 # Meta's customer-service window.

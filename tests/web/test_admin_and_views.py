@@ -66,6 +66,13 @@ def test_simulator_only_serves_sandbox_lines(demo: dict[str, Any]) -> None:
     assert ok.status_code == 200 and ok.json()["messages"] == []
 
 
+def test_simulator_can_be_turned_off(demo: dict[str, Any], settings: Any) -> None:
+    settings.CONVERSA_SANDBOX_SIMULATOR = False
+    client = Client()
+    assert client.get("/sandbox/").status_code == 404
+    assert client.get(f"/sandbox/{demo['sales_line'].pk}/messages/?phone=%2B5491155550001").status_code == 404
+
+
 def test_capture_conflict_comes_back_as_an_htmx_error(demo: dict[str, Any], customer_says: Any) -> None:
     conversation = customer_says("Hola")
     assert logged_in("agent1").post(f"/console/c/{conversation.pk}/capture/").status_code == 204

@@ -85,6 +85,8 @@ def sandbox_audience(line_id: int, user: AnyUser) -> Audience:
     Open to anyone, like the sandbox webhook the simulator posts to, unless the sandbox provider
     has a webhook secret (someone hardened it): then a logged-in user is required.
     """
+    if not settings.CONVERSA_SANDBOX_SIMULATOR:
+        raise SandboxLineClosed(4404)
     line = Line.objects.select_related("provider").filter(pk=line_id,
                                                           provider__kind=Provider.Kind.SANDBOX).first()
     if line is None:

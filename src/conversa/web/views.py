@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -273,11 +274,9 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         services.send_reply(pk, user, services.ReplyRequest(
             template=_int(request.POST["template"]), params=params, client_message_id=client_id))
     elif upload is not None:
-        # The API takes exactly one of text/file per message: a typed caption goes as a second text.
-        services.send_reply(pk, user, services.ReplyRequest(media=upload, client_message_id=client_id))
-        if text.strip():
-            services.send_reply(pk, user, services.ReplyRequest(
-                text=text, client_message_id=f"{client_id}-caption" if client_id else None))
+        # Typed text goes with the file as its caption.
+        services.send_reply(pk, user, services.ReplyRequest(media=upload, text=text.strip() or None,
+                                                            client_message_id=client_id))
     else:
         services.send_reply(pk, user, services.ReplyRequest(text=text, client_message_id=client_id))
     return _done("conversa:sent", "conversa:thread")
@@ -416,6 +415,8 @@ def start_conversation(request: HttpRequest) -> HttpResponse:
 
 # --------------------------------------------------------------------------- sandbox simulator
 def _sandbox_lines() -> Any:
+    if not settings.CONVERSA_SANDBOX_SIMULATOR:
+        raise Http404("The sandbox simulator is turned off.")
     return Line.objects.filter(active=True, provider__kind=Provider.Kind.SANDBOX).select_related("campaign")
 
 

@@ -577,8 +577,9 @@
         backoff = 500;
         setConn('live');
         stopPolling();
-        // What changed between the page render and this socket: one refresh covers it.
-        if (first) { schedule('lists'); if (openId) schedule('thread'); }
+        // What changed between the page render (or the last socket) and this one: the log replay
+        // follows, and one refresh also covers an event that committed out of id order in the gap.
+        schedule('lists'); if (openId) schedule('thread');
         return;
       }
       if (typeof frame.id === 'number' && (lastId === null || frame.id > lastId)) lastId = frame.id;
