@@ -59,28 +59,23 @@ def _error_response(exc: DomainError) -> HttpResponse:
                     {"conversa:error": body})
 
 
-def htmx_action(view: ViewFunc) -> ViewFunc:
-    """Login required, POST only, domain errors → status + conversa:error trigger."""
+def _htmx_view(method_check: Callable[[ViewFunc], ViewFunc], doc: str) -> Callable[[ViewFunc], ViewFunc]:
+    def decorate(view: ViewFunc) -> ViewFunc:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except DomainError as exc:
+                return _error_response(exc)
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except DomainError as exc:
-            return _error_response(exc)
+        return login_required(method_check(wrapper))
 
-    return login_required(require_POST(wrapper))
+    decorate.__doc__ = doc
+    return decorate
 
 
-def htmx_read(view: ViewFunc) -> ViewFunc:
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except DomainError as exc:
-            return _error_response(exc)
-
-    return login_required(require_GET(wrapper))
+htmx_action = _htmx_view(require_POST, "Login required, POST only, domain errors → status + conversa:error trigger.")
+htmx_read = _htmx_view(require_GET, "Login required, GET only, domain errors → status + conversa:error trigger.")
 
 
 def _done(*events: str, **payload_events: Any) -> HttpResponse:
