@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversa.accounts.models import AgentProfile
 from conversa.core.errors import InvalidInput
@@ -16,9 +17,10 @@ def set_status(user: User, status: str) -> AgentProfile:
     """Ready / paused / offline. Becoming ready hands her waiting conversations of
     automatically distributed campaigns."""
     if status not in AgentProfile.Status.values:
-        raise InvalidInput(f"status must be one of: {', '.join(AgentProfile.Status.values)}.", field="status")
+        choices = ", ".join(AgentProfile.Status.values)
+        raise InvalidInput(_("status must be one of: %(choices)s.") % {"choices": choices}, field="status")
     with transaction.atomic():
-        profile, _ = AgentProfile.objects.select_for_update().get_or_create(user=user)
+        profile, _created = AgentProfile.objects.select_for_update().get_or_create(user=user)
         profile.status = status
         profile.status_changed_at = timezone.now()
         profile.save(update_fields=["status", "status_changed_at"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext as _
 from rest_framework import generics, serializers
 
 from conversa.accounts.selectors import display_name, has_whatsapp_skill
@@ -54,7 +55,7 @@ def _campaign(request: Any, pk: int) -> Campaign:
     require_whatsapp_access(request.user)
     campaign = campaigns_for(request.user).filter(pk=pk).first()
     if campaign is None:
-        raise NotFound("Campaign not found.")
+        raise NotFound(_("Campaign not found."))
     return campaign
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
@@ -53,7 +54,7 @@ class ContactDetailView(APIView):
     @extend_schema(request=ContactSerializer, responses=ContactSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         if not isinstance(request.data, dict) or not request.data:
-            raise InvalidInput("Send the fields to change.", field="first_name")
+            raise InvalidInput(_("Send the fields to change."), field="first_name")
         contact = services.edit_contact(pk, current_user(request), dict(request.data))
         return Response(ContactSerializer(contact).data)
 
@@ -82,7 +83,7 @@ class CampaignContactsView(generics.ListAPIView):
         require_whatsapp_access(current_user(self.request))
         campaign = campaigns_for(current_user(self.request)).filter(pk=self.kwargs["pk"]).first()
         if campaign is None:
-            raise NotFound("Campaign not found.")
+            raise NotFound(_("Campaign not found."))
         qs = Contact.objects.filter(database_id=campaign.contact_database_id)
         term = (self.request.query_params.get("q") or "").strip()
         if term:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 
 class InvalidPhone(ValueError):
@@ -18,17 +19,18 @@ def normalize_phone(raw: str, *, strict: bool = True) -> str:
     """
     text = (raw or "").strip()
     if not text:
-        raise InvalidPhone("A phone number is required.")
+        raise InvalidPhone(_("A phone number is required."))
     digits = "".join(ch for ch in text if ch.isdigit())
     if not text.startswith("+") and digits and len(digits) >= 10 and not text.startswith("0"):
         text = "+" + digits
     try:
         number = phonenumbers.parse(text, settings.CONVERSA_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"'{raw}' is not a phone number.") from exc
+        raise InvalidPhone(_("'%(phone)s' is not a phone number.") % {"phone": raw}) from exc
     ok = phonenumbers.is_valid_number(number) if strict else phonenumbers.is_possible_number(number)
     if not ok:
-        raise InvalidPhone(f"'{raw}' is not a valid phone number (use international format, e.g. +5491155550001).")
+        raise InvalidPhone(_("'%(phone)s' is not a valid phone number (use international format, "
+                             "e.g. +5491155550001).") % {"phone": raw})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.contacts.phones import InvalidPhone, normalize_phone
@@ -25,7 +26,8 @@ class ContactError(Exception):
 
 class ContactExists(Exception):
     def __init__(self, contact: Contact):
-        super().__init__(f"A contact with phone {contact.phone} already exists (id {contact.pk}).")
+        super().__init__(_("A contact with phone %(phone)s already exists (id %(contact)s).")
+                         % {"phone": contact.phone, "contact": contact.pk})
         self.contact = contact
 
 
@@ -35,16 +37,17 @@ def _clean_custom(database: ContactDatabase, values: dict[str, Any], *, partial:
     cleaned: dict[str, Any] = {}
     for name in values:
         if name not in defined:
-            errors[name] = f"Unknown field '{name}' for contact database '{database.name}'."
+            errors[name] = (_("Unknown field '%(field)s' for contact database '%(database)s'.")
+                            % {"field": name, "database": database.name})
     for name, spec in defined.items():
         if name not in values:
             if spec.get("required") and not partial:
-                errors[name] = "This field is required."
+                errors[name] = _("This field is required.")
             continue
         value = values[name]
         if value in (None, ""):
             if spec.get("required"):
-                errors[name] = "This field is required."
+                errors[name] = _("This field is required.")
             cleaned[name] = ""
             continue
         kind = spec.get("type", "text")
@@ -58,13 +61,14 @@ def _clean_custom(database: ContactDatabase, values: dict[str, Any], *, partial:
                 cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
             elif kind == "choice":
                 if value not in spec.get("choices", []):
-                    raise ValueError(f"must be one of {', '.join(map(str, spec.get('choices', [])))}")
+                    raise ValueError(_("must be one of %(choices)s")
+                                     % {"choices": ", ".join(map(str, spec.get("choices", [])))})
                 cleaned[name] = value
             else:
                 cleaned[name] = str(value)[:500]
         except (ValueError, ValidationError) as exc:
             msg = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
-            errors[name] = f"Invalid {kind}: {msg}"
+            errors[name] = _("Invalid %(kind)s: %(error)s") % {"kind": kind, "error": msg}
     if errors:
         raise ContactError(errors)
     return cleaned
@@ -81,9 +85,9 @@ def _clean_standard(data: dict[str, Any]) -> dict[str, str]:
             try:
                 validate_email(value)
             except ValidationError:
-                errors[name] = "Enter a valid email address."
+                errors[name] = _("Enter a valid email address.")
         if len(value) > 100:
-            errors[name] = "At most 100 characters."
+            errors[name] = _("At most 100 characters.")
         cleaned[name] = value
     if errors:
         raise ContactError(errors)
@@ -107,7 +111,7 @@ def create_contact(*, database: ContactDatabase, phone: str, data: dict[str, Any
     fields = _clean_standard(standard)
     values = _clean_custom(database, custom, partial=False)
     if not fields.get("first_name"):
-        raise ContactError({"first_name": "This field is required."})
+        raise ContactError({"first_name": _("This field is required.")})
     existing = Contact.objects.filter(database=database, phone=e164).first()
     if existing:
         raise ContactExists(existing)
@@ -129,10 +133,10 @@ def update_contact(*, contact: Contact, data: dict[str, Any]) -> Contact:
             raise ContactError({"phone": str(exc)}) from exc
         clash = Contact.objects.filter(database=contact.database, phone=new_phone).exclude(pk=contact.pk)
         if clash.exists():
-            raise ContactError({"phone": f"Another contact in this database has {new_phone}."})
+            raise ContactError({"phone": _("Another contact in this database has %(phone)s.") % {"phone": new_phone}})
         contact.phone = new_phone
     if "first_name" in fields and not fields["first_name"]:
-        raise ContactError({"first_name": "This field is required."})
+        raise ContactError({"first_name": _("This field is required.")})
     for key, value in fields.items():
         setattr(contact, key, value)
     contact.custom = {**(contact.custom or {}), **values}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -152,7 +153,7 @@ class IdentifyView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         if not data:
-            raise InvalidInput("Send {\"contact\": <id>} or the new contact's fields.", field="contact")
+            raise InvalidInput(_("Send {\"contact\": <id>} or the new contact's fields."), field="contact")
         if "contact" in data:
             conversation = services.identify(pk, current_user(request), contact_id=data["contact"])
         else:
@@ -165,7 +166,7 @@ class TransferView(APIView):
                    responses=ConversationSerializer)
     def post(self, request: Request, pk: int) -> Response:
         if "agent" not in request.data:
-            raise InvalidInput("agent is required (the user id to transfer to).", field="agent")
+            raise InvalidInput(_("agent is required (the user id to transfer to)."), field="agent")
         conversation = services.transfer(pk, current_user(request), request.data["agent"])
         return Response(ConversationSerializer(conversation).data)
 
@@ -188,7 +189,7 @@ class CloseView(APIView):
         if data.get("follow_up_at"):
             follow_up = parse_datetime(data["follow_up_at"])
             if follow_up is None:
-                raise InvalidInput("follow_up_at must be an ISO 8601 date-time.", field="follow_up_at")
+                raise InvalidInput(_("follow_up_at must be an ISO 8601 date-time."), field="follow_up_at")
         disposition = services.close(pk, current_user(request), option_id=data["disposition"], notes=data["notes"],
                                      sub_option=data["sub_option"], form=data.get("form"),
                                      follow_up_at=follow_up)

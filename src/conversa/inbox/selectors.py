@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import has_whatsapp_skill, is_admin, is_supervisor
 from conversa.campaigns.models import Campaign
@@ -26,7 +27,7 @@ def campaigns_for(user: AnyUser) -> QuerySet[Campaign]:
 
 def require_whatsapp_access(user: AnyUser) -> None:
     if not (is_supervisor(user) or has_whatsapp_skill(user)):
-        raise NotAllowed("Your agent group does not have the WhatsApp skill.")
+        raise NotAllowed(_("Your agent group does not have the WhatsApp skill."))
 
 
 def _with_related(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -66,7 +67,7 @@ def get_visible_conversation(user: AnyUser, conversation_id: int) -> Conversatio
     conversation = _with_related(visible_conversations(user)).filter(pk=conversation_id).first()
     if conversation is None:
         # Same answer whether it does not exist or belongs to someone else: nothing leaks.
-        raise NotFound("Conversation not found.")
+        raise NotFound(_("Conversation not found."))
     return conversation
 
 

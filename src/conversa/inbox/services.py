@@ -15,6 +15,7 @@ from django.contrib.auth.models import User as UserModel
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply
@@ -214,7 +215,7 @@ def capture(conversation_id: int, agent: UserModel) -> Conversation:
     require_whatsapp_access(agent)
     conversation = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent)).first()
     if conversation is None:
-        raise NotFound("Conversation not found.")
+        raise NotFound(_("Conversation not found."))
     now = timezone.now()
     with transaction.atomic():
         won = Conversation.objects.filter(
@@ -225,10 +226,10 @@ def capture(conversation_id: int, agent: UserModel) -> Conversation:
             if conversation.agent_id == agent.pk and conversation.status == Conversation.Status.ATTENDED:
                 return conversation  # a double click: already hers
             if conversation.status == Conversation.Status.CLOSED:
-                raise Conflict("This conversation is already closed.")
-            holder = display_name(conversation.agent) if conversation.agent else "another agent"
-            raise Conflict(f"Already taken by {holder}.", extra={"agent": conversation.agent_id,
-                                                                 "agent_name": holder})
+                raise Conflict(_("This conversation is already closed."))
+            holder = display_name(conversation.agent) if conversation.agent else _("another agent")
+            raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
+                           extra={"agent": conversation.agent_id, "agent_name": holder})
         _audit(ConversationEvent.Kind.CAPTURED, actor=agent, conversation=conversation)
         publish_conversation("conversation.captured", conversation,
                              groups.campaign_group(conversation.campaign_id))
@@ -245,13 +246,13 @@ def _owned(conversation_id: int, user: UserModel, *, allow_supervisor: bool = Fa
         .first()
     )
     if conversation is None:
-        raise NotFound("Conversation not found.")
+        raise NotFound(_("Conversation not found."))
     if conversation.agent_id != user.pk and not (allow_supervisor and is_supervisor(user)):
         if conversation.agent_id is None:
-            raise NotAllowed("Capture this conversation before acting on it.")
-        raise NotFound("Conversation not found.")
+            raise NotAllowed(_("Capture this conversation before acting on it."))
+        raise NotFound(_("Conversation not found."))
     if conversation.status == Conversation.Status.CLOSED:
-        raise Conflict("This conversation is closed.")
+        raise Conflict(_("This conversation is closed."))
     return conversation
 
 
@@ -290,15 +291,16 @@ def _validate_params(template: MessageTemplate, params: Any) -> list[str]:
     if params is None:
         params = []
     if not isinstance(params, list) or not all(isinstance(p, str | int | float) for p in params):
-        raise InvalidInput("params must be a list of strings.", field="params")
+        raise InvalidInput(_("params must be a list of strings."), field="params")
     cleaned = [str(p).strip() for p in params]
     if len(cleaned) != template.param_count:
         raise InvalidInput(
-            f"Template '{template.name}' takes {template.param_count} parameter(s); {len(cleaned)} given.",
+            _("Template '%(template)s' takes %(expected)d parameter(s); %(given)d given.")
+            % {"template": template.name, "expected": template.param_count, "given": len(cleaned)},
             field="params",
         )
     if any(not p for p in cleaned):
-        raise InvalidInput("Template parameters cannot be empty.", field="params")
+        raise InvalidInput(_("Template parameters cannot be empty."), field="params")
     return cleaned
 
 
@@ -306,12 +308,14 @@ def _approved_template(line: Line, template_id: Any) -> MessageTemplate:
     try:
         template_pk = int(template_id)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput("template must be an id.", field="template") from exc
+        raise InvalidInput(_("template must be an id."), field="template") from exc
     template = MessageTemplate.objects.filter(pk=template_pk, line=line).first()
     if template is None:
-        raise NotFound(f"Template {template_pk} does not exist on line {line.number}.")
+        raise NotFound(_("Template %(template)s does not exist on line %(line)s.")
+                       % {"template": template_pk, "line": line.number})
     if template.status != MessageTemplate.Status.APPROVED:
-        raise InvalidInput(f"Template '{template.name}' is {template.status}, not approved.", field="template")
+        raise InvalidInput(_("Template '%(template)s' is %(status)s, not approved.")
+                           % {"template": template.name, "status": template.status}, field="template")
     return template
 
 
@@ -371,13 +375,16 @@ def media_kind_for(upload: UploadedFile) -> str:
                 head = upload.read(16)
                 upload.seek(0)
                 if not any(head.startswith(sig) for sig in signature):
-                    raise InvalidInput(f"The file is not a real {mime} image.", field="file")
+                    raise InvalidInput(_("The file is not a real %(mime)s image.") % {"mime": mime}, field="file")
             if upload.size is not None and upload.size > limit:
+                label = str(dict(Message.Kind.choices).get(kind, kind.title()))
                 raise InvalidInput(
-                    f"{kind.title()} files can be at most {limit // (1024 * 1024)} MB "
-                    f"(this one is {upload.size / (1024 * 1024):.1f} MB).", field="file")
+                    _("%(kind)s files can be at most %(limit)d MB (this one is %(size).1f MB).")
+                    % {"kind": label, "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)},
+                    field="file")
             return kind
-    raise InvalidInput(f"Files of type '{mime or 'unknown'}' cannot be sent on WhatsApp.", field="file")
+    raise InvalidInput(_("Files of type '%(mime)s' cannot be sent on WhatsApp.") % {"mime": mime or _("unknown")},
+                       field="file")
 
 
 def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) -> tuple[Message, bool]:
@@ -387,7 +394,7 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
     text = None if request.media is not None else request.text
     chosen = [x for x in (text, request.quick_reply, request.template, request.media) if x not in (None, "")]
     if len(chosen) != 1:
-        raise InvalidInput("Send exactly one of: text, quick_reply, template, file.", field="text")
+        raise InvalidInput(_("Send exactly one of: text, quick_reply, template, file."), field="text")
     with transaction.atomic():
         conversation = _owned(conversation_id, agent)
         if request.client_message_id:
@@ -398,7 +405,7 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
         if request.reply_to:
             reply_to = conversation.messages.filter(pk=request.reply_to).first()
             if reply_to is None:
-                raise InvalidInput("reply_to is not a message of this conversation.", field="reply_to")
+                raise InvalidInput(_("reply_to is not a message of this conversation."), field="reply_to")
         if request.template is not None:
             template = _approved_template(conversation.line, request.template)
             params = _validate_params(template, request.params)
@@ -409,13 +416,13 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
         else:
             if not is_window_open(conversation):
                 raise WindowClosed(
-                    "More than 24 hours have passed since the customer's last message: "
-                    "only an approved template can be sent now.", field="template")
+                    _("More than 24 hours have passed since the customer's last message: "
+                      "only an approved template can be sent now."), field="template")
             if request.quick_reply is not None:
                 quick_reply = QuickReply.objects.filter(
                     pk=request.quick_reply, campaigns=conversation.campaign, active=True).first()
                 if quick_reply is None:
-                    raise NotFound("Quick reply not found for this campaign.")
+                    raise NotFound(_("Quick reply not found for this campaign."))
                 body = render_quick_reply(quick_reply.body, conversation, agent)
                 message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=body,
                                           payload={"quick_reply": quick_reply.pk},
@@ -428,9 +435,9 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
             else:
                 text = str(request.text).strip()
                 if not text:
-                    raise InvalidInput("text cannot be empty.", field="text")
+                    raise InvalidInput(_("text cannot be empty."), field="text")
                 if len(text) > 4096:
-                    raise InvalidInput("WhatsApp texts can be at most 4096 characters.", field="text")
+                    raise InvalidInput(_("WhatsApp texts can be at most 4096 characters."), field="text")
                 message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=text,
                                           client_message_id=request.client_message_id, reply_to=reply_to)
         _audit(ConversationEvent.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
@@ -456,11 +463,12 @@ def identify(conversation_id: int, agent: UserModel, *, contact_id: Any = None,
             try:
                 contact = Contact.objects.get(pk=int(contact_id), database_id=database_id)
             except (Contact.DoesNotExist, TypeError, ValueError) as exc:
-                raise NotFound("Contact not found in this campaign's contact database.") from exc
+                raise NotFound(_("Contact not found in this campaign's contact database.")) from exc
             busy = (Conversation.objects.filter(line=conversation.line, contact=contact)
                     .exclude(status=Conversation.Status.CLOSED).exclude(pk=conversation.pk).first())
             if busy:
-                raise Conflict(f"This contact already has an open conversation (#{busy.pk}) on this line.")
+                raise Conflict(_("This contact already has an open conversation (#%(conversation)s) on this line.")
+                               % {"conversation": busy.pk})
             created = False
         else:
             try:
@@ -504,7 +512,7 @@ def visible_contact(user: UserModel, contact_id: int, *, lock: bool = False) -> 
     qs = Contact.objects.filter(pk=contact_id, database__campaigns__in=campaigns_for(user)).distinct()
     contact = qs.first()
     if contact is None:
-        raise NotFound("Contact not found.")
+        raise NotFound(_("Contact not found."))
     if lock:
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
     return contact
@@ -517,14 +525,17 @@ def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conv
         try:
             target = User.objects.get(pk=int(target_user_id), is_active=True)
         except (User.DoesNotExist, TypeError, ValueError) as exc:
-            raise InvalidInput("agent must be the user id of an agent of this campaign.", field="agent") from exc
+            raise InvalidInput(_("agent must be the user id of an agent of this campaign."),
+                               field="agent") from exc
         if target.pk == conversation.agent_id:
-            raise InvalidInput("The conversation is already in that agent's personal inbox.", field="agent")
+            raise InvalidInput(_("The conversation is already in that agent's personal inbox."), field="agent")
         if not conversation.campaign.agents.filter(pk=target.pk).exists():
-            raise InvalidInput(f"{display_name(target)} is not an agent of campaign "
-                               f"'{conversation.campaign.name}'.", field="agent")
+            raise InvalidInput(_("%(agent)s is not an agent of campaign '%(campaign)s'.")
+                               % {"agent": display_name(target), "campaign": conversation.campaign.name},
+                               field="agent")
         if not has_whatsapp_skill(target):
-            raise InvalidInput(f"{display_name(target)} does not have the WhatsApp skill.", field="agent")
+            raise InvalidInput(_("%(agent)s does not have the WhatsApp skill.") % {"agent": display_name(target)},
+                               field="agent")
         previous = conversation.agent_id
         conversation.agent = target
         conversation.status = Conversation.Status.ATTENDED
@@ -546,14 +557,15 @@ def _clean_form(option: DispositionOption, answers: Any) -> dict[str, Any]:
     if answers is None:
         answers = {}
     if not isinstance(answers, dict):
-        raise InvalidInput("form must be an object of field answers.", field="form")
+        raise InvalidInput(_("form must be an object of field answers."), field="form")
     cleaned: dict[str, Any] = {}
     for spec in option.form_fields or []:
         name = spec["name"]
         value = answers.get(name)
         if value in (None, ""):
             if spec.get("required"):
-                raise InvalidInput(f"'{spec.get('label', name)}' is required for this disposition.", field=name)
+                raise InvalidInput(_("'%(field)s' is required for this disposition.")
+                                   % {"field": spec.get("label", name)}, field=name)
             continue
         kind = spec.get("type", "text")
         try:
@@ -563,17 +575,20 @@ def _clean_form(option: DispositionOption, answers: Any) -> dict[str, Any]:
                 cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
             elif kind == "choice":
                 if value not in spec.get("choices", []):
-                    raise ValueError("not one of the choices")
+                    raise ValueError(_("not one of the choices"))
                 cleaned[name] = value
             elif kind == "boolean":
                 cleaned[name] = bool(value)
             else:
                 cleaned[name] = str(value)[:2000]
         except ValueError as exc:
-            raise InvalidInput(f"'{spec.get('label', name)}': invalid {kind} ({exc}).", field=name) from exc
+            raise InvalidInput(_("'%(field)s': invalid %(kind)s (%(error)s).")
+                               % {"field": spec.get("label", name), "kind": kind, "error": exc},
+                               field=name) from exc
     unknown = set(answers) - {s["name"] for s in option.form_fields or []}
     if unknown:
-        raise InvalidInput(f"Unknown form field(s): {', '.join(sorted(unknown))}.", field="form")
+        raise InvalidInput(_("Unknown form field(s): %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+                           field="form")
     return cleaned
 
 
@@ -584,16 +599,17 @@ def close(conversation_id: int, user: UserModel, *, option_id: Any, notes: str =
         try:
             option = DispositionOption.objects.get(pk=int(option_id), campaign=conversation.campaign, active=True)
         except (DispositionOption.DoesNotExist, TypeError, ValueError) as exc:
-            raise InvalidInput("disposition must be one of this campaign's disposition options.",
+            raise InvalidInput(_("disposition must be one of this campaign's disposition options."),
                                field="disposition") from exc
         if option.sub_options and sub_option and sub_option not in option.sub_options:
-            raise InvalidInput(f"sub_option must be one of: {', '.join(option.sub_options)}.", field="sub_option")
+            raise InvalidInput(_("sub_option must be one of: %(choices)s.")
+                               % {"choices": ", ".join(option.sub_options)}, field="sub_option")
         if option.kind == DispositionOption.Kind.SCHEDULE:
             if follow_up_at is None:
-                raise InvalidInput("This disposition schedules a follow-up: follow_up_at is required.",
+                raise InvalidInput(_("This disposition schedules a follow-up: follow_up_at is required."),
                                    field="follow_up_at")
             if follow_up_at <= timezone.now():
-                raise InvalidInput("follow_up_at must be in the future.", field="follow_up_at")
+                raise InvalidInput(_("follow_up_at must be in the future."), field="follow_up_at")
         answers = _clean_form(option, form)
         now = timezone.now()
         disposition = Disposition.objects.create(
@@ -627,7 +643,7 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
         line = Line.objects.select_related("campaign", "provider").get(
             pk=int(line_id), active=True, campaign__in=campaigns_for(agent))
     except (Line.DoesNotExist, TypeError, ValueError) as exc:
-        raise NotFound("Line not found.") from exc
+        raise NotFound(_("Line not found.")) from exc
     try:
         e164 = normalize_phone(str(phone or ""))
     except InvalidPhone as exc:
@@ -639,8 +655,9 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
         busy = (Conversation.objects.select_for_update().filter(line=line, customer_phone=e164)
                 .exclude(status=Conversation.Status.CLOSED).first())
         if busy:
-            holder = display_name(busy.agent) if busy.agent else "the general inbox"
-            raise Conflict(f"{e164} already has an open conversation (in {holder}).",
+            holder = display_name(busy.agent) if busy.agent else _("the general inbox")
+            raise Conflict(_("%(phone)s already has an open conversation (in %(holder)s).")
+                           % {"phone": e164, "holder": holder},
                            extra={"conversation": busy.pk if busy.agent_id == agent.pk else None})
         contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=e164).first()
         if contact is None and contact_data:
@@ -660,7 +677,7 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
                     customer_profile_name=contact.full_name if contact else "",
                 )
         except IntegrityError as exc:
-            raise Conflict(f"{e164} already has an open conversation.") from exc
+            raise Conflict(_("%(phone)s already has an open conversation.") % {"phone": e164}) from exc
         _audit(ConversationEvent.Kind.OUTBOUND_STARTED, actor=agent, conversation=conversation,
                template=template.name)
         publish_conversation("conversation.created", conversation)

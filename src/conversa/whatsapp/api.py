@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import generics, serializers
 
 from conversa.core.errors import NotFound
@@ -52,5 +53,5 @@ class LineTemplatesView(generics.ListAPIView):
     def get_queryset(self) -> Any:
         line = visible_lines(self.request.user).filter(pk=self.kwargs["pk"]).first()
         if line is None:
-            raise NotFound("Line not found.")
+            raise NotFound(_("Line not found."))
         return line.templates.filter(status=MessageTemplate.Status.APPROVED).order_by("name")
