@@ -38,7 +38,7 @@ def test_capture_and_window_errors_follow_the_request_language(api, customer_say
     refused = api("agent1").post(url, {"text": "hola"}, format="json", **spanish)
     assert refused.status_code == 422
     assert "Pasaron más de 24 horas" in refused.json()["detail"]
-    assert "plantilla aprobada" in refused.json()["detail"]
+    assert "template aprobado" in refused.json()["detail"]
     refused = api("agent1").post(url, {"text": "hola"}, format="json")
     assert refused.status_code == 422
     assert "More than 24 hours have passed" in refused.json()["detail"]
