@@ -94,3 +94,22 @@ def test_webhook_secret_is_enforced_when_set(demo, client, run_tasks):
     run_tasks()
     assert (unsigned.status_code, forged.status_code, signed.status_code) == (401, 401, 200)
     assert Message.objects.filter(provider_message_id="sig-1").count() == 1
+
+
+def test_thread_follows_the_customers_order_when_webhooks_are_processed_out_of_order(api, demo):
+    import datetime
+
+    from conversa.inbox.services import receive_inbound
+    from conversa.whatsapp.adapters.base import InboundMessage
+
+    line = demo["sales_line"]
+    written = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+    # The second message's webhook is processed first (two workers, a congested queue).
+    for seconds, text in [(5, "segundo"), (1, "primero")]:
+        receive_inbound(line, InboundMessage(provider_message_id=f"ooo-{seconds}", from_phone="+5491155550001",
+                                             kind="text", body=text,
+                                             timestamp=written + datetime.timedelta(seconds=seconds)))
+    conversation = Conversation.objects.get(line=line)
+    api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    thread = api("agent1").get(f"/api/v1/conversations/{conversation.pk}/messages/").json()
+    assert [m["body"] for m in thread] == ["primero", "segundo"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import has_whatsapp_skill, is_admin, is_supervisor
@@ -72,4 +73,7 @@ def get_visible_conversation(user: AnyUser, conversation_id: int) -> Conversatio
 
 
 def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.select_related("sender", "template").order_by("created_at", "id")
+    """Oldest first, in the order the customer wrote: two webhooks processed by different
+    workers may be stored out of order, so inbound messages sort by the provider's timestamp."""
+    return (conversation.messages.select_related("sender", "template")
+            .order_by(Coalesce("provider_timestamp", "created_at"), "id"))

@@ -37,9 +37,10 @@ logger = logging.getLogger(__name__)
 # Ids remembered for de-duplication. Duplicates come from an event reaching several of the
 # socket's groups, or from catch-up racing live delivery; both within moments of each other.
 DEDUP_WINDOW = 4096
-# channels_redis forgets group memberships after `group_expiry` (a day by default); sockets that
-# stay open longer (wallboards) re-join well before that.
-REJOIN_EVERY = 3600.0
+# Group memberships live in Redis: they expire after `group_expiry` (a day) and vanish when Redis
+# restarts, which would leave an open socket silently deaf (Chatwoot #14703). Re-joining is an
+# idempotent, cheap set insert, so every socket does it often enough to bound that silence.
+REJOIN_EVERY = 30.0
 
 
 def _parse_event_id(value: Any) -> int | None:
