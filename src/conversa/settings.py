@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "conversa.whatsapp",
     "conversa.inbox",
     "conversa.realtime",
+    "conversa.reports",
     "conversa.web",
 ]
 

@@ -12,6 +12,7 @@ from conversa.campaigns import api as campaigns_api
 from conversa.contacts import api as contacts_api
 from conversa.core.views import healthz
 from conversa.inbox import api as inbox_api
+from conversa.reports import api as reports_api
 from conversa.whatsapp import api as whatsapp_api
 from conversa.whatsapp.webhooks import webhook
 
@@ -38,6 +39,8 @@ api_v1 = [
          name="api-quick-replies"),
     path("campaigns/<int:pk>/dispositions/", campaigns_api.CampaignDispositionsView.as_view(),
          name="api-campaign-dispositions"),
+    path("reports/summary/", reports_api.SummaryView.as_view(), name="api-reports-summary"),
+    path("reports/live/", reports_api.LiveView.as_view(), name="api-reports-live"),
     path("lines/", whatsapp_api.LineListView.as_view(), name="api-lines"),
     path("lines/<int:pk>/templates/", whatsapp_api.LineTemplatesView.as_view(), name="api-line-templates"),
 ]
@@ -52,5 +55,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     # Media is served by Django here; behind a real proxy, serve MEDIA_ROOT from it (docs/operations.md).
     re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    path("supervisor/", include("conversa.reports.urls")),
     path("", include("conversa.web.urls")),
 ]

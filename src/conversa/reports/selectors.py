@@ -1,0 +1,359 @@
+"""Reads for supervisors: report aggregates, the conversation report and the live snapshot.
+
+Every figure comes from a fixed handful of GROUP BY queries over the whole campaign set and date
+range, never one query per conversation, agent or campaign: Chatwoot's reports took tens of
+seconds at 50 agents (#12874) because they looped. The query count of `summary()` and
+`live_snapshot()` does not depend on how many conversations, agents or campaigns there are
+(tests/reports/test_queries.py holds this).
+
+Durations (first response, capture, resolution) are computed in Python from one slim row per
+conversation: datetime subtraction and medians differ between SQLite and PostgreSQL, and a median
+needs the values anyway. That query's row count grows, its number does not.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+
+from conversa.accounts.selectors import AnyUser, is_supervisor
+from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.core.errors import InvalidInput, NotAllowed, NotFound
+from conversa.inbox.models import Conversation, Message
+from conversa.inbox.selectors import campaigns_for
+
+DEFAULT_DAYS = 7
+
+
+# --------------------------------------------------------------------------- scope
+@dataclass(frozen=True)
+class DateRange:
+    """[start, end): conversations and messages created in it count."""
+
+    start: datetime
+    end: datetime
+
+
+def _parse_bound(raw: str, *, name: str, is_end: bool) -> datetime:
+    value = raw.strip()
+    parsed_dt = parse_datetime(value) if ("T" in value or " " in value) else None
+    if parsed_dt is not None:
+        if timezone.is_naive(parsed_dt):
+            parsed_dt = timezone.make_aware(parsed_dt)
+        return parsed_dt
+    try:
+        parsed_d = parse_date(value)
+    except ValueError:
+        parsed_d = None
+    if parsed_d is None:
+        raise InvalidInput(_("%(name)s must be a date (YYYY-MM-DD) or an ISO 8601 date-time.") % {"name": name},
+                           field=name)
+    # A date-only "to" means "through that day": people pick the last day they want to see.
+    return _day_start(parsed_d + timedelta(days=1) if is_end else parsed_d)
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def parse_range(raw_from: str | None, raw_to: str | None, *, now: datetime | None = None) -> DateRange:
+    """From query parameters. Dates are whole days in the server's time zone (`to` included);
+    date-times are taken as given. Default: the last seven days, today included."""
+    today = timezone.localdate(now or timezone.now())
+    start = _parse_bound(raw_from, name="from", is_end=False) if raw_from else \
+        _day_start(today - timedelta(days=DEFAULT_DAYS - 1))
+    end = _parse_bound(raw_to, name="to", is_end=True) if raw_to else _day_start(today + timedelta(days=1))
+    if start >= end:
+        raise InvalidInput(_("The range is empty: “from” must be before “to”."), field="from")
+    return DateRange(start, end)
+
+
+def reportable_campaigns(user: AnyUser, campaign_id: Any = None) -> QuerySet[Campaign]:
+    """The campaigns whose reports the user may read: supervisors their own, admins all."""
+    if not is_supervisor(user):
+        raise NotAllowed(_("Only supervisors and administrators can see reports."))
+    campaigns = campaigns_for(user)
+    if campaign_id not in (None, ""):
+        try:
+            pk = int(campaign_id)
+        except (TypeError, ValueError):
+            raise InvalidInput(_("campaign must be a campaign id."), field="campaign") from None
+        campaigns = campaigns.filter(pk=pk)
+        if not campaigns.exists():
+            # Same answer for "no such campaign" and "not yours": nothing leaks.
+            raise NotFound(_("Campaign not found."))
+    return campaigns
+
+
+def _campaign_list(campaigns: QuerySet[Campaign]) -> list[tuple[int, str]]:
+    return [(pk, name) for pk, name in campaigns.order_by("name").values_list("pk", "name")]
+
+
+def _names(user_ids: Iterable[int]) -> dict[int, str]:
+    rows = get_user_model().objects.filter(pk__in=set(user_ids)).values_list(
+        "pk", "first_name", "last_name", "username")
+    return {pk: (f"{first} {last}".strip() or username) for pk, first, last, username in rows}
+
+
+# --------------------------------------------------------------------------- general report
+@dataclass
+class Durations:
+    """Seconds; None when nothing was measured."""
+
+    count: int = 0
+    median: float | None = None
+    average: float | None = None
+
+    @classmethod
+    def of(cls, values: list[float]) -> Durations:
+        if not values:
+            return cls()
+        return cls(len(values), round(statistics.median(values), 1), round(statistics.fmean(values), 1))
+
+
+@dataclass
+class DispositionCount:
+    option_id: int
+    name: str
+    positive: bool
+    count: int
+
+
+@dataclass
+class AgentFigures:
+    agent_id: int
+    name: str
+    conversations: int = 0
+    messages_sent: int = 0
+    closed: int = 0
+    first_response_avg: float | None = None
+
+
+@dataclass
+class CampaignSummary:
+    campaign_id: int
+    name: str
+    messages_received: int = 0
+    messages_sent: int = 0
+    conversations: int = 0
+    conversations_inbound: int = 0
+    conversations_outbound: int = 0
+    attended: int = 0  # taken by an agent at some point (attended_at set)
+    not_attended: int = 0  # still waiting in the general inbox
+    closed: int = 0
+    closed_by_system: int = 0
+    dispositions: list[DispositionCount] = field(default_factory=list)
+    not_dispositioned: int = 0
+    first_response: Durations = field(default_factory=Durations)
+    time_to_capture: Durations = field(default_factory=Durations)
+    resolution: Durations = field(default_factory=Durations)
+    agents: list[AgentFigures] = field(default_factory=list)
+
+
+def _seconds(later: datetime | None, earlier: datetime) -> float | None:
+    if later is None:
+        return None
+    return max((later - earlier).total_seconds(), 0.0)
+
+
+def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSummary]:
+    """The general report, one entry per campaign. Conversations count when created in the range,
+    messages when sent or received in it. Seven queries, whatever the volume."""
+    by_campaign = {pk: CampaignSummary(pk, name) for pk, name in _campaign_list(campaigns)}
+    ids = list(by_campaign)
+    if not ids:
+        return []
+    agents: dict[tuple[int, int], AgentFigures] = {}
+
+    def agent(campaign_id: int, agent_id: int) -> AgentFigures:
+        key = (campaign_id, agent_id)
+        if key not in agents:
+            agents[key] = AgentFigures(agent_id, "")
+        return agents[key]
+
+    messages = (Message.objects.filter(conversation__campaign_id__in=ids, created_at__gte=rng.start,
+                                       created_at__lt=rng.end)
+                .values_list("conversation__campaign_id", "direction", "sender_id").annotate(n=Count("id"))
+                .order_by())
+    for campaign_id, direction, sender_id, n in messages:
+        if direction == Message.Direction.INBOUND:
+            by_campaign[campaign_id].messages_received += n
+        else:
+            by_campaign[campaign_id].messages_sent += n  # system messages (welcome, goodbye) included
+            if sender_id is not None:
+                agent(campaign_id, sender_id).messages_sent += n
+
+    conversations = Conversation.objects.filter(campaign_id__in=ids, created_at__gte=rng.start,
+                                                created_at__lt=rng.end)
+    counts = (conversations.values("campaign_id", "agent_id").order_by().annotate(
+        total=Count("id"),
+        outbound=Count("id", filter=Q(is_outbound=True)),
+        attended=Count("id", filter=Q(attended_at__isnull=False)),
+        waiting=Count("id", filter=Q(status=Conversation.Status.NEW)),
+        closed=Count("id", filter=Q(status=Conversation.Status.CLOSED)),
+        by_system=Count("id", filter=Q(closed_by_system=True)),
+    ))
+    for row in counts:
+        s = by_campaign[row["campaign_id"]]
+        s.conversations += row["total"]
+        s.conversations_outbound += row["outbound"]
+        s.conversations_inbound += row["total"] - row["outbound"]
+        s.attended += row["attended"]
+        s.not_attended += row["waiting"]
+        s.closed += row["closed"]
+        s.closed_by_system += row["by_system"]
+        if row["agent_id"] is not None:
+            a = agent(row["campaign_id"], row["agent_id"])
+            a.conversations += row["total"]
+            a.closed += row["closed"]
+
+    disposition_counts: dict[tuple[int, int], int] = {}
+    for campaign_id, option_id, n in (conversations.values_list("campaign_id", "disposition__option_id")
+                                      .annotate(n=Count("id")).order_by()):
+        if option_id is None:
+            by_campaign[campaign_id].not_dispositioned += n
+        else:
+            disposition_counts[(campaign_id, option_id)] = n
+    options = DispositionOption.objects.filter(campaign_id__in=ids).order_by("order", "name")
+    for option in options.values("pk", "campaign_id", "name", "positive", "active"):
+        n = disposition_counts.get((option["campaign_id"], option["pk"]), 0)
+        if option["active"] or n:  # a retired option still shows while it has history in range
+            by_campaign[option["campaign_id"]].dispositions.append(
+                DispositionCount(option["pk"], option["name"], option["positive"], n))
+
+    # First response = the first outbound message written by a person (welcome and goodbye
+    # messages have no sender). Outbound conversations start with the agent's template, so
+    # first response and capture time are measured on inbound conversations only.
+    timings = conversations.annotate(first_reply=Min(
+        "messages__created_at",
+        filter=Q(messages__direction=Message.Direction.OUTBOUND, messages__sender__isnull=False),
+    )).values_list("campaign_id", "agent_id", "is_outbound", "created_at", "attended_at", "closed_at",
+                   "first_reply").order_by()
+    first: dict[int, list[float]] = defaultdict(list)
+    capture: dict[int, list[float]] = defaultdict(list)
+    resolution: dict[int, list[float]] = defaultdict(list)
+    agent_first: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for campaign_id, agent_id, is_outbound, created, attended_at, closed_at, first_reply in timings:
+        if closed_at is not None:
+            resolution[campaign_id].append(_seconds(closed_at, created) or 0.0)
+        if is_outbound:
+            continue
+        if attended_at is not None:
+            capture[campaign_id].append(_seconds(attended_at, created) or 0.0)
+        reply = _seconds(first_reply, created)
+        if reply is not None:
+            first[campaign_id].append(reply)
+            if agent_id is not None:
+                agent_first[(campaign_id, agent_id)].append(reply)
+
+    names = _names(agent_id for _c, agent_id in agents)
+    for (campaign_id, agent_id), figures in sorted(agents.items()):
+        figures.name = names.get(agent_id, str(agent_id))
+        values = agent_first.get((campaign_id, agent_id))
+        figures.first_response_avg = Durations.of(values).average if values else None
+        by_campaign[campaign_id].agents.append(figures)
+    for campaign_id, s in by_campaign.items():
+        s.first_response = Durations.of(first[campaign_id])
+        s.time_to_capture = Durations.of(capture[campaign_id])
+        s.resolution = Durations.of(resolution[campaign_id])
+        s.agents.sort(key=lambda a: (-a.conversations, a.name))
+    return list(by_campaign.values())
+
+
+# --------------------------------------------------------------------------- conversation report
+def conversation_rows(campaigns: QuerySet[Campaign], rng: DateRange, *, agent_id: Any = None,
+                      phone: str = "") -> QuerySet[Conversation]:
+    """The conversation report: one row per conversation created in the range, newest first,
+    with everything a row shows joined in (no per-row queries)."""
+    qs = Conversation.objects.filter(campaign__in=campaigns.values("pk"), created_at__gte=rng.start,
+                                     created_at__lt=rng.end)
+    if agent_id not in (None, ""):
+        try:
+            qs = qs.filter(agent_id=int(agent_id))
+        except (TypeError, ValueError):
+            raise InvalidInput(_("agent must be a user id."), field="agent") from None
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if digits:
+        qs = qs.filter(customer_phone__contains=digits)
+    return (qs.select_related("agent", "campaign", "line", "disposition__option")
+            .annotate(message_count=Count("messages"))
+            .order_by("-created_at", "-id"))
+
+
+def report_agents(campaigns: QuerySet[Campaign]) -> list[tuple[int, str]]:
+    """Agents of the campaigns, for the report's agent filter."""
+    ids = set(Campaign.agents.through.objects.filter(campaign_id__in=campaigns.values("pk"))
+              .values_list("user_id", flat=True))
+    return sorted(_names(ids).items(), key=lambda item: item[1].lower())
+
+
+# --------------------------------------------------------------------------- live snapshot
+@dataclass
+class AgentLive:
+    agent_id: int
+    name: str
+    status: str
+    open: int
+    capacity: int
+
+
+@dataclass
+class CampaignLive:
+    campaign_id: int
+    name: str
+    waiting: int = 0
+    longest_wait_seconds: int | None = None
+    attended: int = 0
+    agents_by_status: dict[str, int] = field(default_factory=dict)
+    agents: list[AgentLive] = field(default_factory=list)
+
+
+AGENT_STATUSES = ("ready", "paused", "offline")
+
+
+def live_snapshot(campaigns: QuerySet[Campaign], *, now: datetime | None = None) -> list[CampaignLive]:
+    """What is happening right now, per campaign. Five queries, whatever the volume."""
+    now = now or timezone.now()
+    by_campaign = {pk: CampaignLive(pk, name, agents_by_status=dict.fromkeys(AGENT_STATUSES, 0))
+                   for pk, name in _campaign_list(campaigns)}
+    ids = list(by_campaign)
+    if not ids:
+        return []
+    waiting = (Conversation.objects.filter(campaign_id__in=ids, status=Conversation.Status.NEW,
+                                           agent__isnull=True)
+               .values_list("campaign_id").annotate(n=Count("id"), oldest=Min("created_at")).order_by())
+    for campaign_id, n, oldest in waiting:
+        by_campaign[campaign_id].waiting = n
+        by_campaign[campaign_id].longest_wait_seconds = int(max((now - oldest).total_seconds(), 0))
+    attended = (Conversation.objects.filter(campaign_id__in=ids, status=Conversation.Status.ATTENDED)
+                .values_list("campaign_id").annotate(n=Count("id")).order_by())
+    for campaign_id, n in attended:
+        by_campaign[campaign_id].attended = n
+
+    members = list(Campaign.agents.through.objects.filter(campaign_id__in=ids, user__is_active=True)
+                   .values_list("campaign_id", "user_id", "user__first_name", "user__last_name",
+                                "user__username", "user__profile__status", "user__profile__capacity"))
+    # Capacity is per agent across campaigns, so her open conversations count everywhere.
+    open_counts = dict(Conversation.objects.filter(agent_id__in={m[1] for m in members},
+                                                   status=Conversation.Status.ATTENDED)
+                       .values_list("agent_id").annotate(n=Count("id")).order_by())
+    for campaign_id, user_id, first, last, username, status, capacity in members:
+        status = status or "offline"
+        live = by_campaign[campaign_id]
+        live.agents.append(AgentLive(user_id, f"{first} {last}".strip() or username, status,
+                                     open_counts.get(user_id, 0), capacity or 0))
+        live.agents_by_status[status] = live.agents_by_status.get(status, 0) + 1
+    order = {s: i for i, s in enumerate(AGENT_STATUSES)}
+    for live in by_campaign.values():
+        live.agents.sort(key=lambda a: (order.get(a.status, 9), a.name.lower()))
+    return list(by_campaign.values())

@@ -1,0 +1,176 @@
+"""The general report and live snapshot, through the API: exact figures from a known scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from conversa.accounts.models import AgentProfile
+from conversa.campaigns.models import Campaign
+from conversa.inbox.models import Conversation, Message
+from conversa.reports import selectors
+from conversa.whatsapp.models import Line
+from tests.conftest import token_client
+from tests.reports.conftest import ok
+
+
+def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in body["campaigns"]}
+
+
+def test_summary_exact_figures(api: Callable[[str], APIClient], scenario: dict[str, Any]) -> None:
+    sales = by_name(ok(api("supervisor").get("/api/v1/reports/summary/")))["Sales"]
+    assert sales["messages_received"] == 4  # c1 ×2, c2, c3
+    # agent replies 1 (c1) + 2 (c2) + template (c5) + the line's goodbye on both closes
+    assert sales["messages_sent"] == 6
+    assert (sales["conversations"], sales["conversations_inbound"], sales["conversations_outbound"]) == (4, 3, 1)
+    assert (sales["attended"], sales["not_attended"], sales["closed"], sales["closed_by_system"]) == (3, 1, 2, 0)
+    assert {d["name"]: d["count"] for d in sales["dispositions"]} == {
+        "Sale": 1, "Interested, call back": 0, "Not interested": 1, "Quote sent": 0}
+    assert sales["not_dispositioned"] == 2
+    # inbound only: c1 120 s and c2 300 s to the first agent message
+    assert sales["first_response"] == {"count": 2, "median": 210.0, "average": 210.0}
+    assert sales["time_to_capture"] == {"count": 2, "median": 80.0, "average": 80.0}
+    assert sales["resolution"] == {"count": 2, "median": 750.0, "average": 750.0}
+    agents = {a["name"]: a for a in sales["agents"]}
+    assert agents["Laura Gómez"] | {"agent_id": 0} == {
+        "agent_id": 0, "name": "Laura Gómez", "conversations": 2, "messages_sent": 2, "closed": 1,
+        "first_response_avg": 120.0}
+    assert agents["Martín Pérez"]["conversations"] == 1
+    assert agents["Martín Pérez"]["messages_sent"] == 2
+    assert agents["Martín Pérez"]["closed"] == 1
+    assert agents["Martín Pérez"]["first_response_avg"] == 300.0
+    assert set(agents) == {"Laura Gómez", "Martín Pérez"}
+
+
+def test_support_and_campaign_filter(api: Callable[[str], APIClient], scenario: dict[str, Any]) -> None:
+    support_id = Campaign.objects.get(name="Support").pk
+    body = ok(api("supervisor").get(f"/api/v1/reports/summary/?campaign={support_id}"))
+    assert [c["name"] for c in body["campaigns"]] == ["Support"]
+    support = body["campaigns"][0]
+    assert (support["messages_received"], support["conversations"], support["closed"]) == (1, 1, 1)
+    assert {d["name"]: d["count"] for d in support["dispositions"]} == {
+        "Solved": 1, "Escalated": 0, "Wrong number": 0}
+    assert support["not_dispositioned"] == 0
+    assert support["first_response"]["median"] == 40.0
+    assert [(a["name"], a["conversations"]) for a in support["agents"]] == [("Carla Ruiz", 1)]
+
+
+def test_date_filter_excludes_outside_rows(api: Callable[[str], APIClient], scenario: dict[str, Any]) -> None:
+    month_ago = timezone.now() - timedelta(days=30)
+    Conversation.objects.filter(pk=scenario["c2"].pk).update(created_at=month_ago)
+    Message.objects.filter(conversation=scenario["c2"]).update(created_at=month_ago)
+    client = api("supervisor")
+    sales = by_name(ok(client.get("/api/v1/reports/summary/")))["Sales"]
+    assert (sales["conversations"], sales["messages_received"], sales["messages_sent"]) == (3, 3, 3)
+    assert {d["name"]: d["count"] for d in sales["dispositions"]}["Not interested"] == 0
+
+    day = timezone.localdate(month_ago)
+    only = by_name(ok(client.get(f"/api/v1/reports/summary/?from={day}&to={day}")))["Sales"]
+    assert (only["conversations"], only["messages_received"], only["messages_sent"]) == (1, 1, 3)
+    # an exclusive date-time end just before c2 leaves nothing
+    end = (month_ago - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    empty = by_name(ok(client.get("/api/v1/reports/summary/", {"from": str(day - timedelta(days=1)),
+                                                                "to": end})))["Sales"]
+    assert empty["conversations"] == 0
+
+
+def test_bad_range_is_400(api: Callable[[str], APIClient], demo: dict[str, Any]) -> None:
+    client = api("supervisor")
+    assert client.get("/api/v1/reports/summary/?from=yesterday").status_code == 400
+    assert client.get("/api/v1/reports/summary/?from=2026-02-02&to=2026-01-01").status_code == 400
+
+
+def test_visibility(api: Callable[[str], APIClient], scenario: dict[str, Any]) -> None:
+    only_sales = User.objects.create_user("sales_sup", first_name="Sam")
+    AgentProfile.objects.create(user=only_sales, role=AgentProfile.Role.SUPERVISOR)
+    Campaign.objects.get(name="Sales").supervisors.add(only_sales)
+    client = token_client("sales_sup")
+    assert [c["name"] for c in ok(client.get("/api/v1/reports/summary/"))["campaigns"]] == ["Sales"]
+    assert [c["name"] for c in ok(client.get("/api/v1/reports/live/"))["campaigns"]] == ["Sales"]
+    support_id = Campaign.objects.get(name="Support").pk
+    assert client.get(f"/api/v1/reports/summary/?campaign={support_id}").status_code == 404
+
+    for agent in ("agent1", "agent3"):
+        assert api(agent).get("/api/v1/reports/summary/").status_code == 403
+        assert api(agent).get("/api/v1/reports/live/").status_code == 403
+    assert APIClient().get("/api/v1/reports/summary/").status_code in (401, 403)
+    admin = by_name(ok(api("admin").get("/api/v1/reports/summary/")))
+    assert set(admin) == {"Sales", "Support"}
+
+
+def test_live_snapshot(api: Callable[[str], APIClient], scenario: dict[str, Any],
+                       customer_says: Callable[..., Conversation]) -> None:
+    # agent2 takes a fresh one and keeps it open; agent1 pauses.
+    c6 = customer_says("Still there?", phone="+5491155550006")
+    ok(api("agent2").post(f"/api/v1/conversations/{c6.pk}/capture/"))
+    AgentProfile.objects.filter(user__username="agent1").update(status=AgentProfile.Status.PAUSED)
+    AgentProfile.objects.filter(user__username="agent2").update(capacity=3)
+    Conversation.objects.filter(pk=scenario["c3"].pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    live = by_name(ok(api("supervisor").get("/api/v1/reports/live/")))
+    sales = live["Sales"]
+    assert sales["waiting"] == 1
+    assert 299 <= sales["longest_wait_seconds"] <= 330
+    assert sales["attended"] == 2  # c5 (agent1's outbound) and c6
+    assert sales["agents_by_status"] == {"ready": 3, "paused": 1, "offline": 0}
+    agents = {a["name"]: a for a in sales["agents"]}
+    assert agents["Laura Gómez"]["status"] == "paused" and agents["Laura Gómez"]["open"] == 1
+    assert (agents["Martín Pérez"]["open"], agents["Martín Pérez"]["capacity"]) == (1, 3)
+    assert live["Support"]["waiting"] == 0 and live["Support"]["longest_wait_seconds"] is None
+
+
+def _bulk(n: int) -> None:
+    """n closed conversations with two messages each, spread over agents, straight into the DB."""
+    sales = Campaign.objects.get(name="Sales")
+    line = Line.objects.filter(campaign=sales).first()
+    assert line is not None
+    agents = list(User.objects.filter(username__in=["agent1", "agent2", "agent3"]))
+    now = timezone.now()
+    for i in range(n):
+        agent = agents[i % len(agents)]
+        c = Conversation.objects.create(line=line, campaign=sales, customer_phone=f"+54911{i:08d}",
+                                        agent=agent, status=Conversation.Status.CLOSED, attended_at=now,
+                                        closed_at=now)
+        Message.objects.create(conversation=c, line=line, direction=Message.Direction.INBOUND,
+                               status=Message.Status.RECEIVED)
+        Message.objects.create(conversation=c, line=line, direction=Message.Direction.OUTBOUND, sender=agent)
+
+
+def _count_summary_queries() -> int:
+    campaigns = Campaign.objects.all()
+    rng = selectors.parse_range(None, None)
+    with CaptureQueriesContext(connection) as ctx:
+        selectors.summary(campaigns, rng)
+        selectors.live_snapshot(campaigns)
+    return len(ctx.captured_queries)
+
+
+def test_query_count_does_not_grow(demo: dict[str, Any], django_assert_max_num_queries: Any) -> None:
+    _bulk(5)
+    few = _count_summary_queries()
+    _bulk(45)
+    assert Conversation.objects.count() == 50
+    many = _count_summary_queries()
+    assert few == many
+    campaigns = Campaign.objects.all()
+    with django_assert_max_num_queries(7):
+        result = selectors.summary(campaigns, selectors.parse_range(None, None))
+    assert {s.name: s.conversations for s in result}["Sales"] == 50
+    with django_assert_max_num_queries(5):
+        selectors.live_snapshot(campaigns)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reports/summary/", "/api/v1/reports/live/"])
+def test_documented_in_openapi(path: str, demo: dict[str, Any]) -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert path in schema.json()["paths"]
