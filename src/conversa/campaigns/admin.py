@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply
+from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.contacts.admin import validate_field_specs
 
 FORM_FIELD_TYPES = {"text", "number", "date", "choice", "boolean"}
@@ -95,3 +95,16 @@ class DispositionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class TimeRangeInline(admin.TabularInline):
+    model = TimeRange
+    extra = 1
+
+
+@admin.register(TimeGroup)
+class TimeGroupAdmin(admin.ModelAdmin):
+    """Business hours: lines outside every range answer with their out-of-hours message."""
+
+    list_display = ["name", "timezone"]
+    inlines = [TimeRangeInline]

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -110,3 +114,98 @@ class Disposition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.option} ({self.created_at:%Y-%m-%d})"
+
+
+def _within(value: int, start: int, end: int) -> bool:
+    """start..end inclusive; a span whose end comes before its start wraps (Fri..Mon, Nov..Feb)."""
+    return start <= value <= end if start <= end else value >= start or value <= end
+
+
+class TimeGroup(models.Model):
+    """Business hours ("grupo horario"): a line is open when any of its ranges matches."""
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    timezone = models.CharField(_("time zone"), max_length=64, default=settings.TIME_ZONE,
+                                help_text=_("IANA name, e.g. America/Argentina/Buenos_Aires"))
+
+    class Meta:
+        verbose_name = _("time group")
+        verbose_name_plural = _("time groups")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError({"timezone": _("Unknown time zone.")}) from exc
+
+    def is_open(self, at: datetime.datetime) -> bool:
+        local = at.astimezone(zoneinfo.ZoneInfo(self.timezone))
+        return any(r.matches(local) for r in self.ranges.all())
+
+
+class TimeRange(models.Model):
+    """Weekdays x hours, optionally limited to days of the month and months. Overnight hours
+    (22:00-06:00) and wrapping spans (Fri-Mon) are allowed; the end time is exclusive, and equal
+    start and end times (00:00-00:00) mean the whole day."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    time_group = models.ForeignKey(TimeGroup, on_delete=models.CASCADE, related_name="ranges")
+    weekday_from = models.PositiveSmallIntegerField(_("from weekday"), choices=Weekday.choices, default=0)
+    weekday_to = models.PositiveSmallIntegerField(_("to weekday"), choices=Weekday.choices, default=4)
+    time_from = models.TimeField(_("from time"), default=datetime.time(9, 0))
+    time_to = models.TimeField(_("to time"), default=datetime.time(18, 0))
+    day_from = models.PositiveSmallIntegerField(_("from day of month"), null=True, blank=True)
+    day_to = models.PositiveSmallIntegerField(_("to day of month"), null=True, blank=True)
+    month_from = models.PositiveSmallIntegerField(_("from month"), null=True, blank=True)
+    month_to = models.PositiveSmallIntegerField(_("to month"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("time range")
+        verbose_name_plural = _("time ranges")
+
+    def __str__(self) -> str:
+        days = f"{self.get_weekday_from_display()}-{self.get_weekday_to_display()}"
+        return f"{days} {self.time_from:%H:%M}-{self.time_to:%H:%M}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for low, high, lo, hi in (("day_from", "day_to", 1, 31), ("month_from", "month_to", 1, 12)):
+            a, b = getattr(self, low), getattr(self, high)
+            if (a is None) != (b is None):
+                errors[high] = str(_("Give both ends of the span, or neither."))
+            for name, value in ((low, a), (high, b)):
+                if value is not None and not lo <= value <= hi:
+                    errors[name] = str(_("Must be between %(low)d and %(high)d.")) % {"low": lo, "high": hi}
+        if errors:
+            raise ValidationError(errors)
+
+    def matches(self, local: datetime.datetime) -> bool:
+        if (self.month_from is not None and self.month_to is not None
+                and not _within(local.month, self.month_from, self.month_to)):
+            return False
+        if (self.day_from is not None and self.day_to is not None
+                and not _within(local.day, self.day_from, self.day_to)):
+            return False
+        now = local.time().replace(tzinfo=None)
+        weekday = local.weekday()
+        if self.time_from == self.time_to:  # 00:00-00:00: the whole day
+            return _within(weekday, self.weekday_from, self.weekday_to)
+        if self.time_from < self.time_to:
+            return _within(weekday, self.weekday_from, self.weekday_to) and self.time_from <= now < self.time_to
+        # Overnight: the part after midnight belongs to the previous day's span.
+        if now >= self.time_from:
+            return _within(weekday, self.weekday_from, self.weekday_to)
+        if now < self.time_to:
+            return _within((weekday - 1) % 7, self.weekday_from, self.weekday_to)
+        return False

@@ -5,11 +5,13 @@ Idempotent: every object is looked up by a natural key, so loading twice changes
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib.auth.models import User
 from django.db import transaction
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
-from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
+from conversa.campaigns.models import Campaign, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
 
@@ -88,6 +90,15 @@ def load_demo() -> dict[str, int]:
     ]:
         reply, _ = QuickReply.objects.get_or_create(title=title, defaults={"body": body})
         reply.campaigns.add(*campaigns)
+
+    # An example of business hours; not attached to the demo lines, so the demo answers at any hour.
+    office, created = TimeGroup.objects.get_or_create(name="Office hours (example)",
+                                                     defaults={"timezone": "America/Argentina/Buenos_Aires"})
+    if created:
+        TimeRange.objects.create(time_group=office, weekday_from=0, weekday_to=4,
+                                 time_from=datetime.time(9), time_to=datetime.time(18))
+        TimeRange.objects.create(time_group=office, weekday_from=5, weekday_to=5,
+                                 time_from=datetime.time(9), time_to=datetime.time(13))
 
     provider, _ = Provider.objects.get_or_create(name="Sandbox", defaults={"kind": Provider.Kind.SANDBOX})
     sales_line, _ = Line.objects.get_or_create(number="+15550100001", defaults={

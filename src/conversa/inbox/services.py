@@ -29,7 +29,7 @@ from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
 from conversa.inbox.window import is_window_open
 from conversa.realtime import groups
 from conversa.whatsapp.adapters.base import InboundMessage, StatusUpdate
-from conversa.whatsapp.models import Line, MessageTemplate, PendingStatus
+from conversa.whatsapp.models import Line, MessageTemplate, OutOfHours, PendingStatus
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -122,20 +122,47 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         conversation.unread_count += 1
         conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
                                          "customer_profile_name", "unread_count"])
+        in_hours = not created or line.time_group is None or line.time_group.is_open(now)
         if created:
-            _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound")
+            _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound", in_hours=in_hours)
             publish_conversation("conversation.created", conversation)
         publish_message("message.created", message)
-        if created and conversation.campaign.routing != Campaign.Routing.MANUAL:
-            campaign_id = conversation.campaign_id
-            transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign_id))
-        if created and line.welcome_message:
-            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.welcome_message)
+        if created and not in_hours:
+            _answer_out_of_hours(conversation, line, now)
+        if created and conversation.status != Conversation.Status.CLOSED:
+            if conversation.campaign.routing != Campaign.Routing.MANUAL:
+                campaign_id = conversation.campaign_id
+                transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign_id))
+            if in_hours and line.welcome_message:
+                _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.welcome_message)
         if inbound.media_id:
             from conversa.inbox import tasks
 
             transaction.on_commit(lambda: tasks.fetch_inbound_media.enqueue(message.pk))
     return message
+
+
+OUT_OF_HOURS_REPEAT = datetime.timedelta(hours=1)
+
+
+def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.datetime) -> None:
+    """Outside the line's business hours: tell the customer (at most once an hour), then keep the
+    conversation waiting in the general inbox or close it, as the line says."""
+    already_told = Message.objects.filter(
+        line=line, conversation__customer_phone=conversation.customer_phone, direction=Message.Direction.OUTBOUND,
+        payload__system="out_of_hours", created_at__gte=now - OUT_OF_HOURS_REPEAT,
+    ).exists()
+    if line.out_of_hours_message and not already_told:
+        _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.out_of_hours_message,
+                        payload={"system": "out_of_hours"})
+    if line.out_of_hours_action == OutOfHours.CLOSE:
+        conversation.status = Conversation.Status.CLOSED
+        conversation.closed_at = now
+        conversation.closed_by_system = True
+        conversation.unread_count = 0
+        conversation.save(update_fields=["status", "closed_at", "closed_by_system", "unread_count"])
+        _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, reason="out_of_hours")
+        publish_conversation("conversation.closed", conversation)
 
 
 def _distribute_safely(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:

@@ -122,7 +122,8 @@ class _LineForm(ConfigForm):
 
     class Meta:
         model = Line
-        fields = ["name", "number", "provider", "campaign", "welcome_message", "goodbye_message", "active"]
+        fields = ["name", "number", "provider", "campaign", "welcome_message", "goodbye_message", "time_group",
+                  "out_of_hours_message", "out_of_hours_action", "active"]
 
 
 # ModelFormMetaclass only collects fields declared at class creation: build the classes with them.
@@ -151,7 +152,8 @@ def webhook_url(line: Line) -> str:
 class LineAdmin(admin.ModelAdmin):
     form = LineForm
     fieldsets = _fieldsets(["name", "number", "provider", "campaign", "callback_url", "welcome_message",
-                            "goodbye_message", "active"], LINE_FIELDS)
+                            "goodbye_message", "time_group", "out_of_hours_message", "out_of_hours_action",
+                            "active"], LINE_FIELDS)
     list_display = ["name", "number", "provider", "campaign", "active", "health_error"]
     list_filter = ["provider__kind", "active"]
     search_fields = ["name", "number"]

@@ -43,6 +43,11 @@ class Provider(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
 
+class OutOfHours(models.TextChoices):
+    QUEUE = "queue", _("Reply with the out-of-hours message and keep it in the general inbox")
+    CLOSE = "close", _("Reply with the out-of-hours message and close it (closed by the system)")
+
+
 class Line(models.Model):
     """A WhatsApp business number. `config` holds the provider-side ids:
 
@@ -57,8 +62,16 @@ class Line(models.Model):
     campaign = models.OneToOneField(
         Campaign, on_delete=models.PROTECT, related_name="line", verbose_name=_("destination campaign")
     )
-    welcome_message = models.TextField(_("welcome message"), blank=True)
-    goodbye_message = models.TextField(_("goodbye message"), blank=True)
+    welcome_message = models.TextField(_("welcome message"), blank=True,
+                                       help_text=_("Sent when a new conversation opens within business hours."))
+    goodbye_message = models.TextField(_("goodbye message"), blank=True,
+                                       help_text=_("Sent when an agent closes the conversation."))
+    time_group = models.ForeignKey(
+        "campaigns.TimeGroup", on_delete=models.SET_NULL, null=True, blank=True, related_name="lines",
+        verbose_name=_("business hours"), help_text=_("Empty: always open."))
+    out_of_hours_message = models.TextField(_("out-of-hours message"), blank=True)
+    out_of_hours_action = models.CharField(
+        _("out of hours"), max_length=20, choices=OutOfHours.choices, default=OutOfHours.QUEUE)
     active = models.BooleanField(_("active"), default=True)
     # Set when the provider rejects the line's credentials (e.g. Meta 190); cleared by the next
     # successful send. Shown to admins and agents so nobody keeps sending into a dead line.
