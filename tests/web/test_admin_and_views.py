@@ -79,3 +79,13 @@ def test_capture_conflict_comes_back_as_an_htmx_error(demo: dict[str, Any], cust
     response = logged_in("agent2").post(f"/console/c/{conversation.pk}/capture/")
     assert response.status_code == 409
     assert "Already taken by Laura G" in response["HX-Trigger"]
+
+
+def test_agent_is_warned_when_the_provider_rejects_the_line(demo: dict[str, Any], customer_says: Any) -> None:
+    conversation = customer_says("Hola <b>")
+    agent = logged_in("agent1")
+    assert agent.post(f"/console/c/{conversation.pk}/capture/").status_code == 204
+    assert b'data-testid="line-problem"' not in agent.get(f"/console/c/{conversation.pk}/").content
+    Line.objects.filter(pk=demo["sales_line"].pk).update(health_error="Access token expired <x>")
+    page = agent.get(f"/console/c/{conversation.pk}/").content.decode()
+    assert 'data-testid="line-problem"' in page and "Access token expired &lt;x&gt;" in page
