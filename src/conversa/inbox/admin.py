@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from django.contrib import admin
+import datetime
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from conversa.inbox.models import Conversation, ConversationEvent, Message
 
@@ -23,6 +28,17 @@ class ConversationAdmin(admin.ModelAdmin):
     raw_id_fields = ["contact", "agent"]
     readonly_fields = ["created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at"]
     inlines = [MessageInline]
+    actions = ["close_by_system"]
+
+    @admin.action(description="Close selected open conversations (by the system)")
+    def close_by_system(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        from conversa.inbox.services import close_stale_conversations
+
+        open_ids = list(queryset.exclude(status=Conversation.Status.CLOSED).values_list("pk", flat=True))
+        # "Idle for zero seconds" selects every one of them; the service audits and announces each.
+        closed = close_stale_conversations(older_than=datetime.timedelta(0), statuses=["new", "attended"],
+                                           actor=request.user, only_ids=open_ids)  # type: ignore[arg-type]
+        self.message_user(request, _("%(count)d conversation(s) closed.") % {"count": closed}, messages.SUCCESS)
 
 
 @admin.register(Message)

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User as UserModel
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -711,3 +712,41 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
         _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(cleaned_params),
                         template=template, payload={"params": cleaned_params})
     return conversation
+
+
+# --------------------------------------------------------------------------- housekeeping
+def close_stale_conversations(*, older_than: datetime.timedelta, statuses: list[str],
+                              actor: UserModel | None = None, only_ids: list[int] | None = None,
+                              batch_size: int = 200) -> int:
+    """Close (by the system) open conversations with no message for `older_than`.
+
+    For the backlog a contact center accumulates: abandoned chats in the general inbox, or ones an
+    agent left open. Each conversation closes with its own conditional update, so one that gets a
+    new message meanwhile is left alone; work goes in small transactions."""
+    allowed = {Conversation.Status.NEW, Conversation.Status.ATTENDED}
+    if not statuses or not set(statuses) <= allowed:
+        raise InvalidInput(_("statuses must be among: %(allowed)s.") % {"allowed": ", ".join(sorted(allowed))},
+                           field="statuses")
+    cutoff = timezone.now() - older_than
+    stale = Q(last_message_at__lt=cutoff) | Q(last_message_at__isnull=True, created_at__lt=cutoff)
+    candidates = Conversation.objects.filter(stale, status__in=statuses)
+    if only_ids is not None:
+        candidates = candidates.filter(pk__in=only_ids)
+    ids = list(candidates.order_by("pk").values_list("pk", flat=True))
+    closed = 0
+    for start in range(0, len(ids), batch_size):
+        with transaction.atomic():
+            for conversation_id in ids[start:start + batch_size]:
+                now = timezone.now()
+                done = Conversation.objects.filter(stale, pk=conversation_id, status__in=statuses).update(
+                    status=Conversation.Status.CLOSED, closed_at=now, closed_by_system=True, unread_count=0)
+                if not done:
+                    continue
+                conversation = Conversation.objects.select_related("contact", "line__provider").get(pk=conversation_id)
+                previous_agent = conversation.agent_id
+                _audit(ConversationEvent.Kind.CLOSED, actor=actor, conversation=conversation, reason="stale",
+                       older_than_hours=round(older_than.total_seconds() / 3600, 1))
+                publish_conversation("conversation.closed", conversation,
+                                     *([groups.agent_group(previous_agent)] if previous_agent else []))
+                closed += 1
+    return closed

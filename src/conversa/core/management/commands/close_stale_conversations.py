@@ -1,0 +1,30 @@
+"""`manage.py close_stale_conversations --days 7 --status new,attended`: housekeeping for old chats."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from conversa.core.errors import DomainError
+from conversa.inbox.services import close_stale_conversations
+
+
+class Command(BaseCommand):
+    help = "Close (by the system) open conversations with no message for N days."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=float, required=True, help="Idle for at least this many days.")
+        parser.add_argument("--status", default="new,attended",
+                            help="Which open conversations: new (general inbox), attended, or both.")
+
+    def handle(self, *args: Any, days: float, status: str, **options: Any) -> None:
+        if days <= 0:
+            raise CommandError("--days must be positive.")
+        try:
+            closed = close_stale_conversations(older_than=datetime.timedelta(days=days),
+                                               statuses=[s.strip() for s in status.split(",") if s.strip()])
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(self.style.SUCCESS(f"Closed {closed} conversation(s) idle for {days:g}+ day(s)."))
