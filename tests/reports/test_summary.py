@@ -12,14 +12,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
+from tests.conftest import token_client
+from tests.reports.conftest import ok
 
 from conversa.accounts.models import AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.inbox.models import Conversation, Message
 from conversa.reports import selectors
 from conversa.whatsapp.models import Line
-from tests.conftest import token_client
-from tests.reports.conftest import ok
 
 
 def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -28,7 +28,7 @@ def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_summary_exact_figures(api: Callable[[str], APIClient], scenario: dict[str, Any]) -> None:
     sales = by_name(ok(api("supervisor").get("/api/v1/reports/summary/")))["Sales"]
-    assert sales["messages_received"] == 4  # c1 ×2, c2, c3
+    assert sales["messages_received"] == 4  # c1 twice, c2, c3
     # agent replies 1 (c1) + 2 (c2) + template (c5) + the line's goodbye on both closes
     assert sales["messages_sent"] == 6
     assert (sales["conversations"], sales["conversations_inbound"], sales["conversations_outbound"]) == (4, 3, 1)

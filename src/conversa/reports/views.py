@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from datetime import timedelta
+from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from conversa.accounts.selectors import display_name, is_supervisor
@@ -48,6 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = _live_context(request)
     context["me_name"] = display_name(request.user)
     context["section"] = "live"
+    context["js_strings"] = {"live": _("Live"), "offline": _("Reconnecting…"), "connecting": _("Connecting…")}
     return render(request, "reports/dashboard.html", context)
 
 
