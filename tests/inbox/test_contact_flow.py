@@ -209,3 +209,22 @@ def test_every_action_is_audited(api, attended, demo):
     assert events == [("created", None), ("captured", "agent1"), ("message_sent", "agent1"),
                       ("identified", "agent1"), ("transferred", "agent1"), ("closed", "agent2")]
     assert all(e.created_at for e in ConversationEvent.objects.all())
+
+
+def test_supervisor_assigns_from_the_general_inbox(api, customer_says):
+    from conversa.realtime.models import EventTarget
+
+    waiting = customer_says("Hola", phone="+5491155556001")
+    response = api("supervisor").post(f"/api/v1/conversations/{waiting.pk}/transfer/", {"agent": uid("agent2")},
+                                      format="json")
+    assert response.status_code == 200 and response.json()["status"] == "attended"
+    assert response.json()["attended_at"] is not None
+    assert [c["id"] for c in results(api("agent2").get("/api/v1/inbox/personal/"))] == [waiting.pk]
+    assert results(api("agent1").get("/api/v1/inbox/general/")) == []
+    # The other campaign agents are told, so it leaves their New tab live.
+    groups = set(EventTarget.objects.filter(event__type="conversation.transferred").values_list("group", flat=True))
+    assert f"campaign-{waiting.campaign_id}" in groups and f"agent-{uid('agent2')}" in groups
+    # Agents cannot do that: they capture.
+    other = customer_says("Hola", phone="+5491155556002")
+    assert api("agent1").post(f"/api/v1/conversations/{other.pk}/transfer/", {"agent": uid("agent2")},
+                              format="json").status_code == 403

@@ -567,11 +567,14 @@ def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conv
         previous = conversation.agent_id
         conversation.agent = target
         conversation.status = Conversation.Status.ATTENDED
-        conversation.save(update_fields=["agent", "status"])
+        conversation.attended_at = conversation.attended_at or timezone.now()
+        conversation.save(update_fields=["agent", "status", "attended_at"])
         _audit(ConversationEvent.Kind.TRANSFERRED, actor=user, conversation=conversation,
                from_agent=previous, to_agent=target.pk)
-        publish_conversation("conversation.transferred", conversation,
-                             *([groups.agent_group(previous)] if previous else []),
+        # From an agent: she loses it. From the general inbox (a supervisor assigning it): it leaves
+        # every campaign agent's New tab.
+        leaving = groups.agent_group(previous) if previous else groups.campaign_group(conversation.campaign_id)
+        publish_conversation("conversation.transferred", conversation, leaving,
                              from_agent=previous, to_agent=target.pk)
         if previous:
             transaction.on_commit(lambda: _distribute_safely(agent_id=previous))
