@@ -200,6 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "conversa.core.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("CONVERSA_LOGIN_RATE", "20/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Conversa API",

@@ -5,7 +5,6 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from conversa.accounts import api as accounts_api
 from conversa.campaigns import api as campaigns_api
@@ -17,7 +16,7 @@ from conversa.whatsapp import api as whatsapp_api
 from conversa.whatsapp.webhooks import webhook
 
 api_v1 = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
     path("me/", accounts_api.MeView.as_view(), name="api-me"),
     path("me/status/", accounts_api.MyStatusView.as_view(), name="api-my-status"),
     path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),

@@ -80,3 +80,14 @@ def test_health_endpoint_reports_database_and_webhook_backlog(client, demo):
                                         body_sha256="x" * 64)
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - datetime.timedelta(minutes=5))
     assert client.get("/healthz/").json()["webhook_backlog"] == 1
+
+
+def test_password_guessing_is_throttled(demo, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    client = APIClient()
+    codes = [client.post("/api/v1/auth/token/", {"username": "agent1", "password": f"guess{n}"},
+                         format="json").status_code for n in range(25)]
+    assert codes[:20] == [400] * 20 and codes[-1] == 429
+    cache.clear()

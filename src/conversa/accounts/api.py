@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor, profile_of
@@ -44,3 +46,15 @@ class MyStatusView(APIView):
     def post(self, request: Request) -> Response:
         set_status(current_user(request), str(request.data.get("status", "")))
         return Response(_me(request))
+
+
+class LoginThrottle(AnonRateThrottle):
+    """Slows password guessing on the token endpoint (per client IP, per process cache)."""
+
+    scope = "login"
+
+
+class TokenView(ObtainAuthToken):
+    """POST {"username", "password"} → {"token"}: authenticate API calls with `Token <token>`."""
+
+    throttle_classes = [LoginThrottle]
