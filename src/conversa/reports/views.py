@@ -20,7 +20,7 @@ from conversa.core.errors import DomainError
 from conversa.reports import exports, selectors
 
 PAGE_SIZE = 50
-ViewFunc = Callable[..., HttpResponse]
+ViewFunc = Callable[..., HttpResponse | StreamingHttpResponse]
 
 
 def supervisor_view(view: ViewFunc) -> ViewFunc:
@@ -28,7 +28,7 @@ def supervisor_view(view: ViewFunc) -> ViewFunc:
     (a bad date, someone else's campaign) come back with their status and message."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         if not is_supervisor(request.user):
             return HttpResponseForbidden(render(request, "reports/forbidden.html").content)
         try:
@@ -91,7 +91,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 
 
 @supervisor_view
-def conversations_csv(request: HttpRequest) -> HttpResponse:
+def conversations_csv(request: HttpRequest) -> StreamingHttpResponse:
     filters = _filters(request)
     rng: selectors.DateRange = filters["range"]
     name = f"conversations-{timezone.localtime(rng.start):%Y%m%d}-{timezone.localtime(rng.end):%Y%m%d}.csv"

@@ -22,7 +22,7 @@ def duration(seconds: Any) -> str:
     """Seconds as "45 s", "3 min 20 s", "2 h 05 min"; a dash when unmeasured."""
     if seconds is None or seconds == "":
         return "—"
-    total = int(round(float(seconds)))
+    total = round(float(seconds))
     if total < 60:
         return _("%(s)d s") % {"s": total}
     minutes, secs = divmod(total, 60)
