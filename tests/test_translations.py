@@ -25,7 +25,7 @@ def entries() -> list[tuple[list[str], str, str]]:
                 parts[current] = rest.strip()[1:-1]
             elif line.startswith('"') and current:
                 parts[current] += line[1:-1]
-        if "msgid" in parts and parts["msgid"]:
+        if parts.get("msgid"):
             result.append((flags, parts["msgid"], parts.get("msgstr", parts.get("msgstr[0]", ""))))
     return result
 
