@@ -57,7 +57,7 @@ def server_url(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     """A server per test, stopped before the test database is flushed: a live worker polling the
     task table would deadlock PostgreSQL's TRUNCATE (and contend with SQLite's DELETEs)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
+        pytest.fail(f"{CHROMIUM} is not installed: run `make test` (it installs it) or `make browser-deps`")
     db_env = _database_env()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
@@ -120,7 +120,7 @@ def playwright_instance() -> Iterator[Playwright]:
 @pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
+        pytest.fail(f"{CHROMIUM} is not installed: run `make test` (it installs it) or `make browser-deps`")
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
