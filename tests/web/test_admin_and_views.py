@@ -23,7 +23,9 @@ def logged_in(username: str) -> Client:
     "/admin/auth/user/", "/admin/auth/user/add/", "/admin/contacts/contactdatabase/",
     "/admin/contacts/contactdatabase/add/", "/admin/contacts/contact/", "/admin/campaigns/campaign/",
     "/admin/campaigns/campaign/add/", "/admin/campaigns/dispositionoption/", "/admin/campaigns/quickreply/",
-    "/admin/campaigns/disposition/",
+    "/admin/campaigns/disposition/", "/admin/campaigns/timegroup/", "/admin/campaigns/timegroup/add/",
+    "/admin/whatsapp/interactivemenu/", "/admin/whatsapp/interactivemenu/add/",
+    "/admin/inbox/conversation/", "/admin/inbox/conversationevent/",
 ])
 def test_admin_pages_render(demo: dict[str, Any], path: str) -> None:
     assert logged_in("admin").get(path).status_code == 200
@@ -89,3 +91,17 @@ def test_agent_is_warned_when_the_provider_rejects_the_line(demo: dict[str, Any]
     Line.objects.filter(pk=demo["sales_line"].pk).update(health_error="Access token expired <x>")
     page = agent.get(f"/console/c/{conversation.pk}/").content.decode()
     assert 'data-testid="line-problem"' in page and "Access token expired &lt;x&gt;" in page
+
+
+def test_admin_change_pages_of_menus_hours_and_lines(demo: dict[str, Any]) -> None:
+    from conversa.campaigns.models import TimeGroup
+    from conversa.whatsapp.models import InteractiveMenu
+
+    admin = logged_in("admin")
+    for path in (f"/admin/campaigns/timegroup/{TimeGroup.objects.get().pk}/change/",
+                 f"/admin/whatsapp/interactivemenu/{InteractiveMenu.objects.get().pk}/change/",
+                 f"/admin/whatsapp/line/{demo['sales_line'].pk}/change/"):
+        page = admin.get(path)
+        assert page.status_code == 200, path
+    assert b"Opening hours" in admin.get(
+        f"/admin/whatsapp/interactivemenu/{InteractiveMenu.objects.get().pk}/change/").content

@@ -13,7 +13,7 @@ from django.db import transaction
 from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.contacts.models import Contact, ContactDatabase
-from conversa.whatsapp.models import Line, MessageTemplate, Provider
+from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, Provider
 
 DEMO_PASSWORD = "demo"
 
@@ -99,6 +99,19 @@ def load_demo() -> dict[str, int]:
                                  time_from=datetime.time(9), time_to=datetime.time(18))
         TimeRange.objects.create(time_group=office, weekday_from=5, weekday_to=5,
                                  time_from=datetime.time(9), time_to=datetime.time(13))
+
+    # An example interactive menu; attach it to a line in the admin to try it (no demo line uses it,
+    # so the demo's conversations go straight to the general inbox).
+    menu, created = InteractiveMenu.objects.get_or_create(name="Main menu (example)", defaults={
+        "header": "ACME", "body": "Hi! How can we help you today?", "button": "Options",
+        "handoff_message": "Thanks! An agent will be with you shortly."})
+    if created:
+        MenuOption.objects.create(menu=menu, order=1, title="Sales", description="Plans and prices",
+                                  campaign=sales)
+        MenuOption.objects.create(menu=menu, order=2, title="Support", description="Help with your service",
+                                  campaign=support)
+        MenuOption.objects.create(menu=menu, order=3, title="Opening hours", action=MenuOption.Action.CLOSE,
+                                  closing_message="We answer Monday to Friday, 9:00 to 18:00.")
 
     provider, _ = Provider.objects.get_or_create(name="Sandbox", defaults={"kind": Provider.Kind.SANDBOX})
     sales_line, _ = Line.objects.get_or_create(number="+15550100001", defaults={

@@ -36,6 +36,9 @@ def sweep() -> dict[str, int]:
     events = overdue_webhook_events(datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER))
     for event_id in events:
         process_webhook_event.enqueue(event_id)
+    from conversa.inbox.services import route_menu_timeouts
+
+    route_menu_timeouts()
     now = timezone.now()
     stale = datetime.timedelta(seconds=max(60.0, settings.CONVERSA_WEBHOOK_SWEEP_AFTER * 2))
     overdue = list(

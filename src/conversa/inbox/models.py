@@ -12,6 +12,7 @@ from conversa.whatsapp.models import Line, MessageTemplate
 
 class Conversation(models.Model):
     class Status(models.TextChoices):
+        MENU = "menu", _("In the menu")  # choosing an option of the line's interactive menu
         NEW = "new", _("New")  # in the campaign's general inbox
         ATTENDED = "attended", _("Attended")  # in an agent's personal inbox
         CLOSED = "closed", _("Closed")
@@ -32,6 +33,9 @@ class Conversation(models.Model):
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
     is_outbound = models.BooleanField(default=False)
+    # The interactive menu the customer is answering (status "menu"), else empty.
+    menu = models.ForeignKey("whatsapp.InteractiveMenu", on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     attended_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -164,6 +168,7 @@ class ConversationEvent(models.Model):
         TRANSFERRED = "transferred", _("Transferred")
         CLOSED = "closed", _("Closed")
         OUTBOUND_STARTED = "outbound_started", _("Outbound conversation started")
+        ROUTED = "routed", _("Routed by the interactive menu")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="events"

@@ -3,6 +3,7 @@ events published on commit (through realtime.publish)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import re
@@ -29,8 +30,15 @@ from conversa.inbox.models import Conversation, ConversationEvent, Message
 from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
 from conversa.inbox.window import is_window_open
 from conversa.realtime import groups
-from conversa.whatsapp.adapters.base import InboundMessage, StatusUpdate
-from conversa.whatsapp.models import Line, MessageTemplate, OutOfHours, PendingStatus
+from conversa.whatsapp.adapters.base import InboundMessage, ListRow, OutboundList, StatusUpdate
+from conversa.whatsapp.models import (
+    InteractiveMenu,
+    Line,
+    MenuOption,
+    MessageTemplate,
+    OutOfHours,
+    PendingStatus,
+)
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -124,13 +132,25 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
                                          "customer_profile_name", "unread_count"])
         in_hours = not created or line.time_group is None or line.time_group.is_open(now)
+        enters_menu = created and in_hours and line.menu_id is not None
+        if enters_menu:
+            conversation.status = Conversation.Status.MENU
+            conversation.menu_id = line.menu_id
+            conversation.save(update_fields=["status", "menu"])
         if created:
             _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound", in_hours=in_hours)
             publish_conversation("conversation.created", conversation)
         publish_message("message.created", message)
         if created and not in_hours:
             _answer_out_of_hours(conversation, line, now)
-        if created and conversation.status != Conversation.Status.CLOSED:
+        if enters_menu:
+            if line.welcome_message:
+                _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.welcome_message)
+            assert line.menu is not None
+            _send_menu(conversation, line.menu)
+        elif not created and conversation.status == Conversation.Status.MENU:
+            _answer_menu(conversation, inbound)
+        elif created and conversation.status != Conversation.Status.CLOSED:
             if conversation.campaign.routing != Campaign.Routing.MANUAL:
                 campaign_id = conversation.campaign_id
                 transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign_id))
@@ -164,6 +184,100 @@ def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.d
         conversation.save(update_fields=["status", "closed_at", "closed_by_system", "unread_count"])
         _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, reason="out_of_hours")
         publish_conversation("conversation.closed", conversation)
+
+
+# --------------------------------------------------------------------------- interactive menu
+def _option_id(option: MenuOption) -> str:
+    return f"menu-{option.menu_id}-option-{option.pk}"
+
+
+def _send_menu(conversation: Conversation, menu: InteractiveMenu) -> None:
+    rows = [ListRow(id=_option_id(o), title=o.title, description=o.description) for o in menu.options.all()]
+    menu_list = OutboundList(body=menu.body, button=menu.button, rows=rows, header=menu.header, footer=menu.footer)
+    _queue_outbound(conversation, sender=None, kind=Message.Kind.INTERACTIVE, body=menu_list.as_text(),
+                    payload={"system": "menu", "menu": menu.pk, "list": dataclasses.asdict(menu_list)})
+
+
+def _chosen_option(menu: InteractiveMenu, inbound: InboundMessage) -> MenuOption | None:
+    """The option the customer picked: a list reply's id, or typing its number or its title."""
+    options = list(menu.options.all())
+    ids = {str(inbound.payload.get(k) or "") for k in ("reply_id", "postbackText")} - {""}
+    for option in options:
+        if _option_id(option) in ids:
+            return option
+    typed = inbound.body.strip().rstrip(".").lower()
+    if typed.isdigit() and 1 <= int(typed) <= len(options):
+        return options[int(typed) - 1]
+    return next((o for o in options if o.title.lower() == typed), None)
+
+
+def _answer_menu(conversation: Conversation, inbound: InboundMessage) -> None:
+    menu = conversation.menu
+    if menu is None:  # the menu was deleted meanwhile
+        _route_to_campaign(conversation, conversation.line.campaign, reason="menu_removed")
+        return
+    option = _chosen_option(menu, inbound)
+    if option is None:
+        if menu.wrong_choice_message:
+            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=menu.wrong_choice_message)
+        _send_menu(conversation, menu)
+        return
+    if option.action == MenuOption.Action.SUBMENU and option.submenu is not None:
+        conversation.menu = option.submenu
+        conversation.save(update_fields=["menu"])
+        _send_menu(conversation, option.submenu)
+    elif option.action == MenuOption.Action.CLOSE:
+        if option.closing_message:
+            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=option.closing_message)
+        conversation.status = Conversation.Status.CLOSED
+        conversation.closed_at = timezone.now()
+        conversation.closed_by_system = True
+        conversation.menu = None
+        conversation.unread_count = 0
+        conversation.save(update_fields=["status", "closed_at", "closed_by_system", "menu", "unread_count"])
+        _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, reason="menu", option=option.title)
+        publish_conversation("conversation.closed", conversation)
+    else:
+        if menu.handoff_message:
+            _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=menu.handoff_message)
+        _route_to_campaign(conversation, option.campaign or conversation.line.campaign, reason="menu",
+                           option=option.title)
+
+
+def _route_to_campaign(conversation: Conversation, campaign: Campaign, **why: Any) -> None:
+    """The menu is done: the conversation enters the campaign's general inbox."""
+    conversation.campaign = campaign
+    conversation.status = Conversation.Status.NEW
+    conversation.menu = None
+    if conversation.contact_id is None:
+        conversation.contact = Contact.objects.filter(database_id=campaign.contact_database_id,
+                                                      phone=conversation.customer_phone).first()
+    conversation.save(update_fields=["campaign", "status", "menu", "contact"])
+    _audit(ConversationEvent.Kind.ROUTED, conversation=conversation, campaign=campaign.name, **why)
+    publish_conversation("conversation.created", conversation)
+    if campaign.routing != Campaign.Routing.MANUAL:
+        transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign.pk))
+
+
+def route_menu_timeouts() -> int:
+    """Customers who did not choose within the menu's timeout go to the line's campaign."""
+    now = timezone.now()
+    routed = 0
+    waiting = (Conversation.objects.filter(status=Conversation.Status.MENU)
+               .select_related("menu", "line__campaign", "line__provider"))
+    for candidate in waiting:
+        timeout = datetime.timedelta(minutes=candidate.menu.timeout_minutes if candidate.menu else 0)
+        if (candidate.last_inbound_at or candidate.created_at) > now - timeout:
+            continue
+        with transaction.atomic():
+            conversation = (Conversation.objects.select_for_update(of=("self",))
+                            .select_related("line__campaign", "line__provider")
+                            .filter(pk=candidate.pk, status=Conversation.Status.MENU).first())
+            if conversation is None:
+                continue
+            _route_to_campaign(conversation, conversation.line.campaign, reason="menu_timeout")
+            routed += 1
+    return routed
 
 
 def _distribute_safely(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:
@@ -255,6 +369,8 @@ def capture(conversation_id: int, agent: UserModel) -> Conversation:
                 return conversation  # a double click: already hers
             if conversation.status == Conversation.Status.CLOSED:
                 raise Conflict(_("This conversation is already closed."))
+            if conversation.status == Conversation.Status.MENU:
+                raise Conflict(_("The customer is still choosing an option of the menu."))
             holder = display_name(conversation.agent) if conversation.agent else _("another agent")
             raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
                            extra={"agent": conversation.agent_id, "agent_name": holder})

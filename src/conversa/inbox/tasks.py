@@ -16,7 +16,7 @@ from conversa.contacts.phones import wa_id
 from conversa.inbox import services
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import OutboundMedia, SendError, SendResult
+from conversa.whatsapp.adapters.base import ListRow, OutboundList, OutboundMedia, SendError, SendResult
 from conversa.whatsapp.services import clear_line_problem, flag_line_problem
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ def _deliver(message: Message) -> SendResult:
             to=to, template_name=message.template.name, template_id=message.template.provider_template_id,
             language=message.template.language, params=list(message.payload.get("params", [])),
         )
+    if message.kind == Message.Kind.INTERACTIVE and message.payload.get("list"):
+        data = dict(message.payload["list"])
+        rows = [ListRow(**row) for row in data.pop("rows", [])]
+        return adapter.send_list(to=to, menu=OutboundList(rows=rows, **data))
     if message.media:
         media = OutboundMedia(kind=message.kind, url=settings.PUBLIC_BASE_URL + message.media.url,
                               mime=message.media_mime, filename=message.media_filename, caption=message.body)

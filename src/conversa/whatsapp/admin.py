@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from conversa.whatsapp import services
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import SendError
-from conversa.whatsapp.models import Line, MessageTemplate, Provider, WebhookEvent
+from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, Provider, WebhookEvent
 
 ConfigField = tuple[str, Any, Any, bool]  # key, label (lazy str), help text (lazy str), is secret
 SECRET = forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})
@@ -122,8 +122,8 @@ class _LineForm(ConfigForm):
 
     class Meta:
         model = Line
-        fields = ["name", "number", "provider", "campaign", "welcome_message", "goodbye_message", "time_group",
-                  "out_of_hours_message", "out_of_hours_action", "active"]
+        fields = ["name", "number", "provider", "campaign", "menu", "welcome_message", "goodbye_message",
+                  "time_group", "out_of_hours_message", "out_of_hours_action", "active"]
 
 
 # ModelFormMetaclass only collects fields declared at class creation: build the classes with them.
@@ -151,7 +151,7 @@ def webhook_url(line: Line) -> str:
 @admin.register(Line)
 class LineAdmin(admin.ModelAdmin):
     form = LineForm
-    fieldsets = _fieldsets(["name", "number", "provider", "campaign", "callback_url", "welcome_message",
+    fieldsets = _fieldsets(["name", "number", "provider", "campaign", "menu", "callback_url", "welcome_message",
                             "goodbye_message", "time_group", "out_of_hours_message", "out_of_hours_action",
                             "active"], LINE_FIELDS)
     list_display = ["name", "number", "provider", "campaign", "active", "health_error"]
@@ -249,3 +249,18 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class MenuOptionInline(admin.TabularInline):
+    model = MenuOption
+    fk_name = "menu"
+    extra = 1
+    fields = ["order", "title", "description", "action", "campaign", "submenu", "closing_message"]
+
+
+@admin.register(InteractiveMenu)
+class InteractiveMenuAdmin(admin.ModelAdmin):
+    """Menus sent as WhatsApp lists (up to 10 options) before a conversation reaches a campaign."""
+
+    list_display = ["name", "body", "timeout_minutes"]
+    inlines = [MenuOptionInline]

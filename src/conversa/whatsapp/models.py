@@ -48,6 +48,69 @@ class OutOfHours(models.TextChoices):
     CLOSE = "close", _("Reply with the out-of-hours message and close it (closed by the system)")
 
 
+class InteractiveMenu(models.Model):
+    """A menu sent as a WhatsApp list before a conversation reaches a campaign ("menú interactivo").
+
+    Each option leads to a campaign, to another menu, or to a closing message. A customer who does
+    not choose within `timeout_minutes` goes to the line's own campaign.
+    """
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    header = models.CharField(_("header"), max_length=60, blank=True)
+    body = models.TextField(_("body"), max_length=1024)
+    footer = models.CharField(_("footer"), max_length=60, blank=True)
+    button = models.CharField(_("button"), max_length=20, default="Options",
+                              help_text=_("The label of the button that opens the list."))
+    wrong_choice_message = models.TextField(_("wrong choice message"), blank=True,
+                                            default="Please choose one of the options.")
+    handoff_message = models.TextField(_("hand-off message"), blank=True,
+                                       help_text=_("Sent when the customer is passed to a campaign."))
+    timeout_minutes = models.PositiveIntegerField(_("timeout (minutes)"), default=10)
+
+    class Meta:
+        verbose_name = _("interactive menu")
+        verbose_name_plural = _("interactive menus")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MenuOption(models.Model):
+    class Action(models.TextChoices):
+        CAMPAIGN = "campaign", _("Go to a campaign")
+        SUBMENU = "submenu", _("Show another menu")
+        CLOSE = "close", _("Send a message and close")
+
+    menu = models.ForeignKey(InteractiveMenu, on_delete=models.CASCADE, related_name="options")
+    title = models.CharField(_("title"), max_length=24)
+    description = models.CharField(_("description"), max_length=72, blank=True)
+    order = models.PositiveIntegerField(_("order"), default=0)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices, default=Action.CAMPAIGN)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    submenu = models.ForeignKey(InteractiveMenu, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    closing_message = models.TextField(_("closing message"), blank=True)
+
+    class Meta:
+        verbose_name = _("menu option")
+        verbose_name_plural = _("menu options")
+        ordering = ["menu", "order", "id"]
+        constraints = [models.UniqueConstraint(fields=["menu", "title"], name="menu_option_unique_title")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        needed = {self.Action.CAMPAIGN: ("campaign", self.campaign_id),
+                  self.Action.SUBMENU: ("submenu", self.submenu_id)}.get(self.Action(self.action))
+        if needed and not needed[1]:
+            raise ValidationError({needed[0]: _("Required for this action.")})
+        if self.action == self.Action.SUBMENU and self.submenu_id == self.menu_id:
+            raise ValidationError({"submenu": _("A menu cannot lead to itself.")})
+
+
 class Line(models.Model):
     """A WhatsApp business number. `config` holds the provider-side ids:
 
@@ -70,6 +133,11 @@ class Line(models.Model):
         "campaigns.TimeGroup", on_delete=models.SET_NULL, null=True, blank=True, related_name="lines",
         verbose_name=_("business hours"), help_text=_("Empty: always open."))
     out_of_hours_message = models.TextField(_("out-of-hours message"), blank=True)
+    menu = models.ForeignKey(
+        InteractiveMenu, on_delete=models.SET_NULL, null=True, blank=True, related_name="lines",
+        verbose_name=_("interactive menu"),
+        help_text=_("Sent to every new conversation; the chosen option decides the campaign. "
+                    "Customers who do not choose go to the line's campaign."))
     out_of_hours_action = models.CharField(
         _("out of hours"), max_length=20, choices=OutOfHours.choices, default=OutOfHours.QUEUE)
     active = models.BooleanField(_("active"), default=True)

@@ -99,6 +99,35 @@ class OutboundMedia:
     caption: str = ""
 
 
+@dataclass
+class ListRow:
+    id: str
+    title: str  # at most 24 characters (WhatsApp's limit)
+    description: str = ""  # at most 72
+
+
+@dataclass
+class OutboundList:
+    """An interactive list (the line's menu): a button opening up to 10 rows."""
+
+    body: str
+    button: str
+    rows: list[ListRow]
+    header: str = ""
+    footer: str = ""
+
+    def as_text(self) -> str:
+        """The same menu as numbered text: what providers without lists show, and what the customer
+        can answer by typing the number."""
+        lines = [self.header] if self.header else []
+        lines.append(self.body)
+        lines += [f"{n}. {row.title}" + (f" — {row.description}" if row.description else "")
+                  for n, row in enumerate(self.rows, start=1)]
+        if self.footer:
+            lines.append(self.footer)
+        return "\n".join(lines)
+
+
 class ProviderAdapter(abc.ABC):
     kind: str = ""
 
@@ -136,6 +165,10 @@ class ProviderAdapter(abc.ABC):
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
                       params: list[str]) -> SendResult:
         """Send an approved template with its body parameters, in order."""
+
+    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+        """An interactive list; by default its numbered-text form (answered by typing the number)."""
+        return self.send_text(to=to, text=menu.as_text())
 
     def fetch_templates(self) -> list[TemplateInfo]:
         return []

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
+    OutboundList,
     OutboundMedia,
     ParsedWebhook,
     ProviderAdapter,
@@ -266,6 +267,17 @@ class GupshupAdapter(ProviderAdapter):
         message: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             message["context"] = {"msgId": reply_to}
+        return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
+
+    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+        # GupShup's "list" message; the chosen row comes back as a list_reply with its postbackText.
+        message = {
+            "type": "list", "title": menu.header or menu.button, "body": menu.body, "msgid": "menu",
+            "globalButtons": [{"type": "text", "title": menu.button[:20]}],
+            "items": [{"title": menu.button[:24], "subtitle": menu.footer, "options": [
+                {"type": "text", "title": row.title[:24], "description": row.description[:72],
+                 "postbackText": row.id} for row in menu.rows[:10]]}],
+        }
         return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
 
     def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
+    OutboundList,
     OutboundMedia,
     ParsedWebhook,
     ProviderAdapter,
@@ -324,6 +325,22 @@ class MetaAdapter(ProviderAdapter):
         if reply_to:
             payload["context"] = {"message_id": reply_to}
         return self._send(payload)
+
+    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+        interactive: dict[str, Any] = {
+            "type": "list",
+            "body": {"text": menu.body},
+            "action": {"button": menu.button[:20], "sections": [{"title": menu.button[:24], "rows": [
+                {"id": row.id, "title": row.title[:24], **({"description": row.description[:72]}
+                                                           if row.description else {})}
+                for row in menu.rows[:10]]}]},
+        }
+        if menu.header:
+            interactive["header"] = {"type": "text", "text": menu.header[:60]}
+        if menu.footer:
+            interactive["footer"] = {"text": menu.footer[:60]}
+        return self._send({"recipient_type": "individual", "to": to, "type": "interactive",
+                           "interactive": interactive})
 
     def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
         kind = media.kind if media.kind in MEDIA_TYPES else "document"
