@@ -177,13 +177,19 @@ def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.d
         _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=line.out_of_hours_message,
                         payload={"system": "out_of_hours"})
     if line.out_of_hours_action == OutOfHours.CLOSE:
-        conversation.status = Conversation.Status.CLOSED
-        conversation.closed_at = now
-        conversation.closed_by_system = True
-        conversation.unread_count = 0
-        conversation.save(update_fields=["status", "closed_at", "closed_by_system", "unread_count"])
-        _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, reason="out_of_hours")
-        publish_conversation("conversation.closed", conversation)
+        _close_by_system(conversation, reason="out_of_hours")
+
+
+def _close_by_system(conversation: Conversation, **why: Any) -> None:
+    """Close a conversation nobody works on (out of hours, a menu's closing option)."""
+    conversation.status = Conversation.Status.CLOSED
+    conversation.closed_at = timezone.now()
+    conversation.closed_by_system = True
+    conversation.menu = None
+    conversation.unread_count = 0
+    conversation.save(update_fields=["status", "closed_at", "closed_by_system", "menu", "unread_count"])
+    _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, **why)
+    publish_conversation("conversation.closed", conversation)
 
 
 # --------------------------------------------------------------------------- interactive menu
@@ -229,14 +235,7 @@ def _answer_menu(conversation: Conversation, inbound: InboundMessage) -> None:
     elif option.action == MenuOption.Action.CLOSE:
         if option.closing_message:
             _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=option.closing_message)
-        conversation.status = Conversation.Status.CLOSED
-        conversation.closed_at = timezone.now()
-        conversation.closed_by_system = True
-        conversation.menu = None
-        conversation.unread_count = 0
-        conversation.save(update_fields=["status", "closed_at", "closed_by_system", "menu", "unread_count"])
-        _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, reason="menu", option=option.title)
-        publish_conversation("conversation.closed", conversation)
+        _close_by_system(conversation, reason="menu", option=option.title)
     else:
         if menu.handoff_message:
             _queue_outbound(conversation, sender=None, kind=Message.Kind.TEXT, body=menu.handoff_message)
