@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import datetime
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,19 @@ class ParsedWebhook:
     statuses: list[StatusUpdate] = field(default_factory=list)
     templates: list[TemplateInfo] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
+    """A callback body as a list of JSON objects (one object or a batch); anything else in a batch
+    is recorded in `parsed.errors` instead of breaking the rest."""
+    data = json.loads(body)
+    objects: list[dict[str, Any]] = []
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict):
+            objects.append(item)
+        else:
+            parsed.errors.append({"error": "callback item is not an object"})
+    return objects
 
 
 @dataclass

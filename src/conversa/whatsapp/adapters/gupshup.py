@@ -35,6 +35,7 @@ from conversa.whatsapp.adapters.base import (
     StatusUpdate,
     TemplateInfo,
     WebhookRejected,
+    json_objects,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,13 +107,8 @@ class GupshupAdapter(ProviderAdapter):
             raise WebhookRejected("Missing or wrong webhook token.")
 
     def parse(self, body: bytes) -> ParsedWebhook:
-        data = json.loads(body)
-        events = data if isinstance(data, list) else [data]
         parsed = ParsedWebhook()
-        for event in events:
-            if not isinstance(event, dict):
-                parsed.errors.append({"error": "event is not an object"})
-                continue
+        for event in json_objects(body, parsed):
             etype = event.get("type")
             payloads = event.get("payload")
             # Batches are not documented for v2, but iterate if a list ever comes.

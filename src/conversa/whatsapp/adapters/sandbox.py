@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 import uuid
 from typing import Any
 
@@ -34,6 +33,7 @@ from conversa.whatsapp.adapters.base import (
     SendResult,
     StatusUpdate,
     WebhookRejected,
+    json_objects,
 )
 
 MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
@@ -55,13 +55,8 @@ class SandboxAdapter(ProviderAdapter):
             raise WebhookRejected("Bad or missing X-Conversa-Signature.")
 
     def parse(self, body: bytes) -> ParsedWebhook:
-        data = json.loads(body)
-        items = data if isinstance(data, list) else [data]
         parsed = ParsedWebhook()
-        for item in items:
-            if not isinstance(item, dict):
-                parsed.errors.append({"error": "item is not an object"})
-                continue
+        for item in json_objects(body, parsed):
             if isinstance(item.get("status"), dict):
                 st = item["status"]
                 parsed.statuses.append(
