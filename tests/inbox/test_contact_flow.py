@@ -72,6 +72,9 @@ def test_identify_rejects_bad_input_and_foreign_contacts(api, attended, demo):
 def test_edit_contact(api, attended):
     julieta = Contact.objects.get(phone="+5491155550009")
     client = api("agent1")
+    # Only the agent attending a conversation with the contact edits it (tests/security covers the rest).
+    assert client.post(f"/api/v1/conversations/{attended.pk}/identify/", {"contact": julieta.pk},
+                       format="json").status_code == 200
     response = client.patch(f"/api/v1/contacts/{julieta.pk}/", {"last_name": "Fernández Díaz", "city": "Córdoba"},
                             format="json")
     assert response.status_code == 200

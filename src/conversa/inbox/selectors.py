@@ -7,8 +7,9 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from conversa.accounts.selectors import has_whatsapp_skill, is_admin, is_supervisor
+from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_admin, is_supervisor
 from conversa.campaigns.models import Campaign
+from conversa.contacts.models import Contact
 from conversa.core.errors import NotAllowed, NotFound
 from conversa.inbox.models import Conversation, Message
 
@@ -24,6 +25,31 @@ def campaigns_for(user: AnyUser) -> QuerySet[Campaign]:
     if not has_whatsapp_skill(user):
         return Campaign.objects.none()
     return Campaign.objects.filter(agents=user.pk, active=True, whatsapp_enabled=True)
+
+
+def may_know(viewer: AnyUser, user: AnyUser) -> bool:
+    """Whether `viewer` may learn who `user` is: people sharing one of her campaigns (admins: all)."""
+    if is_admin(viewer) or (user.pk is not None and user.pk == viewer.pk):
+        return True
+    return campaigns_for(viewer).filter(Q(agents=user.pk) | Q(supervisors=user.pk)).exists()
+
+
+def name_for(viewer: AnyUser, user: AnyUser) -> str:
+    """Another user's name as `viewer` may read it in errors and conflicts; a user outside the
+    viewer's campaigns is "another agent", so ids cannot be probed for names."""
+    return display_name(user) if may_know(viewer, user) else _("another agent")
+
+
+def may_edit_contact(user: AnyUser, contact: Contact) -> bool:
+    """Contacts are edited by whoever works with them: the agent attending an open conversation with
+    the contact, a supervisor of a campaign using its contact database, or an admin."""
+    if is_admin(user):
+        return True
+    if is_supervisor(user) and Campaign.objects.filter(
+            supervisors=user.pk, active=True, contact_database_id=contact.database_id).exists():
+        return True
+    return (Conversation.objects.filter(contact=contact, agent=user.pk, campaign__in=campaigns_for(user))
+            .exclude(status=Conversation.Status.CLOSED).exists())
 
 
 def require_whatsapp_access(user: AnyUser) -> None:

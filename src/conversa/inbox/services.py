@@ -27,7 +27,13 @@ from conversa.contacts.services import ContactError, ContactExists, create_conta
 from conversa.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, WindowClosed
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import Conversation, ConversationEvent, Message
-from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
+from conversa.inbox.selectors import (
+    campaigns_for,
+    may_edit_contact,
+    may_know,
+    name_for,
+    require_whatsapp_access,
+)
 from conversa.inbox.window import is_window_open
 from conversa.realtime import groups
 from conversa.whatsapp.adapters.base import InboundMessage, ListRow, OutboundList, StatusUpdate
@@ -370,9 +376,11 @@ def capture(conversation_id: int, agent: UserModel) -> Conversation:
                 raise Conflict(_("This conversation is already closed."))
             if conversation.status == Conversation.Status.MENU:
                 raise Conflict(_("The customer is still choosing an option of the menu."))
-            holder = display_name(conversation.agent) if conversation.agent else _("another agent")
+            holder_user = conversation.agent
+            named = holder_user is not None and may_know(agent, holder_user)
+            holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
             raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
-                           extra={"agent": conversation.agent_id, "agent_name": holder})
+                           extra={"agent": conversation.agent_id if named else None, "agent_name": holder})
         _audit(ConversationEvent.Kind.CAPTURED, actor=agent, conversation=conversation)
         publish_conversation("conversation.captured", conversation,
                              groups.campaign_group(conversation.campaign_id))
@@ -638,6 +646,9 @@ def identify(conversation_id: int, agent: UserModel, *, contact_id: Any = None,
 def edit_contact(contact_id: int, user: UserModel, data: dict[str, Any]) -> Contact:
     with transaction.atomic():
         contact = visible_contact(user, contact_id, lock=True)
+        if not may_edit_contact(user, contact):
+            # Visible (she may search the campaign's contacts) but not hers to change: 403.
+            raise NotAllowed(_("Only the agent attending this contact or a supervisor of its campaign can edit it."))
         try:
             update_contact(contact=contact, data=data)
         except ContactError as exc:
@@ -674,10 +685,10 @@ def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conv
             raise InvalidInput(_("The conversation is already in that agent's personal inbox."), field="agent")
         if not conversation.campaign.agents.filter(pk=target.pk).exists():
             raise InvalidInput(_("%(agent)s is not an agent of campaign '%(campaign)s'.")
-                               % {"agent": display_name(target), "campaign": conversation.campaign.name},
+                               % {"agent": name_for(user, target), "campaign": conversation.campaign.name},
                                field="agent")
         if not has_whatsapp_skill(target):
-            raise InvalidInput(_("%(agent)s does not have the WhatsApp skill.") % {"agent": display_name(target)},
+            raise InvalidInput(_("%(agent)s does not have the WhatsApp skill.") % {"agent": name_for(user, target)},
                                field="agent")
         previous = conversation.agent_id
         conversation.agent = target
@@ -801,7 +812,7 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
         busy = (Conversation.objects.select_for_update().filter(line=line, customer_phone=e164)
                 .exclude(status=Conversation.Status.CLOSED).first())
         if busy:
-            holder = display_name(busy.agent) if busy.agent else _("the general inbox")
+            holder = name_for(agent, busy.agent) if busy.agent else _("the general inbox")
             raise Conflict(_("%(phone)s already has an open conversation (in %(holder)s).")
                            % {"phone": e164, "holder": holder},
                            extra={"conversation": busy.pk if busy.agent_id == agent.pk else None})
