@@ -49,9 +49,12 @@ test: $(STAMP) browser-deps
 	$(PY) manage.py compilemessages --ignore=.venv -v0 || true
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# ruff, mypy, and the layout checks (layering via import-linter, module size, moved names):
+# tests/test_architecture.py, allowlists in pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest tests/test_architecture.py -p no:cacheprovider -q
 
 bench: $(STAMP)
 	@for b in bench/*.py; do $(PY) $$b; done

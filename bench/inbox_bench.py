@@ -37,9 +37,9 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from conversa.core.demo import load_demo  # noqa: E402
 from conversa.inbox import services  # noqa: E402
 from conversa.inbox.models import Conversation, Message  # noqa: E402
+from conversa.web.demo import load_demo  # noqa: E402
 from conversa.whatsapp.adapters.base import InboundMessage  # noqa: E402
 from conversa.whatsapp.models import Line  # noqa: E402
 

@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from conversa.core.demo import load_demo
 from conversa.core.worker import make_worker
 from conversa.inbox.models import Conversation
+from conversa.web.demo import load_demo
 from conversa.whatsapp.models import Line
 
 _ids = itertools.count(1)

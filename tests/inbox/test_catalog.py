@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import results
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
 from conversa.contacts.models import Contact
-from conversa.core.demo import load_demo
+from conversa.web.demo import load_demo
 from conversa.whatsapp.models import Line, MessageTemplate
 
 

@@ -16,7 +16,7 @@ from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.core.worker import sweep
 from conversa.realtime.groups import agent_group, campaign_group, line_group
-from conversa.realtime.models import Event, EventTarget
+from conversa.realtime.models import EventTarget, StreamEvent
 from conversa.realtime.services import prune_events
 from conversa.realtime.stream import current_event_id
 from conversa.whatsapp.models import Provider
@@ -223,7 +223,7 @@ def test_last_event_id_too_old_gets_refetch(demo, open_socket, customer_says):
     customer_says("Hola", phone="+5491155550031")
     cursor = current_event_id()
     customer_says("Hola", phone="+5491155550032")
-    Event.objects.filter(pk__gt=cursor).update(created_at=timezone.now() - datetime.timedelta(minutes=30))
+    StreamEvent.objects.filter(pk__gt=cursor).update(created_at=timezone.now() - datetime.timedelta(minutes=30))
 
     socket = open_socket("agent1", last_event_id=cursor)
     frame = socket.receive()
@@ -244,7 +244,7 @@ def test_too_many_missed_or_unknown_cursor_gets_refetch(demo, open_socket, custo
 def test_cursor_older_than_the_pruned_log_gets_refetch(demo, open_socket, customer_says):
     customer_says("Viejo", phone="+5491155550051")
     cursor = current_event_id()
-    Event.objects.filter(pk__lte=cursor).update(created_at=timezone.now() - datetime.timedelta(days=2))
+    StreamEvent.objects.filter(pk__lte=cursor).update(created_at=timezone.now() - datetime.timedelta(days=2))
     customer_says("Nuevo", phone="+5491155550052")
     assert prune_events(datetime.timedelta(days=1)) > 0
 
@@ -254,13 +254,13 @@ def test_cursor_older_than_the_pruned_log_gets_refetch(demo, open_socket, custom
 
 def test_sweep_prunes_the_event_log(demo, customer_says):
     customer_says("Viejo", phone="+5491155550061")
-    old = list(Event.objects.values_list("pk", flat=True))
-    Event.objects.update(created_at=timezone.now() - datetime.timedelta(days=2))
+    old = list(StreamEvent.objects.values_list("pk", flat=True))
+    StreamEvent.objects.update(created_at=timezone.now() - datetime.timedelta(days=2))
     customer_says("Nuevo", phone="+5491155550062")
-    kept = Event.objects.exclude(pk__in=old).count()
+    kept = StreamEvent.objects.exclude(pk__in=old).count()
 
     assert sweep()["events_pruned"] == len(old)
-    assert Event.objects.count() == kept > 0
+    assert StreamEvent.objects.count() == kept > 0
     assert not EventTarget.objects.filter(event_id__in=old).exists()
 
 

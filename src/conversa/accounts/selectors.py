@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils.translation import gettext as _
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentProfile
+from conversa.core.errors import NotAllowed
 
 # Read-only checks accept any user object (request.user, scope["user"], ...).
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -31,6 +33,11 @@ def is_supervisor(user: AnyUser) -> bool:
 def has_whatsapp_skill(user: AnyUser) -> bool:
     profile = profile_of(user)
     return bool(profile and profile.group and profile.group.has_skill(WHATSAPP_SKILL))
+
+
+def require_whatsapp_access(user: AnyUser) -> None:
+    if not (is_supervisor(user) or has_whatsapp_skill(user)):
+        raise NotAllowed(_("Your agent group does not have the WhatsApp skill."))
 
 
 def display_name(user: AnyUser) -> str:

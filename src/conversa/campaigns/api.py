@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 from rest_framework import generics, serializers
 
-from conversa.accounts.selectors import display_name, has_whatsapp_skill
+from conversa.accounts.selectors import display_name, has_whatsapp_skill, require_whatsapp_access
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
+from conversa.campaigns.selectors import campaigns_for
 from conversa.core.errors import NotFound
-from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
 
 User = get_user_model()
 

@@ -12,17 +12,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversa.accounts.selectors import display_name
+from conversa.accounts.selectors import display_name, require_whatsapp_access
 from conversa.campaigns.models import Disposition
+from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.api import current_user
 from conversa.core.errors import InvalidInput, NotFound
 from conversa.inbox import services
-from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
+
+
+class OptionalEmailField(serializers.EmailField):
+    """`null` when the contact has no email: the schema says `format: email`, which "" is not."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return str(value) if value else None
 
 
 class ContactSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
+    email = OptionalEmailField(read_only=True, allow_null=True)
 
     class Meta:
         model = Contact

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import datetime
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
+
+# name → a database read reported by /healthz/ (e.g. whatsapp's "webhook_backlog"); registered by
+# the apps in AppConfig.ready(), so core knows no domain app.
+_health_readings: dict[str, Callable[[], int]] = {}
+
+
+def register_health_reading(*, name: str, read: Callable[[], int]) -> None:
+    _health_readings[name] = read
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """For load balancers: 200 when the database answers; also reports the webhook backlog
-    (events stored but not processed for over a minute means no task worker is running)."""
-    from conversa.whatsapp.models import WebhookEvent
-
+    """For load balancers: 200 when the database answers; also reports the registered readings
+    (whatsapp's webhook backlog: events stored but not processed for over a minute means no task
+    worker is running)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        stale = WebhookEvent.objects.filter(
-            processed_at__isnull=True, received_at__lt=timezone.now() - datetime.timedelta(minutes=1)).count()
+        readings = {name: read() for name, read in list(_health_readings.items())}
     except DatabaseError as exc:
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", "webhook_backlog": stale})
+    return JsonResponse({"status": "ok", "database": "ok", **readings})
+

@@ -1,20 +1,31 @@
-"""The task worker: django-tasks-db's worker loop plus a sweep that re-enqueues work a crash
-left behind (unprocessed webhook events, queued messages whose task vanished)."""
+"""The task worker: django-tasks-db's worker loop plus sweeps that re-enqueue work a crash left
+behind (unprocessed webhook events, queued messages whose task vanished) and keep logs bounded.
+
+The sweeps belong to the apps that own the work: each registers its own in AppConfig.ready()
+(register_sweep), so this loop knows no domain app.
+"""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 logger = logging.getLogger(__name__)
 SWEEP_EVERY = 10.0
+
+# name → job returning how many items it handled; run in registration order (INSTALLED_APPS).
+_sweeps: dict[str, Callable[[], int]] = {}
+
+
+def register_sweep(*, name: str, job: Callable[[], int]) -> None:
+    """Run `job` on every sweep. Jobs must be safe to run anywhere, any number of times."""
+    _sweeps[name] = job
 
 
 def make_worker(*, batch: bool = False, interval: float | None = None) -> Worker:
@@ -26,33 +37,8 @@ def make_worker(*, batch: bool = False, interval: float | None = None) -> Worker
 
 
 def sweep() -> dict[str, int]:
-    """Re-enqueue what should be in flight but is not. Safe to run anywhere, any number of times."""
-    from conversa.inbox.models import Message
-    from conversa.inbox.tasks import CLAIM_TIMEOUT, send_outbound_message
-    from conversa.realtime.services import prune_events
-    from conversa.whatsapp.services import overdue_webhook_events
-    from conversa.whatsapp.tasks import process_webhook_event
-
-    events = overdue_webhook_events(datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER))
-    for event_id in events:
-        process_webhook_event.enqueue(event_id)
-    from conversa.inbox.services import route_menu_timeouts
-
-    route_menu_timeouts()
-    now = timezone.now()
-    stale = datetime.timedelta(seconds=max(60.0, settings.CONVERSA_WEBHOOK_SWEEP_AFTER * 2))
-    overdue = list(
-        Message.objects.filter(status=Message.Status.QUEUED, direction=Message.Direction.OUTBOUND,
-                               provider_message_id__isnull=True, next_attempt_at__lt=now - stale)
-        .exclude(send_claimed_at__gt=now - CLAIM_TIMEOUT)
-        .values_list("pk", flat=True)[:500]
-    )
-    for message_id in overdue:
-        Message.objects.filter(pk=message_id).update(next_attempt_at=now)
-        send_outbound_message.enqueue(message_id)
-    # The websocket event log only serves catch-up after short disconnects: keep it bounded.
-    pruned = prune_events(datetime.timedelta(seconds=settings.CONVERSA_EVENT_RETENTION))
-    return {"webhook_events": len(events), "messages": len(overdue), "events_pruned": pruned}
+    """Run every registered sweep job; returns how many items each handled, by name."""
+    return {name: job() for name, job in list(_sweeps.items())}
 
 
 class EmbeddedWorker:

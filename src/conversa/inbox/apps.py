@@ -5,3 +5,14 @@ class InboxConfig(AppConfig):
     name = "conversa.inbox"
     label = "inbox"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from conversa.core.worker import register_sweep
+        from conversa.inbox.services import route_menu_timeouts
+        from conversa.inbox.streams import agent_audience
+        from conversa.inbox.sweeps import requeue_overdue_messages
+        from conversa.realtime.stream import register_stream
+
+        register_stream(name="agent", resolver=agent_audience)
+        register_sweep(name="menu_timeouts", job=route_menu_timeouts)
+        register_sweep(name="messages", job=requeue_overdue_messages)

@@ -20,16 +20,16 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
 
 from conversa.realtime.auth import query_param
 from conversa.realtime.stream import (
     Audience,
-    SandboxLineClosed,
-    agent_audience,
+    StreamRefused,
+    audience_for,
     catch_up,
     current_event_id,
     event_frame,
-    sandbox_audience,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,33 +160,30 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
 
+def _audience(stream: str, user: Any, route: dict[str, Any]) -> Audience | int:
+    try:
+        return audience_for(stream=stream, user=user if user is not None else AnonymousUser(), route=route)
+    except StreamRefused as refused:
+        return refused.code
+
+
 class AgentConsumer(EventStreamConsumer):
-    """/ws/agent/: everything the user's inboxes need, live. Agents get their campaigns' general
-    inboxes and their own personal inbox; supervisors also the "supervisors" group, limited to
-    their campaigns (admins: all)."""
+    """/ws/agent/: everything the user's inboxes need, live (the "agent" stream, defined by the
+    inbox). Agents get their campaigns' general inboxes and their own personal inbox; supervisors
+    also the "supervisors" group, limited to their campaigns (admins: all)."""
 
     async def get_audience(self) -> Audience | int:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return 4401
-        audience = await database_sync_to_async(agent_audience)(user)
-        return 4403 if audience is None else audience
+        return await database_sync_to_async(_audience)("agent", user, {})
 
 
 class SandboxConsumer(EventStreamConsumer):
-    """/ws/sandbox/<line_id>/: the demo's customer simulator. Message events of one sandbox line
-    (what the "customer" would see on her phone); refused for any other provider kind."""
+    """/ws/sandbox/<line_id>/: the demo's customer simulator (the "sandbox" stream, defined by
+    whatsapp). Message events of one sandbox line (what the "customer" would see on her phone);
+    refused for any other provider kind."""
 
     async def get_audience(self) -> Audience | int:
-        line_id = int(self.scope["url_route"]["kwargs"]["line_id"])
-        user = self.scope.get("user")
-        try:
-            return await database_sync_to_async(_sandbox_audience)(line_id, user)
-        except SandboxLineClosed as closed:
-            return closed.code
-
-
-def _sandbox_audience(line_id: int, user: Any) -> Audience:
-    from django.contrib.auth.models import AnonymousUser
-
-    return sandbox_audience(line_id, user if user is not None else AnonymousUser())
+        return await database_sync_to_async(_audience)("sandbox", self.scope.get("user"),
+                                                       dict(self.scope["url_route"]["kwargs"]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 
-class Event(models.Model):
+class StreamEvent(models.Model):
     """Every event published to browsers, kept so a reconnecting socket can catch up.
 
     Channel layers deliver at most once; this log is what makes "nothing missed" true.
@@ -15,6 +15,8 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The table keeps its first name: operators' dumps exclude it by name (docs/operations.md).
+        db_table = "realtime_event"
 
     def __str__(self) -> str:
         return f"{self.pk} {self.type}"
@@ -23,7 +25,7 @@ class Event(models.Model):
 class EventTarget(models.Model):
     """One audience group of an event (campaign-<id>, agent-<id>, supervisors)."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="targets")
+    event = models.ForeignKey(StreamEvent, on_delete=models.CASCADE, related_name="targets")
     group = models.CharField(max_length=80)
 
     class Meta:

@@ -14,17 +14,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from conversa.realtime.models import Event, EventTarget
+from conversa.realtime.models import EventTarget, StreamEvent
 
 logger = logging.getLogger(__name__)
 
 
-def publish(event_type: str, payload: dict[str, Any], groups: Iterable[str]) -> Event:
+def publish(event_type: str, payload: dict[str, Any], groups: Iterable[str]) -> StreamEvent:
     audience = sorted(set(groups))
-    event = Event.objects.create(type=event_type, payload=payload)
+    event = StreamEvent.objects.create(type=event_type, payload=payload)
     EventTarget.objects.bulk_create([EventTarget(event=event, group=g) for g in audience])
     # "groups" lets a consumer tell through which of its groups an event reached it (a supervisor
     # receives the global "supervisors" group but may only see her own campaigns).
@@ -53,7 +54,7 @@ def _flush() -> None:
     _local.pending = []
     # A rolled-back transaction or savepoint leaves its events in the batch but not in the log:
     # only what committed goes out.
-    committed = set(Event.objects.filter(pk__in=[m["id"] for _, m in batch]).values_list("pk", flat=True))
+    committed = set(StreamEvent.objects.filter(pk__in=[m["id"] for _, m in batch]).values_list("pk", flat=True))
     _send([(groups, message) for groups, message in batch if message["id"] in committed])
 
 
@@ -70,14 +71,19 @@ def prune_events(older_than: datetime.timedelta) -> int:
     cutoff = timezone.now() - older_than
     deleted = 0
     while True:
-        ids = list(Event.objects.filter(created_at__lt=cutoff).order_by("pk")
+        ids = list(StreamEvent.objects.filter(created_at__lt=cutoff).order_by("pk")
                    .values_list("pk", flat=True)[:PRUNE_BATCH])
         if not ids:
             return deleted
         with transaction.atomic():
             EventTarget.objects.filter(event_id__in=ids).delete()
-            Event.objects.filter(pk__in=ids).delete()
+            StreamEvent.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
+
+
+def prune_expired_events() -> int:
+    """The worker's sweep job: the log only serves catch-up after short disconnects, keep it bounded."""
+    return prune_events(datetime.timedelta(seconds=settings.CONVERSA_EVENT_RETENTION))
 
 
 _server_loop: asyncio.AbstractEventLoop | None = None

@@ -7,8 +7,9 @@ from typing import Any
 from django.utils.translation import gettext as _
 from rest_framework import generics, serializers
 
+from conversa.accounts.selectors import require_whatsapp_access
+from conversa.campaigns.selectors import campaigns_for
 from conversa.core.errors import NotFound
-from conversa.inbox.selectors import campaigns_for, require_whatsapp_access
 from conversa.whatsapp.models import Line, MessageTemplate
 
 

@@ -5,3 +5,14 @@ class WhatsappConfig(AppConfig):
     name = "conversa.whatsapp"
     label = "whatsapp"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from conversa.core.views import register_health_reading
+        from conversa.core.worker import register_sweep
+        from conversa.realtime.stream import register_stream
+        from conversa.whatsapp.streams import sandbox_audience
+        from conversa.whatsapp.sweeps import requeue_overdue_webhook_events, webhook_backlog
+
+        register_stream(name="sandbox", resolver=sandbox_audience)
+        register_sweep(name="webhook_events", job=requeue_overdue_webhook_events)
+        register_health_reading(name="webhook_backlog", read=webhook_backlog)

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from conversa.realtime.models import Event
+from conversa.realtime.models import StreamEvent
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             async_to_sync(round_trip)()
         except Exception as exc:
             raise CommandError(f"Channel layer round trip failed: {exc!r}") from exc
-        stats = Event.objects.aggregate(events=Count("pk"), last_id=Max("pk"), oldest=Min("created_at"))
+        stats = StreamEvent.objects.aggregate(events=Count("pk"), last_id=Max("pk"), oldest=Min("created_at"))
         oldest = stats["oldest"]
         report = {
             "channel_layer": type(layer).__name__,

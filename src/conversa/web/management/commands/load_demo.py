@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from conversa.core.demo import load_demo
+from conversa.web.demo import load_demo
 
 
 class Command(BaseCommand):
