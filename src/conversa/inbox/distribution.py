@@ -18,7 +18,7 @@ from conversa.accounts.models import WHATSAPP_SKILL, AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.inbox.events import publish_conversation
 from conversa.inbox.models import Conversation, ConversationEvent
-from conversa.realtime import groups
+from conversa.realtime import event_types, groups
 
 
 def available_agents(campaign: Campaign) -> list[User]:
@@ -66,7 +66,7 @@ def distribute(campaign_id: int) -> list[int]:
             ConversationEvent.objects.create(kind=ConversationEvent.Kind.ASSIGNED, conversation=conversation,
                                              contact=conversation.contact, data={"agent": agent.pk,
                                                                                  "policy": campaign.routing})
-            publish_conversation("conversation.captured", conversation, groups.campaign_group(campaign.pk),
+            publish_conversation(event_types.CONVERSATION_CAPTURED, conversation, groups.campaign_group(campaign.pk),
                                  assigned_by="distribution")
             assigned.append(conversation_id)
     return assigned

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -9,10 +8,6 @@ from django.utils.translation import gettext_lazy as _
 from conversa.campaigns.models import Campaign
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(24)
 
 
 class Provider(models.Model):

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from conversa.accounts.selectors import AnyUser
-from conversa.realtime import groups
+from conversa.realtime import event_types, groups
 from conversa.realtime.stream import Audience, StreamRefused
 from conversa.whatsapp.models import Line, Provider
 
@@ -28,4 +28,4 @@ def sandbox_audience(*, user: AnyUser, route: Mapping[str, Any]) -> Audience:
         raise StreamRefused(4404)
     if line.provider.webhook_secret and not user.is_authenticated:
         raise StreamRefused(4401)
-    return Audience(groups=frozenset({groups.line_group(line.pk)}), event_prefixes=("message.",))
+    return Audience(groups=frozenset({groups.line_group(line.pk)}), event_prefixes=(event_types.MESSAGE_PREFIX,))

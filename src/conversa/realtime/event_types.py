@@ -1,0 +1,32 @@
+"""The names of the events the websocket stream carries: its wire protocol, what browsers and API
+clients switch on. Realtime publishes whatever it is given; the apps that publish these names
+import them from here (one catalogue, since accounts, whatsapp and inbox all use them and realtime
+is the one layer below all three). tests/test_architecture.py keeps published literals in it."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The conversation lifecycle (inbox).
+CONVERSATION_CREATED: Final = "conversation.created"
+CONVERSATION_CAPTURED: Final = "conversation.captured"
+CONVERSATION_TRANSFERRED: Final = "conversation.transferred"
+CONVERSATION_CLOSED: Final = "conversation.closed"
+
+# Messages (inbox); the sandbox simulator's stream carries only these.
+MESSAGE_PREFIX: Final = "message."
+MESSAGE_CREATED: Final = "message.created"
+MESSAGE_UPDATED: Final = "message.updated"
+MESSAGE_STATUS: Final = "message.status"
+
+# The conversation's contact (inbox).
+CONTACT_IDENTIFIED: Final = "contact.identified"
+CONTACT_UPDATED: Final = "contact.updated"
+
+# Agents (accounts).
+AGENT_STATUS: Final = "agent.status"
+
+ALL: Final = frozenset({
+    CONVERSATION_CREATED, CONVERSATION_CAPTURED, CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED,
+    MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_STATUS, CONTACT_IDENTIFIED, CONTACT_UPDATED, AGENT_STATUS,
+})
