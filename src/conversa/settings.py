@@ -8,10 +8,12 @@ separate `manage.py conversa_worker` process.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -28,13 +30,34 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-demo-key-set-SECRET_KEY-in-production")
+# The embedded demo is the one process with neither DATABASE_URL nor REDIS_URL; anything else is a
+# production deployment and gets no demo defaults (secret key, customer simulator).
+EMBEDDED_DEMO = not (os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not EMBEDDED_DEMO:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. A production process (DATABASE_URL or REDIS_URL set) refuses to start "
+            "with the public demo key, which would let anyone forge sessions and password-reset links. "
+            "Set SECRET_KEY to a long random value, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (see docs/operations.md).")
+    SECRET_KEY = "insecure-demo-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
-# Behind TLS in production: cookies only over HTTPS.
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-if env_bool("BEHIND_TLS_PROXY", False):
+# Behind a TLS-terminating proxy (docs/operations.md): HTTPS only, cookies only over HTTPS, HSTS, and
+# the proxy's X-Forwarded-* headers trusted (by Django for the scheme, by the login limiter for the
+# client address). Without it, those headers are the client's to forge and are ignored.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", BEHIND_TLS_PROXY)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers and uptime probes call the health check over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    # Sent from Conversa's own host, so they cover that host and its subdomains only.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Absolute base URL the providers use to fetch our outbound media (Meta/GupShup send media by link).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -48,6 +71,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "channels",
     "django_tasks",
@@ -73,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the limiter into the lockout page (conversa.accounts.lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "conversa.urls"
@@ -167,6 +193,33 @@ if env_bool("CONVERSA_FAST_PASSWORD_HASHING", False):
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# One login limiter (django-axes) in front of every password check: console, admin, API token.
+# Failures are counted in the database (shared by every process, listed in the admin as an audit
+# trail) per account and per client address; either reaching the limit locks it for the cool-off.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = int(os.environ.get("CONVERSA_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CONVERSA_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, with address and path, for the audit trail
+AXES_LOCKOUT_CALLABLE = "conversa.accounts.lockout.lockout_response"
+AXES_COOLOFF_MESSAGE = _("Too many failed login attempts. Try again in a few minutes, or ask an admin to unlock you.")
+# The client address: the TCP peer, or behind our own proxy the address it appended to
+# X-Forwarded-For (CONVERSA_TRUSTED_PROXIES = how many proxies append to it, ours included).
+if BEHIND_TLS_PROXY:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+    AXES_IPWARE_PROXY_COUNT = max(int(os.environ.get("CONVERSA_TRUSTED_PROXIES", "1")) - 1, 0)
+    # Entries a client forged in front of the chain are skipped, not a reason to fall back to the
+    # proxy's own address (which would pool every forger with everyone else behind the proxy).
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -192,7 +245,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "conversa.accounts.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -200,7 +253,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "conversa.core.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("CONVERSA_LOGIN_RATE", "20/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Conversa API",
@@ -209,9 +261,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# API tokens (`Authorization: Token <key>`) expire this many hours after they are issued; the token
+# endpoint then issues a new one. Logging out of the console revokes the user's token.
+CONVERSA_API_TOKEN_TTL_HOURS = float(os.environ.get("CONVERSA_API_TOKEN_TTL_HOURS", "12"))
+
 # The sandbox customer simulator (/sandbox/ and its websocket) needs no login: it is the demo.
-# Turn it off where real customers' data lives.
-CONVERSA_SANDBOX_SIMULATOR = env_bool("CONVERSA_SANDBOX_SIMULATOR", True)
+# On by default only in the embedded demo; a production deployment turns it on explicitly.
+CONVERSA_SANDBOX_SIMULATOR = env_bool("CONVERSA_SANDBOX_SIMULATOR", EMBEDDED_DEMO)
 # Customer phone numbers without a leading + are read in this region.
 CONVERSA_DEFAULT_REGION = os.environ.get("CONVERSA_DEFAULT_REGION", "AR")
 # Meta's customer-service window.

@@ -21,6 +21,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.test import Client
 
@@ -169,7 +170,7 @@ class Socket:
 
 def session_cookie(username: str) -> bytes:
     client = Client()
-    assert client.login(username=username, password="demo")
+    client.force_login(get_user_model().objects.get(username=username))
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 

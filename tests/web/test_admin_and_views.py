@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conversa.accounts.models import AgentGroup
@@ -14,7 +15,7 @@ from conversa.whatsapp.models import Line, Provider
 
 def logged_in(username: str) -> Client:
     client = Client()
-    assert client.login(username=username, password="demo")
+    client.force_login(get_user_model().objects.get(username=username))
     return client
 
 

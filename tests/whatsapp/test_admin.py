@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conftest import drain_tasks
@@ -19,7 +20,7 @@ from .conftest import META_APP_SECRET, META_TOKEN, meta_payload, post_meta
 @pytest.fixture
 def admin_client(demo: dict[str, Any]) -> Client:
     client = Client()
-    assert client.login(username="admin", password="demo")
+    client.force_login(get_user_model().objects.get(username="admin"))
     return client
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
+from conversa.accounts.tokens import revoke_token_set, token_expires_at, token_is_expired
 
 User = get_user_model()
 
@@ -92,3 +99,30 @@ class ConversaUserAdmin(UserAdmin):
     def group(self, obj: Any) -> str:
         profile = getattr(obj, "profile", None)
         return str(profile.group) if profile and profile.group else "—"
+
+
+# --------------------------------------------------------------------------- API tokens
+# DRF's token admin, with the expiry shown and a bulk "revoke" action: revoking deletes the token,
+# so its holder must log in again.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(TokenAdmin):
+    list_display = ("user", "created", "expires_at", "expired")
+    actions = ["revoke"]
+
+    @admin.display(description=_("expires"))
+    def expires_at(self, obj: TokenProxy) -> datetime:
+        return token_expires_at(token=obj)
+
+    @admin.display(description=_("expired"), boolean=True)
+    def expired(self, obj: TokenProxy) -> bool:
+        return token_is_expired(token=obj)
+
+    @admin.action(description=_("Revoke selected tokens"), permissions=["delete"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[TokenProxy]) -> None:
+        count = revoke_token_set(tokens=queryset)
+        self.message_user(request, ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
+                          % {"count": count})

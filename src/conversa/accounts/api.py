@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from conversa.accounts.lockout import LoginLocked, is_locked_out
 from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor, profile_of
 from conversa.accounts.services import set_status
+from conversa.accounts.tokens import issue_token, token_expires_at
 from conversa.core.api import current_user
 from conversa.inbox.selectors import campaigns_for
 
@@ -48,13 +53,25 @@ class MyStatusView(APIView):
         return Response(_me(request))
 
 
-class LoginThrottle(AnonRateThrottle):
-    """Slows password guessing on the token endpoint (per client IP, per process cache)."""
-
-    scope = "login"
-
-
 class TokenView(ObtainAuthToken):
-    """POST {"username", "password"} → {"token"}: authenticate API calls with `Token <token>`."""
+    """POST {"username", "password"} → {"token", "expires_at"}: authenticate API calls with
+    `Token <token>` until it expires. Every failure counts toward the login limiter shared with the
+    console and the admin (django-axes); a locked account or address gets 429 `locked_out`."""
 
-    throttle_classes = [LoginThrottle]
+    throttle_classes = []  # the login limiter, not a per-process throttle, bounds password guessing
+
+    @extend_schema(request=AuthTokenSerializer, responses=inline_serializer("IssuedToken", {
+        "token": serializers.CharField(), "expires_at": serializers.DateTimeField()}))
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            data = request.data if isinstance(request.data, dict) else {}
+            username = data.get("username")
+            if is_locked_out(request=request, username=username if isinstance(username, str) else None):
+                raise LoginLocked()
+            raise exceptions.ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        token = issue_token(user=user)
+        # As a console login does: the limiter clears the account's failures, last_login is set.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
+        return Response({"token": token.key, "expires_at": token_expires_at(token=token)})

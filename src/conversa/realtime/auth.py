@@ -1,4 +1,4 @@
-"""Websocket authentication: the browser's session cookie, or `?token=<DRF token>` for API clients."""
+"""Websocket authentication: the browser's session cookie, or an unexpired API token for API clients."""
 
 from __future__ import annotations
 
@@ -35,12 +35,9 @@ def presented_token(scope: Scope) -> str | None:
 
 @database_sync_to_async
 def _token_user(key: str) -> AbstractBaseUser | AnonymousUser:
-    from rest_framework.authtoken.models import Token
+    from conversa.accounts.tokens import user_for_token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    return user_for_token(key=key) or AnonymousUser()
 
 
 class TokenQueryAuthMiddleware:
