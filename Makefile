@@ -28,7 +28,8 @@ run: $(STAMP)
 # The task worker runs in the background and is stopped with the web server: a background job of
 # a non-interactive shell ignores Ctrl-C, so without the trap it would outlive `make`.
 run-prod: $(STAMP)
-	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || (echo "set DATABASE_URL and REDIS_URL" && exit 1)
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$SECRET_KEY" || \
+	  (echo "set DATABASE_URL, REDIS_URL and SECRET_KEY (docs/operations.md)" && exit 1)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	export CONVERSA_EMBEDDED_WORKER=0; \
@@ -46,7 +47,7 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
 
 test: $(STAMP) browser-deps
-	$(PY) manage.py compilemessages --ignore=.venv -v0 || true
+	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py compilemessages --ignore=.venv -v0 || true
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # ruff, mypy, and the layout checks (layering via import-linter, module size, moved names):

@@ -211,7 +211,7 @@ AXES_COOLOFF_MESSAGE = _("Too many failed login attempts. Try again in a few min
 # The client address: the TCP peer, or behind our own proxy the address it appended to
 # X-Forwarded-For (CONVERSA_TRUSTED_PROXIES = how many proxies append to it, ours included).
 if BEHIND_TLS_PROXY:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...] = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
     AXES_IPWARE_PROXY_ORDER = "left-most"
     AXES_IPWARE_PROXY_COUNT = max(int(os.environ.get("CONVERSA_TRUSTED_PROXIES", "1")) - 1, 0)
     # Entries a client forged in front of the chain are skipped, not a reason to fall back to the

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models import QuerySet
@@ -50,7 +50,7 @@ class ExpiringTokenAuthentication(TokenAuthentication):
         return user, token
 
 
-def user_for_token(*, key: str) -> AbstractBaseUser | None:
+def user_for_token(*, key: str) -> User | None:
     """The active user a valid, unexpired token belongs to (the websocket's token check)."""
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active or token_is_expired(token=token):
@@ -59,7 +59,7 @@ def user_for_token(*, key: str) -> AbstractBaseUser | None:
 
 
 @transaction.atomic
-def issue_token(*, user: AbstractBaseUser) -> Token:
+def issue_token(*, user: User) -> Token:
     """The user's current token, or a new one if she has none or hers has expired."""
     token = Token.objects.select_for_update().filter(user=user).first()
     if token is not None and not token_is_expired(token=token):
@@ -69,7 +69,7 @@ def issue_token(*, user: AbstractBaseUser) -> Token:
     return Token.objects.create(user=user)
 
 
-def revoke_tokens(*, user: AbstractBaseUser) -> int:
+def revoke_tokens(*, user: User) -> int:
     return revoke_token_set(tokens=Token.objects.filter(user=user))
 
 
@@ -80,7 +80,7 @@ def revoke_token_set(*, tokens: QuerySet[Any]) -> int:
 
 
 @receiver(user_logged_out, dispatch_uid="conversa.accounts.tokens.revoke_on_logout")
-def _revoke_on_logout(sender: Any, request: HttpRequest | None, user: AbstractBaseUser | None,
+def _revoke_on_logout(sender: Any, request: HttpRequest | None, user: User | None,
                       **kwargs: Any) -> None:
     """Logging out of the console (or the admin) ends the user's API access too."""
     if user is not None:
