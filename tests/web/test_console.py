@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
+from rest_framework.authtoken.models import Token
+from tests.inbox.relay import Relay, relay_server
 
 from conversa.campaigns.models import Disposition
-from conversa.inbox.models import Conversation
+from conversa.inbox.models import Conversation, Message
 
 _ids = itertools.count(1)
 
@@ -165,7 +169,9 @@ def test_customer_text_is_escaped_everywhere(
         expect(laura.locator(".msg-in .body", has_text=body)).to_have_text(body)
     expect(laura.locator("#conv-name")).to_have_text(evil_name)
     laura.locator("[data-testid=conversation] .conv-actions").get_by_role("button", name="Capture").click()
-    expect(laura.locator("[data-testid=composer-text]")).to_be_visible()
+    # What she waits for: the conversation shown as hers, with a composer to write in.
+    expect(laura.locator("[data-testid=conversation]")).to_have_attribute("data-status", "attended")
+    expect(laura.locator("[data-testid=composer-text]")).to_be_editable()
     # An agent's text with markup is escaped too, and so is a contact name.
     laura.fill("[data-testid=composer-text]", '<b onmouseover="window.__xss=1">bold?</b>')
     laura.press("[data-testid=composer-text]", "Enter")
@@ -295,3 +301,104 @@ def test_quick_reply_and_transfer(
     expect(laura.locator("[data-testid=list-mine] .row", has_text="Elena Ruiz")).to_have_count(0)
     expect(martin.locator("[data-testid=list-mine] .row", has_text="Elena Ruiz")).to_be_attached()
     assert Conversation.objects.get(customer_phone="+5491155550128").agent.username == "agent2"
+
+
+@pytest.fixture
+def relay(demo: dict[str, Any]) -> Iterator[Relay]:
+    """The sandbox provider relays what it sends to a local HTTP server: what reached the provider."""
+    with relay_server() as relay:
+        provider = demo["sales_line"].provider
+        provider.config = {"api_url": relay.url}
+        provider.save(update_fields=["config"])
+        yield relay
+
+
+def open_new_conversation(laura: Page, *, name: str) -> None:
+    new_row(laura, name).locator(".row-open").click()
+    expect(laura.locator("[data-testid=conversation]")).to_have_attribute("data-status", "new")
+
+
+def assert_sent_once(laura: Page, relay: Relay, *, phone: str, text: str) -> None:
+    """Exactly once in the thread (nothing left pending), in the database and at the provider."""
+    sent = laura.locator(".msg-out", has_text=text)
+    expect(sent).to_have_count(1)
+    expect(sent.locator(".ticks-sent, .ticks-delivered, .ticks-read")).to_be_visible()  # the provider answered
+    expect(laura.locator("[data-testid=pending-message]")).to_have_count(0)
+    stored = Message.objects.filter(conversation__customer_phone=phone, direction=Message.Direction.OUTBOUND)
+    assert [m.body for m in stored] == [text]
+    assert [r["text"] for r in relay.received if r.get("type") == "text"] == [text]
+
+
+def test_typing_right_after_capture_is_sent_once(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, relay: Relay,
+) -> None:
+    # The CI flake of issue 14: Capture re-renders the pane twice (its own answer, then the live
+    # "captured" event); an Enter on the first render's composer was dropped by the second.
+    customer_writes(server_url, demo["sales_line"].pk, "Hola", phone="+5491155550130", name="Rita")
+    laura = agent_page("agent1")
+    open_new_conversation(laura, name="Rita")
+    laura.locator("[data-testid=conversation] .conv-actions").get_by_role("button", name="Capture").click()
+    # No waiting for the pane to settle: she types as soon as the composer exists, and Enter goes
+    # wherever the focus is (a lost focus would lose it).
+    text = "Hola Rita, ya te atiendo enseguida"
+    laura.locator("[data-testid=composer-text]").press_sequentially(text)
+    laura.keyboard.press("Enter")
+    expect(laura.locator("[data-testid=composer-text]")).to_have_value("")
+    assert_sent_once(laura, relay, phone="+5491155550130", text=text)
+    assert laura.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_a_live_re_render_keeps_the_text_caret_and_focus(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, relay: Relay,
+) -> None:
+    customer_writes(server_url, demo["sales_line"].pk, "Hola", phone="+5491155550131", name="Sara")
+    laura = agent_page("agent1")
+    new_row(laura, "Sara").get_by_role("button", name=re.compile("Capture")).click()
+    composer = laura.locator("[data-testid=composer-text]")
+    expect(composer).to_be_editable()
+    composer.press_sequentially("te paso el precio")
+    laura.keyboard.press("Home")  # she goes back to the start to add a greeting...
+    # ...when something else changes the conversation: identified through the API, the pane re-renders.
+    conversation = Conversation.objects.get(customer_phone="+5491155550131")
+    token, _created = Token.objects.get_or_create(user=get_user_model().objects.get(username="agent1"))
+    response = httpx.post(f"{server_url}/api/v1/conversations/{conversation.pk}/identify/", timeout=10,
+                          headers={"Authorization": f"Token {token.key}"}, json={"first_name": "Sara Ruiz"})
+    assert response.status_code == 200, response.text
+    expect(laura.locator("#conv-name")).to_have_text("Sara Ruiz")
+    laura.keyboard.type("Sara, ")  # same focus, same caret
+    expect(composer).to_have_value("Sara, te paso el precio")
+    laura.keyboard.press("Enter")
+    assert_sent_once(laura, relay, phone="+5491155550131", text="Sara, te paso el precio")
+
+
+def test_a_failed_send_shows_and_its_retry_is_stored_and_sent_once(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, relay: Relay,
+) -> None:
+    customer_writes(server_url, demo["sales_line"].pk, "Hola", phone="+5491155550132", name="Tomás")
+    laura = agent_page("agent1")
+    new_row(laura, "Tomás").get_by_role("button", name=re.compile("Capture")).click()
+    expect(laura.locator("[data-testid=composer-text]")).to_be_editable()
+    posts: list[str] = []
+
+    def flaky_network(route: Route) -> None:
+        posts.append(route.request.post_data_buffer.decode(errors="replace") if route.request.post_data_buffer else "")
+        if len(posts) == 1:
+            route.abort("internetdisconnected")  # never reached the server
+            return
+        # The retry arrives twice (a proxy repeating it): the server must store and send it once.
+        route.fetch()
+        route.fulfill(response=route.fetch())
+
+    laura.route(re.compile(r".*/console/c/\d+/send/$"), flaky_network)
+    laura.fill("[data-testid=composer-text]", "Te mando la cotización")
+    laura.keyboard.press("Enter")
+    pending = laura.locator("[data-testid=pending-message]", has_text="Te mando la cotización")
+    expect(pending).to_have_attribute("data-state", "failed")
+    expect(pending.get_by_role("alert")).to_contain_text("Connection problem")
+    expect(laura.locator("[data-testid=composer-text]")).to_have_value("")  # free for the next one
+    assert not Message.objects.filter(conversation__customer_phone="+5491155550132", direction="out").exists()
+
+    pending.get_by_role("button", name="Retry").click()
+    assert_sent_once(laura, relay, phone="+5491155550132", text="Te mando la cotización")
+    keys = {re.search(r'name="client_message_id"\r\n\r\n([^\r]+)', p).group(1) for p in posts}  # type: ignore[union-attr]
+    assert len(posts) == 2 and len(keys) == 1  # the retry reused the message's key

@@ -171,13 +171,8 @@
   });
   body.addEventListener('conversa:left', (e) => { if (Number(e.detail.id) === openId) clearPane(); });
   body.addEventListener('conversa:sent', (e) => {
-    const form = e.target === body ? $('#composer') : e.target.closest('form');
-    if (form && form.matches('[data-composer]')) {
-      form.reset();
-      $('[data-attachment]', form).hidden = true;
-      drafts.delete(openId);
-      $('textarea', form).focus();
-    }
+    // Quick replies and templates (htmx forms). The composer has its own outbox and is never reset here.
+    const form = e.target === body ? null : e.target.closest('form');
     for (const d of $$('dialog.inline-dialog[open]')) d.close();
     if (form && form.matches('[data-template-form]') && !form.closest('dialog')) schedule('pane');
     schedule('thread');
@@ -215,6 +210,9 @@
       const ta = $('#composer-text');
       const conv = $('.conv');
       if (ta && conv) drafts.set(Number(conv.dataset.conversationId), ta.value);
+      const active = document.activeElement;
+      focusBeforeSwap = active && active.closest && active.closest('[hx-preserve]')
+        ? { elt: active, start: active.selectionStart, end: active.selectionEnd } : null;
     }
     if (e.detail.target.id === 'thread') {
       const t = e.detail.target;
@@ -225,12 +223,16 @@
     const target = e.detail.target;
     if (target.id === 'pane') {
       const ta = $('#composer-text');
-      if (ta && drafts.has(openId)) ta.value = drafts.get(openId);
+      // A composer kept across the swap (hx-preserve) still has its text: only a fresh one gets the draft.
+      if (ta && !ta.value && drafts.get(openId)) ta.value = drafts.get(openId);
+      keepFocus();
+      renderOutbox();
       fillClientIds(target);
       setSideTab(sideTab);
       const thread = $('#thread');
       if (thread) thread.scrollTop = thread.scrollHeight;
     }
+    if (target.id === 'thread') renderOutbox();
     if (target.id === 'thread' && target.dataset.stick !== 'false') target.scrollTop = target.scrollHeight;
     if (target.id === 'lists') markSelected();
     if (target.id === 'dialog-body') {
@@ -244,6 +246,18 @@
     localTimes(target);
     tick();
   });
+  // A preserved element that had the focus keeps it, caret included, in the same task as the swap:
+  // no keystroke can fall on <body> in between (browsers without Element.moveBefore blur on a move).
+  let focusBeforeSwap = null;
+  function keepFocus() {
+    const was = focusBeforeSwap;
+    focusBeforeSwap = null;
+    if (!was || !was.elt.isConnected || document.activeElement === was.elt) return;
+    was.elt.focus({ preventScroll: true });
+    if (typeof was.start === 'number' && was.elt.setSelectionRange) {
+      try { was.elt.setSelectionRange(was.start, was.end); } catch (err) { /* not a text field */ }
+    }
+  }
   function fillClientIds(root) {
     for (const input of $$('[data-client-id]', root)) if (!input.value) input.value = uuid();
   }
@@ -266,10 +280,15 @@
   $('#dialog').addEventListener('close', () => $('#dialog-body').replaceChildren());
 
   // ------------------------------------------------------------------ composer
-  // Freshly swapped-in forms are wired by htmx when they settle (a few ms later). A submit in that
+  // Freshly swapped-in htmx forms are wired when they settle (a few ms later). A submit in that
   // gap must not fall back to a native POST: hold it and resubmit once htmx has the form.
   document.addEventListener('submit', (e) => {
     const form = e.target;
+    if (form.matches('[data-composer]')) {
+      e.preventDefault();
+      submitComposer(form);
+      return;
+    }
     if (!form.matches('[hx-post]') || e.defaultPrevented) return;
     e.preventDefault();
     const tries = Number(form.dataset.submitRetries || 0);
@@ -280,11 +299,111 @@
   document.addEventListener('keydown', (e) => {
     if (e.target.id !== 'composer-text' || e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
     e.preventDefault();
-    const form = e.target.form;
-    if (form.classList.contains('htmx-request')) return;
+    e.target.form.requestSubmit();
+  });
+
+  // ------------------------------------------------------------------ outbox
+  // What the agent sends is taken from the composer at once (the composer is free for the next
+  // message) and kept here until the thread shows it: "sending", then queued or "not sent" with
+  // Retry. Sent one at a time, in order; a retry reuses the message's client_message_id, so the
+  // server stores and sends it once however often it arrives (docs/decisions.md #7).
+  const csrfToken = (() => {
+    try { return JSON.parse(body.getAttribute('hx-headers'))['X-CSRFToken']; } catch (err) { return ''; }
+  })();
+  const outbox = [];
+  let outboxBusy = false;
+  function submitComposer(form) {
+    const ta = $('textarea', form);
     const file = $('[data-file-input]', form);
-    if (!e.target.value.trim() && !(file && file.files.length)) return;
-    form.requestSubmit();
+    const fileName = file && file.files.length ? file.files[0].name : '';
+    if (!ta.value.trim() && !fileName) return;
+    const idInput = $('[data-client-id]', form);
+    if (!idInput.value) idInput.value = uuid();
+    outbox.push({
+      key: idInput.value, conversationId: Number(form.dataset.conversationId), url: form.dataset.sendUrl,
+      data: new FormData(form), text: ta.value.trim(), fileName, state: 'sending', error: '',
+    });
+    form.reset();
+    idInput.value = uuid();
+    $('[data-attachment]', form).hidden = true;
+    drafts.delete(Number(form.dataset.conversationId));
+    renderOutbox();
+    const thread = $('#thread');
+    if (thread) thread.scrollTop = thread.scrollHeight;
+    pumpOutbox();
+  }
+  async function errorOf(response) {
+    let d = {};
+    try { d = JSON.parse(response.headers.get('HX-Trigger') || '{}')['conversa:error'] || {}; } catch (err) { d = {}; }
+    return { message: d.message || T.error, code: d.code || '' };
+  }
+  async function pumpOutbox() {
+    if (outboxBusy) return;
+    const entry = outbox.find((x) => x.state === 'sending');
+    if (!entry) return;
+    outboxBusy = true;
+    try {
+      // redirect: manual — an expired session answers with a redirect to the login page, not a send.
+      const response = await fetch(entry.url, {
+        method: 'POST', body: entry.data, credentials: 'same-origin', redirect: 'manual',
+        headers: { 'X-CSRFToken': csrfToken, 'HX-Request': 'true' },
+      });
+      if (response.ok && response.type !== 'opaqueredirect') {
+        entry.state = 'sent';
+      } else {
+        const err = response.type === 'opaqueredirect' ? { message: T.error, code: '' } : await errorOf(response);
+        entry.state = 'failed';
+        entry.error = err.message;
+        if (err.code === 'window_closed' || err.code === 'conflict' || err.code === 'not_found') schedule('pane');
+      }
+    } catch (err) {
+      entry.state = 'failed';
+      entry.error = T.network_error;
+    }
+    outboxBusy = false;
+    if (entry.conversationId === openId) schedule('thread');
+    schedule('lists');
+    renderOutbox();
+    pumpOutbox();
+  }
+  function renderOutbox() {
+    for (const el of $$('[data-outbox]')) el.remove();
+    const thread = $('#thread');
+    if (!thread || openId === null) return;
+    const stick = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 40;
+    const shown = new Set($$('[data-client-message-id]', thread).map((el) => el.dataset.clientMessageId));
+    for (let i = outbox.length - 1; i >= 0; i--) {
+      if (outbox[i].conversationId === openId && shown.has(outbox[i].key)) outbox.splice(i, 1);
+    }
+    const tpl = $('#outbox-message');
+    for (const entry of outbox) {
+      if (entry.conversationId !== openId) continue;
+      const el = tpl.content.firstElementChild.cloneNode(true);
+      el.dataset.state = entry.state;
+      el.dataset.outboxKey = entry.key;
+      $('[data-outbox-text]', el).textContent = entry.text;
+      const file = $('[data-outbox-file]', el);
+      file.textContent = entry.fileName;
+      file.hidden = !entry.fileName;
+      $('[data-outbox-error]', el).textContent = entry.error;
+      for (const part of $$('[data-when]', el)) part.hidden = part.dataset.when !== entry.state;
+      thread.append(el);
+    }
+    if (stick) thread.scrollTop = thread.scrollHeight;
+  }
+  document.addEventListener('click', (e) => {
+    const button = e.target.closest('[data-outbox-retry], [data-outbox-discard]');
+    if (!button) return;
+    const key = button.closest('[data-outbox]').dataset.outboxKey;
+    const i = outbox.findIndex((x) => x.key === key);
+    if (i < 0) return;
+    if (button.matches('[data-outbox-discard]')) outbox.splice(i, 1);
+    else { outbox[i].state = 'sending'; outbox[i].error = ''; }
+    renderOutbox();
+    pumpOutbox();
+  });
+  window.addEventListener('beforeunload', (e) => {
+    if (outbox.some((x) => x.state === 'sending')) e.preventDefault();
   });
   document.addEventListener('change', (e) => {
     if (e.target.matches('[data-file-input]')) {
