@@ -253,12 +253,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "conversa.core.api.exception_handler",
+    # Bounded size and nesting depth, finite numbers: a hostile body is a 400/413, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "conversa.core.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Conversa API",
     "DESCRIPTION": "WhatsApp contact center: inboxes, capture, replies, templates, dispositions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every 4xx is documented with the one error envelope (conversa.core.api).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "conversa.core.api.document_error_envelope"],
 }
 
 # API tokens (`Authorization: Token <key>`) expire this many hours after they are issued; the token

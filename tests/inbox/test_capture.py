@@ -32,7 +32,10 @@ def test_capture_of_a_taken_conversation_is_409_naming_the_holder(api, customer_
     assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
     lost = api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
     assert lost.status_code == 409
-    assert "Martín Pérez" in lost.json()["detail"]
+    assert "Martín Pérez" in lost.json()["message"]
+    # Context sits under "extra", apart from the envelope's own keys.
+    assert lost.json()["extra"] == {"agent": Conversation.objects.get(pk=conversation.pk).agent_id,
+                                    "agent_name": "Martín Pérez"}
     # Capturing again one's own conversation is harmless (a double click).
     assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
     assert ConversationEvent.objects.filter(kind="captured", conversation=conversation).count() == 1
@@ -69,7 +72,8 @@ def test_concurrent_captures_exactly_one_wins(live_server, customer_says, racers
                 response = http.post(f"/api/v1/conversations/{conversation_id}/capture/",
                                      headers={"Authorization": f"Token {token}"})
             with lock:
-                outcomes[conversation_id].append((response.status_code, response.json().get("agent_name", "")))
+                extra = response.json().get("extra", {})
+                outcomes[conversation_id].append((response.status_code, extra.get("agent_name", "")))
 
         threads = [threading.Thread(target=race, args=(t,)) for t in tokens]
         for thread in threads:

@@ -107,7 +107,7 @@ def test_transfer_targets_must_be_skilled_campaign_agents(api, attended):
     client = api("agent1")
     url = f"/api/v1/conversations/{attended.pk}/transfer/"
     no_skill = client.post(url, {"agent": uid("agent4")}, format="json")
-    assert no_skill.status_code == 400 and "WhatsApp skill" in no_skill.json()["detail"]
+    assert no_skill.status_code == 400 and "WhatsApp skill" in no_skill.json()["message"]
     outsider = get_user_model().objects.create_user("outsider", password="x")
     assert client.post(url, {"agent": outsider.pk}, format="json").status_code == 400
     assert client.post(url, {"agent": 999999}, format="json").status_code == 400
@@ -192,7 +192,8 @@ def test_outbound_bad_input(api, demo):
     assert invalid_phone.status_code == 400 and invalid_phone.json()["field"] == "phone"
     assert client.post("/api/v1/conversations/", {**base, "params": ["a"]}, format="json").status_code == 400
     missing = client.post("/api/v1/conversations/", {"phone": "+5491155550042"}, format="json")
-    assert missing.status_code == 400 and {"line", "template"} <= set(missing.json())
+    assert missing.status_code == 400 and missing.json()["field"] == "line"
+    assert {"line", "template"} <= set(missing.json()["extra"]["errors"])
     assert client.post("/api/v1/conversations/", {**base, "line": 9999}, format="json").status_code == 404
     support_line = client.post("/api/v1/conversations/", {**base, "line": demo["support_line"].pk}, format="json")
     assert support_line.status_code == 404  # agent1 is not in Support

@@ -25,10 +25,10 @@ def test_capture_and_window_errors_follow_the_request_language(api, customer_say
 
     lost = api("agent1").post(f"/api/v1/conversations/{taken.pk}/capture/", **spanish)
     assert lost.status_code == 409
-    assert lost.json()["detail"] == "Ya la tomó Martín Pérez."
+    assert lost.json()["message"] == "Ya la tomó Martín Pérez."
     lost = api("agent1").post(f"/api/v1/conversations/{taken.pk}/capture/")
     assert lost.status_code == 409
-    assert lost.json()["detail"] == "Already taken by Martín Pérez."
+    assert lost.json()["message"] == "Already taken by Martín Pérez."
 
     mine = customer_says("Hola", phone="+5491155550002")
     assert api("agent1").post(f"/api/v1/conversations/{mine.pk}/capture/").status_code == 200
@@ -37,10 +37,10 @@ def test_capture_and_window_errors_follow_the_request_language(api, customer_say
     url = f"/api/v1/conversations/{mine.pk}/messages/"
     refused = api("agent1").post(url, {"text": "hola"}, format="json", **spanish)
     assert refused.status_code == 422
-    assert "Pasaron más de 24 horas" in refused.json()["detail"]
-    assert "template aprobado" in refused.json()["detail"]
+    assert "Pasaron más de 24 horas" in refused.json()["message"]
+    assert "template aprobado" in refused.json()["message"]
     refused = api("agent1").post(url, {"text": "hola"}, format="json")
     assert refused.status_code == 422
-    assert "More than 24 hours have passed" in refused.json()["detail"]
-    assert "only an approved template can be sent now" in refused.json()["detail"]
+    assert "More than 24 hours have passed" in refused.json()["message"]
+    assert "only an approved template can be sent now" in refused.json()["message"]
     assert mine.messages.filter(direction="out").count() == 0

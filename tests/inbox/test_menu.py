@@ -47,7 +47,7 @@ def test_new_conversation_gets_the_menu_and_waits_outside_the_inboxes(api, custo
     assert sent.body == "ACME\nHow can we help?\n1. Sales — Plans and prices\n2. Support\n3. Information"
     assert [row["title"] for row in sent.payload["list"]["rows"]] == ["Sales", "Support", "Information"]
     taken = api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
-    assert taken.status_code == 409 and "menu" in taken.json()["detail"]
+    assert taken.status_code == 409 and "menu" in taken.json()["message"]
 
 
 def test_choosing_an_option_routes_to_its_campaign(api, customer_says, menu):

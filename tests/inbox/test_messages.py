@@ -74,7 +74,7 @@ def test_template_params_are_checked(api, attended):
     assert ok.json()["body"] == "Hi Ana, your order A-123 is on its way."
     too_few = send(api, attended, {"template": template.pk, "params": ["Ana"]})
     assert too_few.status_code == 400 and too_few.json()["field"] == "params"
-    assert "takes 2 parameter(s); 1 given" in too_few.json()["detail"]
+    assert "takes 2 parameter(s); 1 given" in too_few.json()["message"]
     pending = MessageTemplate.objects.get(name="promo_pending")
     assert send(api, attended, {"template": pending.pk, "params": ["Ana"]}).status_code == 400
     other_line = MessageTemplate.objects.get(name="ticket_update")
@@ -87,7 +87,7 @@ def test_free_text_after_24_hours_needs_a_template(api, attended):
     for payload in ({"text": "hola"}, {"quick_reply": QuickReply.objects.get(title="Greeting").pk}):
         refused = send(api, attended, payload)
         assert refused.status_code == 422
-        assert "template" in refused.json()["detail"]
+        assert "template" in refused.json()["message"]
     template = MessageTemplate.objects.get(name="follow_up")
     assert send(api, attended, {"template": template.pk, "params": ["Ana"]}).status_code == 201
     assert attended.messages.filter(direction="out").count() == 1
@@ -98,7 +98,7 @@ def test_only_the_conversations_agent_may_write(api, attended, customer_says):
     assert send(api, attended, {"text": "intruso"}, user="agent4").status_code == 403
     unassigned = customer_says("hola", phone="+5491155550002")
     response = send(api, unassigned, {"text": "sin capturar"})
-    assert response.status_code == 403 and "Capture" in response.json()["detail"]
+    assert response.status_code == 403 and "Capture" in response.json()["message"]
     assert Message.objects.filter(direction="out").count() == 0
 
 
@@ -106,13 +106,16 @@ def test_bad_message_bodies_name_the_problem(api, attended):
     client = api("agent1")
     url = f"/api/v1/conversations/{attended.pk}/messages/"
     malformed = client.post(url, data="{oops", content_type="application/json")
-    assert malformed.status_code == 400 and "JSON parse error" in malformed.json()["detail"]
+    assert malformed.status_code == 400 and "JSON parse error" in malformed.json()["message"]
     empty = send(api, attended, {})
     assert empty.status_code == 400 and empty.json()["field"] == "text"
     both = send(api, attended, {"text": "a", "quick_reply": 1})
     assert both.status_code == 400
     assert send(api, attended, {"text": "x" * 5000}).status_code == 400
-    assert send(api, attended, {"quick_reply": "abc"}).json() == {"quick_reply": ["A valid integer is required."]}
+    assert send(api, attended, {"quick_reply": "abc"}).json() == {
+        "code": "invalid", "message": "quick_reply: A valid integer is required.",
+        "detail": "quick_reply: A valid integer is required.", "field": "quick_reply",
+        "extra": {"errors": {"quick_reply": ["A valid integer is required."]}}}
 
 
 def test_client_message_id_makes_a_resend_harmless(api, attended, run_tasks):
@@ -185,10 +188,10 @@ def test_media_upload_is_checked_and_sent(api, attended, run_tasks):
     assert ok.json()["kind"] == "image" and ok.json()["media_url"].startswith("/media/")
     exe = SimpleUploadedFile("virus.exe", b"MZ", content_type="application/x-msdownload")
     refused = client.post(url, {"file": exe}, format="multipart")
-    assert refused.status_code == 400 and "cannot be sent" in refused.json()["detail"]
+    assert refused.status_code == 400 and "cannot be sent" in refused.json()["message"]
     big = SimpleUploadedFile("big.jpg", b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024 + 1), content_type="image/jpeg")
     too_big = client.post(url, {"file": big}, format="multipart")
-    assert too_big.status_code == 400 and "at most 5 MB" in too_big.json()["detail"]
+    assert too_big.status_code == 400 and "at most 5 MB" in too_big.json()["message"]
     fake = SimpleUploadedFile("fake.jpg", b"<html>not an image</html>", content_type="image/jpeg")
     assert client.post(url, {"file": fake}, format="multipart").status_code == 400
     run_tasks()

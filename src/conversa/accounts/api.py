@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +18,7 @@ from conversa.accounts.lockout import LoginLocked, is_locked_out
 from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor, profile_of
 from conversa.accounts.services import set_status
 from conversa.accounts.tokens import issue_token, token_expires_at
-from conversa.core.api import current_user
+from conversa.core.api import SafeJSONParser, current_user, request_object
 from conversa.inbox.selectors import campaigns_for
 
 MeSerializer = inline_serializer("Me", {
@@ -45,11 +46,16 @@ class MeView(APIView):
         return Response(_me(request))
 
 
+class StatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ready", "paused", "offline"])
+
+
 class MyStatusView(APIView):
-    @extend_schema(request=inline_serializer("StatusRequest", {"status": serializers.ChoiceField(
-        choices=["ready", "paused", "offline"])}), responses=MeSerializer)
+    @extend_schema(request=StatusSerializer, responses=MeSerializer)
     def post(self, request: Request) -> Response:
-        set_status(current_user(request), str(request.data.get("status", "")))
+        payload = StatusSerializer(data=request_object(request))
+        payload.is_valid(raise_exception=True)
+        set_status(current_user(request), payload.validated_data["status"])
         return Response(_me(request))
 
 
@@ -59,6 +65,7 @@ class TokenView(ObtainAuthToken):
     console and the admin (django-axes); a locked account or address gets 429 `locked_out`."""
 
     throttle_classes = []  # the login limiter, not a per-process throttle, bounds password guessing
+    parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(request=AuthTokenSerializer, responses=inline_serializer("IssuedToken", {
         "token": serializers.CharField(), "expires_at": serializers.DateTimeField()}))

@@ -21,8 +21,16 @@ from conversa.core.errors import InvalidInput, NotFound
 from conversa.inbox import services
 
 
+class OptionalEmailField(serializers.EmailField):
+    """`null` when the contact has no email: the schema says `format: email`, which "" is not."""
+
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
+        return str(value) if value else None
+
+
 class ContactSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
+    email = OptionalEmailField(read_only=True, allow_null=True)
 
     class Meta:
         model = Contact

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversa.accounts.selectors import display_name
-from conversa.core.api import current_user
+from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
 from conversa.core.errors import InvalidInput
 from conversa.inbox import selectors, services
 from conversa.inbox.models import Conversation, Message
@@ -70,6 +69,11 @@ class MessageSerializer(serializers.ModelSerializer):
         return display_name(obj.sender) if obj.sender else None
 
 
+def _body(request: Request) -> Any:
+    """The body for a serializer: an object (400 naming the body otherwise); multipart as-is."""
+    return request.data if hasattr(request.data, "getlist") else request_object(request)
+
+
 class GeneralInboxView(generics.ListAPIView):
     """Unassigned conversations of the campaigns the agent works on (the general inbox)."""
 
@@ -105,19 +109,19 @@ class CaptureView(APIView):
 
 class SendMessageSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    quick_reply = serializers.IntegerField(required=False)
-    template = serializers.IntegerField(required=False)
+    quick_reply = id_field(required=False)
+    template = id_field(required=False)
     params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
     file = serializers.FileField(required=False)
     client_message_id = serializers.CharField(required=False, max_length=64)
-    reply_to = serializers.IntegerField(required=False)
+    reply_to = id_field(required=False)
 
 
 class MessagesView(generics.ListAPIView):
     """GET: the thread, oldest first. POST: send text, a quick reply, a template or a file."""
 
     serializer_class = MessageSerializer
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
     pagination_class = None
 
     def get_queryset(self) -> Any:
@@ -127,7 +131,7 @@ class MessagesView(generics.ListAPIView):
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        payload = SendMessageSerializer(data=request.data)
+        payload = SendMessageSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         message, created = services.send_reply(pk, current_user(request), services.ReplyRequest(
@@ -151,48 +155,56 @@ class IdentifyView(APIView):
         responses=ConversationSerializer,
     )
     def post(self, request: Request, pk: int) -> Response:
-        data = request.data if isinstance(request.data, dict) else {}
+        data = request_object(request)
         if not data:
             raise InvalidInput(_("Send {\"contact\": <id>} or the new contact's fields."), field="contact")
         if "contact" in data:
-            conversation = services.identify(pk, current_user(request), contact_id=data["contact"])
+            contact = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+            try:
+                contact_id = contact.run_validation(data["contact"])
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"contact": exc.detail}) from None
+            conversation = services.identify(pk, current_user(request), contact_id=contact_id)
         else:
-            conversation = services.identify(pk, current_user(request), data=dict(data))
+            conversation = services.identify(pk, current_user(request), data=data)
         return Response(ConversationSerializer(conversation).data)
 
 
+class TransferSerializer(serializers.Serializer):
+    agent = id_field(help_text="the user id to transfer to")
+
+
 class TransferView(APIView):
-    @extend_schema(request=inline_serializer("TransferRequest", {"agent": serializers.IntegerField()}),
-                   responses=ConversationSerializer)
+    @extend_schema(request=TransferSerializer, responses=ConversationSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        if "agent" not in request.data:
-            raise InvalidInput(_("agent is required (the user id to transfer to)."), field="agent")
-        conversation = services.transfer(pk, current_user(request), request.data["agent"])
+        payload = TransferSerializer(data=_body(request))
+        payload.is_valid(raise_exception=True)
+        conversation = services.transfer(pk, current_user(request), payload.validated_data["agent"])
         return Response(ConversationSerializer(conversation).data)
 
 
 class CloseSerializer(serializers.Serializer):
-    disposition = serializers.IntegerField()
+    disposition = id_field()
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     sub_option = serializers.CharField(required=False, allow_blank=True, default="")
     form = serializers.DictField(required=False)
-    follow_up_at = serializers.CharField(required=False, allow_blank=True)
+    follow_up_at = AwareDateTimeField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("follow_up_at") == "":
+            data = {**data, "follow_up_at": None}  # an empty form input: no follow-up
+        return super().to_internal_value(data)
 
 
 class CloseView(APIView):
     @extend_schema(request=CloseSerializer, responses=ConversationSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        payload = CloseSerializer(data=request.data)
+        payload = CloseSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        follow_up = None
-        if data.get("follow_up_at"):
-            follow_up = parse_datetime(data["follow_up_at"])
-            if follow_up is None:
-                raise InvalidInput(_("follow_up_at must be an ISO 8601 date-time."), field="follow_up_at")
         disposition = services.close(pk, current_user(request), option_id=data["disposition"], notes=data["notes"],
                                      sub_option=data["sub_option"], form=data.get("form"),
-                                     follow_up_at=follow_up)
+                                     follow_up_at=data.get("follow_up_at"))
         conversation = Conversation.objects.select_related("campaign", "line", "contact", "agent").get(pk=pk)
         body = ConversationSerializer(conversation).data
         body["disposition"] = disposition.pk
@@ -200,9 +212,9 @@ class CloseView(APIView):
 
 
 class StartConversationSerializer(serializers.Serializer):
-    line = serializers.IntegerField()
-    phone = serializers.CharField()
-    template = serializers.IntegerField()
+    line = id_field()
+    phone = serializers.CharField(max_length=40)
+    template = id_field()
     params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
     contact = serializers.DictField(required=False)
 
@@ -211,7 +223,7 @@ class ConversationsView(APIView):
     @extend_schema(request=StartConversationSerializer, responses={201: ConversationSerializer})
     def post(self, request: Request) -> Response:
         """Start an outbound conversation with an approved template."""
-        payload = StartConversationSerializer(data=request.data)
+        payload = StartConversationSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         conversation = services.start_outbound(
@@ -219,3 +231,4 @@ class ConversationsView(APIView):
             params=data["params"], contact_data=data.get("contact"),
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+

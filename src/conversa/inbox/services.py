@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -438,6 +439,16 @@ def render_quick_reply(body: str, conversation: Conversation, agent: UserModel) 
     return PLACEHOLDER.sub(fill, body)
 
 
+# WhatsApp's limits (Meta Cloud API, docs/decisions.md): a text message's body, a media caption, and
+# a template body parameter (Meta allows 32,768 only when the template has nothing but a body; 1,024
+# holds for every template). Parameters may not hold new lines, tabs or over four spaces in a row
+# (Meta error 132018).
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_TEMPLATE_PARAM = 1024
+PARAM_FORBIDDEN = re.compile(r"[\n\t]| {5,}")
+
+
 def _validate_params(template: MessageTemplate, params: Any) -> list[str]:
     if params is None:
         params = []
@@ -452,6 +463,16 @@ def _validate_params(template: MessageTemplate, params: Any) -> list[str]:
         )
     if any(not p for p in cleaned):
         raise InvalidInput(_("Template parameters cannot be empty."), field="params")
+    for index, param in enumerate(cleaned):
+        if len(param) > MAX_TEMPLATE_PARAM:
+            raise InvalidInput(_("Each template parameter can be at most %(limit)d characters.")
+                               % {"limit": MAX_TEMPLATE_PARAM}, field=f"params[{index}]")
+        if PARAM_FORBIDDEN.search(param):
+            raise InvalidInput(_("Template parameters cannot contain line breaks, tabs or more than four "
+                                 "spaces in a row."), field=f"params[{index}]")
+    if len(template.render(cleaned)) > MAX_TEXT:
+        raise InvalidInput(_("With these parameters the message is longer than %(limit)d characters.")
+                           % {"limit": MAX_TEXT}, field="params")
     return cleaned
 
 
@@ -575,10 +596,16 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
                 if quick_reply is None:
                     raise NotFound(_("Quick reply not found for this campaign."))
                 body = render_quick_reply(quick_reply.body, conversation, agent)
+                if len(body) > MAX_TEXT:
+                    raise InvalidInput(_("This quick reply, filled in, is longer than WhatsApp's %(limit)d "
+                                         "characters.") % {"limit": MAX_TEXT}, field="quick_reply")
                 message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=body,
                                           payload={"quick_reply": quick_reply.pk},
                                           client_message_id=request.client_message_id, reply_to=reply_to)
             elif request.media is not None:
+                if len(request.text or "") > MAX_CAPTION:
+                    raise InvalidInput(_("WhatsApp captions can be at most %(limit)d characters.")
+                                       % {"limit": MAX_CAPTION}, field="text")
                 kind = media_kind_for(request.media)
                 message = _queue_outbound(conversation, sender=agent, kind=kind, body=request.text or "",
                                           media=request.media, client_message_id=request.client_message_id,
@@ -587,7 +614,7 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
                 text = str(request.text).strip()
                 if not text:
                     raise InvalidInput(_("text cannot be empty."), field="text")
-                if len(text) > 4096:
+                if len(text) > MAX_TEXT:
                     raise InvalidInput(_("WhatsApp texts can be at most 4096 characters."), field="text")
                 message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=text,
                                           client_message_id=request.client_message_id, reply_to=reply_to)
@@ -727,7 +754,12 @@ def _clean_form(option: DispositionOption, answers: Any) -> dict[str, Any]:
         kind = spec.get("type", "text")
         try:
             if kind == "number":
-                cleaned[name] = float(value)
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise ValueError(_("not a number"))
+                number = float(value)
+                if not math.isfinite(number):  # "NaN", "1e999": JSON (and reports) cannot hold them
+                    raise ValueError(_("not a finite number"))
+                cleaned[name] = number
             elif kind == "date":
                 cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
             elif kind == "choice":

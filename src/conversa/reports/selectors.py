@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import AnyUser, is_supervisor
 from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.selectors import campaigns_for
@@ -44,20 +45,30 @@ class DateRange:
     end: datetime
 
 
+# Years a report can ask for: enough for any real data, far from datetime's edges (where adding a
+# day or changing zone overflows).
+YEARS = range(1900, 9000)
+
+
 def _parse_bound(raw: str, *, name: str, is_end: bool) -> datetime:
     value = raw.strip()
-    parsed_dt = parse_datetime(value) if ("T" in value or " " in value) else None
-    if parsed_dt is not None:
-        if timezone.is_naive(parsed_dt):
-            parsed_dt = timezone.make_aware(parsed_dt)
-        return parsed_dt
-    try:
-        parsed_d = parse_date(value)
-    except ValueError:
-        parsed_d = None
-    if parsed_d is None:
-        raise InvalidInput(_("%(name)s must be a date (YYYY-MM-DD) or an ISO 8601 date-time.") % {"name": name},
+    invalid = InvalidInput(_("%(name)s must be a date (YYYY-MM-DD) or an ISO 8601 date-time.") % {"name": name},
                            field=name)
+    try:
+        # Impossible dates (02-30), hours (25:00) and offsets (+99:00) raise ValueError here.
+        parsed_dt = parse_datetime(value) if ("T" in value or " " in value) else None
+        parsed_d = None if parsed_dt is not None else parse_date(value)
+    except ValueError:
+        raise invalid from None
+    day = parsed_dt.date() if parsed_dt is not None else parsed_d
+    if day is None:
+        raise invalid
+    if day.year not in YEARS:
+        raise InvalidInput(_("%(name)s must be a date between the years 1900 and 8999.") % {"name": name},
+                           field=name)
+    if parsed_dt is not None:
+        return timezone.make_aware(parsed_dt) if timezone.is_naive(parsed_dt) else parsed_dt
+    parsed_d = day
     # A date-only "to" means "through that day": people pick the last day they want to see.
     return _day_start(parsed_d + timedelta(days=1) if is_end else parsed_d)
 
@@ -83,11 +94,8 @@ def reportable_campaigns(user: AnyUser, campaign_id: Any = None) -> QuerySet[Cam
     if not is_supervisor(user):
         raise NotAllowed(_("Only supervisors and administrators can see reports."))
     campaigns = campaigns_for(user)
-    if campaign_id not in (None, ""):
-        try:
-            pk = int(campaign_id)
-        except (TypeError, ValueError):
-            raise InvalidInput(_("campaign must be a campaign id."), field="campaign") from None
+    pk = parse_id(campaign_id, field="campaign")
+    if pk is not None:
         campaigns = campaigns.filter(pk=pk)
         if not campaigns.exists():
             # Same answer for "no such campaign" and "not yours": nothing leaks.
@@ -277,11 +285,9 @@ def conversation_rows(campaigns: QuerySet[Campaign], rng: DateRange, *, agent_id
     with everything a row shows joined in (no per-row queries)."""
     qs = Conversation.objects.filter(campaign__in=campaigns.values("pk"), created_at__gte=rng.start,
                                      created_at__lt=rng.end)
-    if agent_id not in (None, ""):
-        try:
-            qs = qs.filter(agent_id=int(agent_id))
-        except (TypeError, ValueError):
-            raise InvalidInput(_("agent must be a user id."), field="agent") from None
+    agent_pk = parse_id(agent_id, field="agent")
+    if agent_pk is not None:
+        qs = qs.filter(agent_id=agent_pk)
     digits = "".join(ch for ch in phone if ch.isdigit())
     if digits:
         qs = qs.filter(customer_phone__contains=digits)

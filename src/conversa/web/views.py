@@ -31,6 +31,7 @@ from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_sup
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption
 from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.core.api import error_response
 from conversa.core.errors import DomainError, NotAllowed
 from conversa.inbox import selectors, services
 from conversa.inbox.models import Conversation, Message
@@ -433,7 +434,7 @@ def sandbox_messages(request: HttpRequest, line_id: int) -> JsonResponse:
     try:
         phone = normalize_phone(request.GET.get("phone", ""), strict=False)
     except InvalidPhone as exc:
-        return JsonResponse({"detail": str(exc)}, status=400)
+        return error_response(status_code=400, code="invalid", message=str(exc), field="phone")
     messages = list(
         Message.objects.filter(line=line, conversation__customer_phone=phone)
         .select_related("template").order_by("-created_at", "-id")[:200]

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import TemplateInfo
+from conversa.whatsapp.adapters.base import MalformedPayload, TemplateInfo
 from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,14 @@ def process_webhook_event(event_id: int) -> str:
     WebhookEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
     line = event.line
     try:
-        parsed = get_adapter(line).parse(bytes(event.body))
+        parsed = get_adapter(line).read(bytes(event.body))
+    except MalformedPayload as exc:
+        # Unreadable for good (the endpoint refuses these now; older rows may hold some): retrying
+        # cannot help, so the event is closed with the reason.
+        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(),
+                                                        error=f"unreadable: {exc}"[:2000])
+        return "unreadable"
+    try:
         lines: dict[int, Line] = {}
         stored = 0
         for inbound in parsed.messages:

@@ -1,15 +1,20 @@
-"""Provider callbacks: verify, store the raw event, answer 200 fast. Parsing happens in a task."""
+"""Provider callbacks: verify, read, store the raw event, answer 200 fast. Applying it happens in a task.
+
+A body the adapter cannot read (not JSON, nested too deep, or nothing in it carries what identifies
+a message or status) is answered 400 in the API's error envelope and not stored: stored, it would
+be work that fails on every retry.
+"""
 
 from __future__ import annotations
 
-import json
-
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from conversa.core.api import PayloadTooLarge, error_response, read_limited, too_large_response
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import WebhookRejected
+from conversa.whatsapp.adapters.base import MalformedPayload, WebhookRejected
 from conversa.whatsapp.models import Line
 from conversa.whatsapp.services import store_webhook
 
@@ -20,12 +25,17 @@ def _line(kind: str, line_id: int) -> Line | None:
     return Line.objects.select_related("provider").filter(pk=line_id, provider__kind=kind).first()
 
 
+def _body_limit() -> int:
+    configured = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return MAX_WEBHOOK_BYTES if configured is None else min(MAX_WEBHOOK_BYTES, configured)
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def webhook(request: HttpRequest, kind: str, line_id: int) -> HttpResponse:
     line = _line(kind, line_id)
     if line is None:
-        return JsonResponse({"detail": "Unknown line."}, status=404)
+        return error_response(status_code=404, code="not_found", message="Unknown line.")
     adapter = get_adapter(line)
     query = {k: str(v) for k, v in request.GET.items()}
     if request.method == "GET":
@@ -33,17 +43,28 @@ def webhook(request: HttpRequest, kind: str, line_id: int) -> HttpResponse:
         if challenge is None:
             return HttpResponse("Verification failed.", status=403, content_type="text/plain")
         return HttpResponse(challenge, content_type="text/plain")
-    body = request.body
-    if len(body) > MAX_WEBHOOK_BYTES:
-        return JsonResponse({"detail": "Payload too large."}, status=413)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > _body_limit():
+        return too_large_response()
+    try:
+        body = read_limited(request, limit=_body_limit())
+    except PayloadTooLarge:
+        return too_large_response()
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         adapter.verify(headers=headers, body=body, query=query)
     except WebhookRejected as exc:
-        return JsonResponse({"detail": str(exc)}, status=401)
+        return error_response(status_code=401, code="not_authenticated", message=str(exc))
     try:
-        json.loads(body)
-    except ValueError:
-        return JsonResponse({"detail": "Body is not JSON."}, status=400)
+        parsed = adapter.read(body)
+    except MalformedPayload as exc:
+        return error_response(status_code=400, code="invalid", message=str(exc), field=exc.field)
+    if parsed.rejected and not parsed.usable:
+        first = parsed.rejected[0]
+        return error_response(status_code=400, code="invalid", message=first["error"], field=first["field"],
+                              extra={"rejected": parsed.rejected})
     event, created = store_webhook(line, body, headers)
     return JsonResponse({"status": "stored" if created else "duplicate", "event": event.pk})

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 import datetime
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from conversa.core import safejson
 
 if TYPE_CHECKING:
     from conversa.whatsapp.models import Line
@@ -66,13 +67,118 @@ class ParsedWebhook:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     templates: list[TemplateInfo] = field(default_factory=list)
+    # What the provider reports (error callbacks) and items we could not use, for the event's log.
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Items dropped by `checked()` for missing or unusable fields: {"field", "error"}.
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.messages or self.statuses or self.templates)
+
+
+class MalformedPayload(ValueError):
+    """The callback body cannot be read at all (not JSON, too deep, wrong shape): answer 400."""
+
+    def __init__(self, message: str, *, field: str = "body"):
+        super().__init__(message)
+        self.field = field
+
+
+def load_json(body: bytes | str) -> Any:
+    """The one reader of provider JSON (callback bodies and JSON nested in them): bounded depth,
+    finite numbers; MalformedPayload otherwise, never RecursionError."""
+    try:
+        return safejson.loads(body)
+    except ValueError as exc:
+        raise MalformedPayload(str(exc)) from None
+
+
+# Longest values our columns hold (inbox.Message, whatsapp.PendingStatus, inbox.Conversation).
+MAX_ID = 200
+MAX_PHONE_DIGITS = 15  # E.164
+MAX_NAME = 200
+MAX_FILENAME = 255
+MAX_MIME = 120
+MAX_STATUS = 20
+MAX_ERROR_CODE = 40
+MAX_ERROR_TITLE = 2000
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters; a cut shows as an ellipsis (people read these)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut_filename(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 10:
+        return _cut(name, limit)
+    return _cut(stem, limit - len(ext) - 1) + "." + ext
+
+
+def _id_problem(value: str, name: str) -> str | None:
+    if not value:
+        return f"{name} is missing"
+    if len(value) > MAX_ID:
+        return f"{name} is longer than {MAX_ID} characters"
+    return None
+
+
+def checked(parsed: ParsedWebhook) -> ParsedWebhook:
+    """Every item an adapter produced, made safe to store: items missing what identifies them (or
+    with identifiers longer than their columns: cutting would confuse two messages) are moved to
+    `rejected`; display values (names, file names) are cut with an ellipsis; values no column can
+    hold and nothing needs (a reply-to id, a media type) are dropped. Vendor-neutral, so every
+    provider gets the same rules."""
+    messages: list[InboundMessage] = []
+    for inbound in parsed.messages:
+        problem = _id_problem(inbound.provider_message_id, "id")
+        digits = sum(ch.isdigit() for ch in inbound.from_phone)
+        if problem:
+            parsed.rejected.append({"field": "id", "error": problem})
+            continue
+        if not inbound.from_phone or not 1 <= digits <= MAX_PHONE_DIGITS or len(inbound.from_phone) > 40:
+            parsed.rejected.append({"field": "from", "error": "from is missing or not a phone number"
+                                    if inbound.from_phone else "from is missing"})
+            continue
+        inbound.profile_name = _cut(inbound.profile_name, MAX_NAME)
+        inbound.media_filename = _cut_filename(inbound.media_filename, MAX_FILENAME)
+        if len(inbound.media_mime) > MAX_MIME:
+            inbound.media_mime = ""  # the stored file's type is sniffed anyway
+        if len(inbound.reply_to_provider_id) > MAX_ID:
+            inbound.reply_to_provider_id = ""  # no stored message can have that id
+        if len(inbound.media_id) > MAX_ID:
+            parsed.errors.append({"message": inbound.provider_message_id,
+                                  "error": f"media reference longer than {MAX_ID} characters: not fetched"})
+            inbound.media_id = ""
+        messages.append(inbound)
+    statuses: list[StatusUpdate] = []
+    for update in parsed.statuses:
+        problem = _id_problem(update.provider_message_id, "status.id")
+        if problem or not update.status or len(update.status) > MAX_STATUS:
+            parsed.rejected.append({"field": "status.id" if problem else "status.status",
+                                    "error": problem or "status.status is missing or unknown"})
+            continue
+        update.alternate_ids = [i for i in update.alternate_ids if i and len(i) <= MAX_ID]
+        update.error_code = update.error_code[:MAX_ERROR_CODE]
+        update.error_title = _cut(update.error_title, MAX_ERROR_TITLE)
+        statuses.append(update)
+    parsed.messages, parsed.statuses = messages, statuses
+    parsed.errors.extend({"rejected": r["field"], "error": r["error"]} for r in parsed.rejected)
+    return parsed
+
+
 
 
 def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
     """A callback body as a list of JSON objects (one object or a batch); anything else in a batch
     is recorded in `parsed.errors` instead of breaking the rest."""
-    data = json.loads(body)
+    data = load_json(body)
+    if not isinstance(data, dict | list):
+        raise MalformedPayload("The body must be a JSON object or a list of them.")
     objects: list[dict[str, Any]] = []
     for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict):
@@ -157,7 +263,20 @@ class ProviderAdapter(abc.ABC):
 
     @abc.abstractmethod
     def parse(self, body: bytes) -> ParsedWebhook:
-        """Every message, status and template update the payload carries, in payload order."""
+        """Every message, status and template update the payload carries, in payload order.
+        Reads JSON with `load_json`/`json_objects`; raises MalformedPayload for unreadable bodies."""
+
+    def read(self, body: bytes) -> ParsedWebhook:
+        """What callers use: `parse` plus the shared safety rules of `checked` (MalformedPayload
+        for a body that cannot be read at all)."""
+        try:
+            return checked(self.parse(body))
+        except MalformedPayload:
+            raise
+        except (RecursionError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # An adapter tripping over a shape it did not expect: the body is the problem.
+            raise MalformedPayload(f"unreadable callback: {type(exc).__name__}: {exc}"[:300]) from exc
+
 
     def handshake(self, query: dict[str, str]) -> str | None:
         """GET verification (Meta): the challenge to echo, or None to refuse."""

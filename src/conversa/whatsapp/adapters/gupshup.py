@@ -26,6 +26,7 @@ from django.conf import settings
 
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
+    MalformedPayload,
     OutboundList,
     OutboundMedia,
     ParsedWebhook,
@@ -36,6 +37,7 @@ from conversa.whatsapp.adapters.base import (
     TemplateInfo,
     WebhookRejected,
     json_objects,
+    load_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,8 @@ def _json_object(value: Any) -> dict[str, Any]:
         return value
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
-            decoded = json.loads(value)
-        except ValueError:
+            decoded = load_json(value)
+        except MalformedPayload:
             return {}
         return decoded if isinstance(decoded, dict) else {}
     return {}

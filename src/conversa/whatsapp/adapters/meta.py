@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -25,6 +24,7 @@ from django.conf import settings
 
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
+    MalformedPayload,
     OutboundList,
     OutboundMedia,
     ParsedWebhook,
@@ -34,6 +34,7 @@ from conversa.whatsapp.adapters.base import (
     StatusUpdate,
     TemplateInfo,
     WebhookRejected,
+    load_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,12 +122,11 @@ class MetaAdapter(ProviderAdapter):
             raise WebhookRejected("Bad or missing X-Hub-Signature-256.")
 
     def parse(self, body: bytes) -> ParsedWebhook:
-        data = json.loads(body)
+        data = load_json(body)
         parsed = ParsedWebhook()
         self._routes: dict[str, int | None] = {}
         if not isinstance(data, dict):
-            parsed.errors.append({"error": "payload is not an object"})
-            return parsed
+            raise MalformedPayload("The body must be a JSON object.")
         for entry in _dicts(data.get("entry")):
             for change in _dicts(entry.get("changes")):
                 value = _obj(change.get("value"))

@@ -39,6 +39,11 @@ from conversa.whatsapp.adapters.base import (
 MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
 
 
+def _scalar(value: Any) -> str:
+    """A string or number as text; anything else (missing, null, an object) as "" (then rejected)."""
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -61,8 +66,8 @@ class SandboxAdapter(ProviderAdapter):
                 st = item["status"]
                 parsed.statuses.append(
                     StatusUpdate(
-                        provider_message_id=str(st.get("id", "")),
-                        status=str(st.get("status", "")),
+                        provider_message_id=_scalar(st.get("id")),
+                        status=_scalar(st.get("status")),
                         error_code=str(st.get("error_code", "")),
                         error_title=str(st.get("error_title", "")),
                         timestamp=datetime.datetime.now(datetime.UTC),
@@ -76,8 +81,8 @@ class SandboxAdapter(ProviderAdapter):
                            "name": item.get("location_name", "")}
             parsed.messages.append(
                 InboundMessage(
-                    provider_message_id=str(item["id"]),
-                    from_phone=str(item["from"]),
+                    provider_message_id=_scalar(item.get("id")),
+                    from_phone=_scalar(item.get("from")),
                     profile_name=str(item.get("name") or ""),
                     kind=kind if kind in MEDIA_KINDS | {"text", "location"} else "unsupported",
                     body=str(item.get("text") or item.get("caption") or ""),

@@ -40,7 +40,7 @@
     });
     if (!r.ok) {
       let detail = `HTTP ${r.status}`;
-      try { detail = (await r.json()).detail || detail; } catch (e) { /* not JSON */ }
+      try { detail = (await r.json()).message || detail; } catch (e) { /* not JSON */ }
       throw new Error(detail);
     }
   }
@@ -136,7 +136,7 @@
       try {
         const r = await fetch(`/sandbox/${lineSel.value}/messages/?phone=${encodeURIComponent($('sim-phone').value)}`);
         const data = await r.json();
-        if (!r.ok) { showError(data.detail || `HTTP ${r.status}`); return; }
+        if (!r.ok) { showError(data.message || `HTTP ${r.status}`); return; }
         showError('');
         phone = data.phone;
         render(data);
