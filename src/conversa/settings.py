@@ -310,6 +310,17 @@ CONVERSA_MEDIA_LIMITS = {
     ),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Media is served only through views that check who asks (docs/operations.md, "Media"). Behind nginx,
+# set this to the prefix of an `internal` location aliasing MEDIA_ROOT: nginx then sends the bytes.
+CONVERSA_MEDIA_ACCEL_REDIRECT_PREFIX = os.environ.get("CONVERSA_MEDIA_ACCEL_REDIRECT_PREFIX", "")
+# Lifetime (seconds) of the signed links providers fetch our outbound media from.
+CONVERSA_MEDIA_LINK_MAX_AGE = int(os.environ.get("CONVERSA_MEDIA_LINK_MAX_AGE", str(24 * 3600)))
+# Server-side fetches of outside URLs (media links in provider payloads) refuse internal addresses;
+# these hosts ("host" or "host:port", comma separated) are exempt. For tests; empty in production.
+CONVERSA_FETCH_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("CONVERSA_FETCH_ALLOWED_HOSTS", "").split(",")
+                                if h.strip()]
+# Overall time limit (seconds) of one fetch, redirects and body included.
+CONVERSA_FETCH_TOTAL_TIMEOUT = float(os.environ.get("CONVERSA_FETCH_TOTAL_TIMEOUT", "120"))
 
 LOGGING = {
     "version": 1,

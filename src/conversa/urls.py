@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
-from django.views.static import serve
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversa.accounts import api as accounts_api
 from conversa.campaigns import api as campaigns_api
 from conversa.contacts import api as contacts_api
-from conversa.core.views import healthz
+from conversa.core.views import healthz, media_link
 from conversa.inbox import api as inbox_api
 from conversa.reports import api as reports_api
 from conversa.whatsapp import api as whatsapp_api
@@ -28,6 +26,7 @@ api_v1 = [
     path("conversations/<int:pk>/identify/", inbox_api.IdentifyView.as_view(), name="api-identify"),
     path("conversations/<int:pk>/transfer/", inbox_api.TransferView.as_view(), name="api-transfer"),
     path("conversations/<int:pk>/close/", inbox_api.CloseView.as_view(), name="api-close"),
+    path("messages/<int:pk>/media/", inbox_api.MessageMediaView.as_view(), name="api-message-media"),
     path("contacts/<int:pk>/", contacts_api.ContactDetailView.as_view(), name="api-contact"),
     path("contacts/<int:pk>/dispositions/", contacts_api.ContactDispositionsView.as_view(),
          name="api-contact-dispositions"),
@@ -52,8 +51,8 @@ urlpatterns = [
     path("webhooks/<str:kind>/<int:line_id>/", webhook, name="webhook"),
     path("healthz/", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
-    # Media is served by Django here; behind a real proxy, serve MEDIA_ROOT from it (docs/operations.md).
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    # Media only through views that check who asks (docs/operations.md, "Media"): never MEDIA_ROOT itself.
+    path("media/links/<str:token>/", media_link, name="media-link"),
     path("supervisor/", include("conversa.reports.urls")),
     path("", include("conversa.web.urls")),
 ]

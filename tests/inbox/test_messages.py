@@ -185,7 +185,7 @@ def test_media_upload_is_checked_and_sent(api, attended, run_tasks):
     png = SimpleUploadedFile("photo.png", b"\x89PNG\r\n\x1a\n" + b"0" * 100, content_type="image/png")
     ok = client.post(url, {"file": png, "text": "mirá"}, format="multipart")
     assert ok.status_code == 201, ok.content
-    assert ok.json()["kind"] == "image" and ok.json()["media_url"].startswith("/media/")
+    assert ok.json()["kind"] == "image" and ok.json()["media_url"] == f"/api/v1/messages/{ok.json()['id']}/media/"
     exe = SimpleUploadedFile("virus.exe", b"MZ", content_type="application/x-msdownload")
     refused = client.post(url, {"file": exe}, format="multipart")
     assert refused.status_code == 400 and "cannot be sent" in refused.json()["message"]

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import ContactDatabase
+from conversa.core.media import storage_name_from_link
 from conversa.whatsapp.adapters.meta import signature
 from conversa.whatsapp.models import Line, Provider
 from fakes.gupshup import GupshupFake
@@ -34,6 +36,12 @@ def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+def links_to(url: str, message: Any) -> bool:
+    """`url` is an absolute signed link of ours to exactly this message's stored file."""
+    return url.startswith(django_settings.PUBLIC_BASE_URL + "/media/links/") and (
+        storage_name_from_link(url) == message.media.name != "")
+
+
 def make_campaign(name: str) -> Campaign:
     campaign = Campaign.objects.create(name=name, contact_database=ContactDatabase.objects.get(name="Sales contacts"))
     campaign.agents.add(*get_user_model().objects.filter(username__in=["agent1", "agent2"]))
@@ -46,6 +54,8 @@ def meta_fake(settings: Any) -> Iterator[MetaFake]:
         settings.META_GRAPH_BASE_URL = fake.url
         settings.META_GRAPH_VERSION = VERSION
         settings.PROVIDER_HTTP_TIMEOUT = 5
+        # Its media links point at itself on 127.0.0.1: exempt from the SSRF guard (that host:port only).
+        settings.CONVERSA_FETCH_ALLOWED_HOSTS = [*settings.CONVERSA_FETCH_ALLOWED_HOSTS, fake.url.split("://")[1]]
         yield fake
 
 
@@ -64,6 +74,7 @@ def gupshup_fake(settings: Any) -> Iterator[GupshupFake]:
     with GupshupFake(api_key=GUPSHUP_API_KEY, app_id=GUPSHUP_APP_ID) as fake:
         settings.GUPSHUP_BASE_URL = fake.url
         settings.PROVIDER_HTTP_TIMEOUT = 5
+        settings.CONVERSA_FETCH_ALLOWED_HOSTS = [*settings.CONVERSA_FETCH_ALLOWED_HOSTS, fake.url.split("://")[1]]
         yield fake
 
 

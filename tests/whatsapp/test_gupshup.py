@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -22,7 +21,7 @@ from conversa.whatsapp.models import Line, MessageTemplate, PendingStatus, Webho
 from fakes.gupshup import GupshupFake
 from fakes.server import Reply, fixture
 
-from .conftest import GUPSHUP_API_KEY, GUPSHUP_SECRET, gupshup_payload, post_gupshup
+from .conftest import GUPSHUP_API_KEY, GUPSHUP_SECRET, gupshup_payload, links_to, post_gupshup
 
 CUSTOMER = "5491155550001"
 
@@ -190,9 +189,12 @@ def test_image_and_file_wire_format(gupshup_fake: GupshupFake, conversation: Con
     image.refresh_from_db()
     document.refresh_from_db()
     sent = [json.loads(r.form()["message"]) for r in gupshup_fake.requests_to("POST", "/wa/api/v1/msg")]
-    image_url = settings.PUBLIC_BASE_URL + image.media.url
-    assert {"type": "image", "originalUrl": image_url, "previewUrl": image_url, "caption": "Mirá"} in sent
-    assert {"type": "file", "url": settings.PUBLIC_BASE_URL + document.media.url, "filename": "lista.pdf"} in sent
+    # Signed, expiring links to each file (no login for the provider, nothing else reachable).
+    [sent_image] = [m for m in sent if m["type"] == "image"]
+    [sent_file] = [m for m in sent if m["type"] == "file"]
+    assert links_to(sent_image["originalUrl"], image) and sent_image["previewUrl"] == sent_image["originalUrl"]
+    assert sent_image["caption"] == "Mirá"
+    assert links_to(sent_file["url"], document) and sent_file["filename"] == "lista.pdf"
     assert image.status == document.status == Message.Status.SENT
 
 
@@ -347,7 +349,8 @@ def test_media_on_foreign_hosts_never_gets_the_api_key(gupshup_fake: GupshupFake
     gupshup_fake.media.update(MEDIA)
     # Same fake, reached under another host name: it is not "GupShup's" host any more.
     settings.GUPSHUP_BASE_URL = gupshup_fake.url.replace("127.0.0.1", "localhost")
-    content, mime = get_adapter(gupshup_line).download_media(f"{gupshup_fake.url}/media/image-0001.jpg")
+    content, mime = get_adapter(gupshup_line).download_media(f"{gupshup_fake.url}/media/image-0001.jpg",
+                                                             max_bytes=1024)
     assert content == MEDIA["image-0001.jpg"][0] and mime == "image/jpeg"
     assert "apikey" not in gupshup_fake.requests_to("GET", "/media/image-0001.jpg")[-1].headers
 

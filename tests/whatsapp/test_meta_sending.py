@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -21,7 +20,7 @@ from conversa.whatsapp.models import Line, MessageTemplate, PendingStatus, Webho
 from fakes.meta import VERSION, MetaFake
 from fakes.server import Reply, fixture
 
-from .conftest import META_PHONE_NUMBER_ID, META_TOKEN, meta_payload, post_meta
+from .conftest import META_PHONE_NUMBER_ID, META_TOKEN, links_to, meta_payload, post_meta
 
 SEND_PATH = f"/{VERSION}/{META_PHONE_NUMBER_ID}/messages"
 CUSTOMER = "5491155550001"
@@ -95,8 +94,8 @@ def test_document_is_sent_by_link_with_filename_and_caption(meta_fake: MetaFake,
     [body] = sent_bodies(meta_fake)
     message.refresh_from_db()
     assert body["type"] == "document" and body["to"] == CUSTOMER
-    assert body["document"] == {"link": settings.PUBLIC_BASE_URL + message.media.url, "filename": "factura.pdf",
-                                "caption": "Tu factura"}
+    assert links_to(body["document"].pop("link"), message)
+    assert body["document"] == {"filename": "factura.pdf", "caption": "Tu factura"}
     assert message.status == Message.Status.SENT
 
 
@@ -107,8 +106,7 @@ def test_image_is_sent_by_link(meta_fake: MetaFake, conversation: Conversation, 
     [body] = sent_bodies(meta_fake)
     message.refresh_from_db()
     assert body["type"] == "image"
-    assert body["image"] == {"link": settings.PUBLIC_BASE_URL + message.media.url}
-    assert body["image"]["link"].startswith("http")
+    assert list(body["image"]) == ["link"] and links_to(body["image"]["link"], message)
 
 
 def test_template_is_sent_with_name_language_and_body_parameters(meta_fake: MetaFake, conversation: Conversation,

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.utils import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
+
+from conversa.core import media
 
 # name → a database read reported by /healthz/ (e.g. whatsapp's "webhook_backlog"); registered by
 # the apps in AppConfig.ready(), so core knows no domain app.
@@ -31,3 +35,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
     return JsonResponse({"status": "ok", "database": "ok", **readings})
 
+
+@require_GET
+def media_link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """One stored file named by a signed, expiring token (conversa.core.media.signed_url): how
+    providers fetch the media we send, and the sandbox simulator shows it. No login; the token
+    is the permission. Served with the same safe headers as every media response."""
+    linked = media.linked_file(token)
+    if linked is None or not default_storage.exists(linked.storage_name):
+        raise Http404("Unknown or expired media link.")
+    return media.media_response(storage_name=linked.storage_name, display_name=linked.display_name)

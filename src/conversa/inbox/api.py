@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from conversa.accounts.selectors import display_name
 from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
 from conversa.core.errors import InvalidInput
+from conversa.core.media import media_response
 from conversa.inbox import selectors, services
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.window import is_window_open, window_expires_at
@@ -63,7 +65,7 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_media_url(self, obj: Message) -> str | None:
-        return obj.media.url if obj.media else None
+        return obj.media_path or None
 
     def get_sender_name(self, obj: Message) -> str | None:
         return display_name(obj.sender) if obj.sender else None
@@ -232,3 +234,12 @@ class ConversationsView(APIView):
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
 
+
+class MessageMediaView(APIView):
+    """The file of a message, for users who may see its conversation (404 otherwise): served with
+    headers that keep it from running on our origin (conversa.core.media.media_response)."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The file.")})
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        message = selectors.visible_media_message(current_user(request), pk)
+        return media_response(storage_name=message.media.name, display_name=message.media_filename)

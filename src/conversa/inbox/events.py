@@ -36,7 +36,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "error_code": message.error_code,
         "error_title": message.error_title,
         "provider_message_id": message.provider_message_id or "",
-        "media_url": message.media.url if message.media else "",
+        "media_url": message.media_path,
         "media_filename": message.media_filename,
         "created_at": message.created_at.isoformat() if message.created_at else None,
     }

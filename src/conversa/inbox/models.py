@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from conversa.campaigns.models import Campaign
@@ -152,6 +153,12 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.kind} #{self.pk}"
+
+    @property
+    def media_path(self) -> str:
+        """Where people fetch the file: a view that checks they may see the conversation (the
+        storage's own URL is never handed out)."""
+        return reverse("api-message-media", kwargs={"pk": self.pk}) if self.media else ""
 
 
 class ConversationEvent(models.Model):

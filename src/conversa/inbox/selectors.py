@@ -89,3 +89,13 @@ def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
     workers may be stored out of order, so inbound messages sort by the provider's timestamp."""
     return (conversation.messages.select_related("sender", "template")
             .order_by(Coalesce("provider_timestamp", "created_at"), "id"))
+
+
+def visible_media_message(user: AnyUser, message_id: int) -> Message:
+    """A message with a stored file, in a conversation the user may open (the conversation API's
+    rules); NotFound otherwise, whether it does not exist or is someone else's."""
+    message = (Message.objects.filter(pk=message_id, conversation__in=visible_conversations(user))
+               .exclude(media="").first())
+    if message is None:
+        raise NotFound(_("File not found."))
+    return message

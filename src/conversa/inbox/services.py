@@ -25,6 +25,7 @@ from conversa.campaigns.models import Campaign, Disposition, DispositionOption, 
 from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.contacts.services import ContactError, ContactExists, create_contact, update_contact
+from conversa.core import media as stored_media
 from conversa.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, WindowClosed
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import Conversation, ConversationEvent, Message
@@ -123,7 +124,8 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
                     conversation=conversation, line=line, direction=Message.Direction.INBOUND,
                     kind=inbound.kind, body=inbound.body, payload=inbound.payload,
                     media_provider_id=inbound.media_id, media_mime=inbound.media_mime,
-                    media_filename=inbound.media_filename, provider_message_id=inbound.provider_message_id,
+                    media_filename=stored_media.clean_display_name(inbound.media_filename),
+                    provider_message_id=inbound.provider_message_id,
                     status=Message.Status.RECEIVED, provider_timestamp=inbound.timestamp or now,
                     reply_to=reply_to,
                 )
@@ -493,7 +495,7 @@ def _approved_template(line: Line, template_id: Any) -> MessageTemplate:
 
 def _queue_outbound(conversation: Conversation, *, sender: UserModel | None, kind: str, body: str,
                     template: MessageTemplate | None = None, payload: dict[str, Any] | None = None,
-                    media: UploadedFile | None = None, client_message_id: str | None = None,
+                    media: CheckedUpload | None = None, client_message_id: str | None = None,
                     reply_to: Message | None = None) -> Message:
     """Persist the message as queued, then (on commit) hand it to the send task."""
     now = timezone.now()
@@ -504,9 +506,12 @@ def _queue_outbound(conversation: Conversation, *, sender: UserModel | None, kin
         next_attempt_at=now,
     )
     if media is not None:
-        message.media_mime = media.content_type or ""
-        message.media_filename = (media.name or "file")[-255:]
-        message.media.save(message.media_filename, media, save=False)
+        # Stored under a random name with the sniffed type's extension; the agent's file name is
+        # only the display name.
+        message.media_mime = media.sniffed.mime
+        message.media_filename = (stored_media.clean_display_name(media.upload.name or "")
+                                  or f"file.{media.sniffed.extension}")
+        message.media.save(stored_media.new_storage_name(media.sniffed), media.upload, save=False)
     message.save()
     conversation.last_message_at = now
     conversation.last_message_preview = _preview(body or f"[{kind}]")
@@ -529,32 +534,34 @@ class ReplyRequest:
     reply_to: int | None = None
 
 
-# Images are shown inline in browsers: make sure an "image" really is one.
-IMAGE_SIGNATURES = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/webp": (b"RIFF",),
-}
+@dataclass(frozen=True)
+class CheckedUpload:
+    upload: UploadedFile
+    kind: str  # the WhatsApp media kind
+    sniffed: stored_media.Sniffed  # what the bytes are (never the browser's claim or the name)
 
 
-def media_kind_for(upload: UploadedFile) -> str:
-    """Which WhatsApp media kind an upload is, enforcing its size and type limits."""
-    mime = (upload.content_type or "").split(";")[0].strip().lower()
+def check_upload(upload: UploadedFile) -> CheckedUpload:
+    """Which WhatsApp media kind an upload is, from its sniffed content, enforcing size and type
+    limits. Text files (no magic bytes) count as text only when declared so and really UTF-8 text."""
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    head = upload.read(stored_media.SNIFF_BYTES)
+    upload.seek(0)
+    sniffed = stored_media.sniff(head=head, chunks=upload.chunks(), declared_mime=declared)
+    upload.seek(0)
     for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
-        if mime in types:
-            signature = IMAGE_SIGNATURES.get(mime)
-            if signature is not None:
-                head = upload.read(16)
-                upload.seek(0)
-                if not any(head.startswith(sig) for sig in signature):
-                    raise InvalidInput(_("The file is not a real %(mime)s image.") % {"mime": mime}, field="file")
+        if sniffed.mime in types:
             if upload.size is not None and upload.size > limit:
                 label = str(dict(Message.Kind.choices).get(kind, kind.title()))
                 raise InvalidInput(
                     _("%(kind)s files can be at most %(limit)d MB (this one is %(size).1f MB).")
                     % {"kind": label, "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)},
                     field="file")
-            return kind
+            return CheckedUpload(upload=upload, kind=kind, sniffed=sniffed)
+    allowed = {mime for _limit, types in settings.CONVERSA_MEDIA_LIMITS.values() for mime in types}
+    if declared.startswith("image/") and declared in allowed:
+        raise InvalidInput(_("The file is not a real %(mime)s image.") % {"mime": declared}, field="file")
+    mime = sniffed.mime if sniffed.known else declared
     raise InvalidInput(_("Files of type '%(mime)s' cannot be sent on WhatsApp.") % {"mime": mime or _("unknown")},
                        field="file")
 
@@ -606,9 +613,9 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
                 if len(request.text or "") > MAX_CAPTION:
                     raise InvalidInput(_("WhatsApp captions can be at most %(limit)d characters.")
                                        % {"limit": MAX_CAPTION}, field="text")
-                kind = media_kind_for(request.media)
-                message = _queue_outbound(conversation, sender=agent, kind=kind, body=request.text or "",
-                                          media=request.media, client_message_id=request.client_message_id,
+                checked = check_upload(request.media)
+                message = _queue_outbound(conversation, sender=agent, kind=checked.kind, body=request.text or "",
+                                          media=checked, client_message_id=request.client_message_id,
                                           reply_to=reply_to)
             else:
                 text = str(request.text).strip()

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from conversa.contacts.phones import wa_id
+from conversa.core import media as stored_media
 from conversa.inbox import services
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
@@ -59,8 +60,10 @@ def _deliver(message: Message) -> SendResult:
         rows = [ListRow(**row) for row in data.pop("rows", [])]
         return adapter.send_list(to=to, menu=OutboundList(rows=rows, **data))
     if message.media:
-        media = OutboundMedia(kind=message.kind, url=settings.PUBLIC_BASE_URL + message.media.url,
-                              mime=message.media_mime, filename=message.media_filename, caption=message.body)
+        # A signed, expiring link to this one file: the provider fetches it without a login.
+        link = stored_media.signed_url(message.media.name, display_name=message.media_filename)
+        media = OutboundMedia(kind=message.kind, url=link, mime=message.media_mime,
+                              filename=message.media_filename, caption=message.body)
         return adapter.send_media(to=to, media=media, reply_to=reply_to)
     return adapter.send_text(to=to, text=message.body, reply_to=reply_to)
 
@@ -96,30 +99,60 @@ def send_outbound_message(message_id: int) -> str:
     return f"sent: {result.provider_message_id}"
 
 
+def _media_limit(kind: str) -> int:
+    limits = settings.CONVERSA_MEDIA_LIMITS
+    key = "image" if kind == "sticker" else kind
+    return int(limits[key][0] if key in limits else max(limit for limit, _types in limits.values()))
+
+
+def _record_media_failure(message: Message, *, attempt: int, error: str, final: bool) -> None:
+    """Shown on the message: the attachment is still coming (retry) or could not be had (final)."""
+    payload = {**message.payload, "media_attempts": attempt, "media_error": error}
+    if final:
+        payload["media_failed"] = True
+    Message.objects.filter(pk=message.pk).update(payload=payload)
+    message.payload = payload
+    from conversa.inbox.events import publish_message
+
+    publish_message("message.updated", message)
+
+
 @task(queue_name="media")
 def fetch_inbound_media(message_id: int) -> str:
-    """Download a customer's media (the message text is already stored; this only adds the file)."""
+    """Download a customer's media (the message text is already stored; this only adds the file).
+    The file is stored under a random name with the extension of its sniffed type; the customer's
+    file name is only the display name. A failure is recorded on the message: retried with back-off
+    when transient, marked failed when permanent."""
     message = Message.objects.select_related("conversation__line__provider").get(pk=message_id)
-    if not message.media_provider_id or message.media:
+    if not message.media_provider_id or message.media or message.payload.get("media_failed"):
         return "nothing to fetch"
     adapter = get_adapter(message.conversation.line)
     attempt = int(message.payload.get("media_attempts", 0)) + 1
     try:
-        content, mime = adapter.download_media(message.media_provider_id)
+        content, mime = adapter.download_media(message.media_provider_id, max_bytes=_media_limit(message.kind))
     except SendError as exc:
-        payload = {**message.payload, "media_attempts": attempt, "media_error": exc.title}
-        Message.objects.filter(pk=message.pk).update(payload=payload)
-        if attempt < settings.CONVERSA_SEND_MAX_ATTEMPTS and exc.retryable:
+        retry = attempt < settings.CONVERSA_SEND_MAX_ATTEMPTS and exc.retryable
+        _record_media_failure(message, attempt=attempt, error=exc.title, final=not retry)
+        if retry:
             run_after = timezone.now() + datetime.timedelta(seconds=backoff_delay(attempt))
             fetch_inbound_media.using(run_after=run_after).enqueue(message.pk)
             return f"retry: {exc}"
         return f"gave up: {exc}"
-    extension = (mime.split("/")[-1].split(";")[0] or "bin")[:10]
-    name = message.media_filename or f"{message.kind}-{message.pk}.{extension}"
-    message.media.save(name, ContentFile(content), save=False)
-    message.media_mime = message.media_mime or mime.split(";")[0]
+    except Exception as exc:
+        # A bug or an unexpected answer: the agent must see the attachment is missing.
+        logger.exception("media download of message %s crashed", message.pk)
+        _record_media_failure(message, attempt=attempt, error=f"Could not download the file: {exc}", final=True)
+        raise
+    declared = message.media_mime or mime
+    sniffed = stored_media.sniff_bytes(content, declared_mime=declared)
+    message.media.save(stored_media.new_storage_name(sniffed), ContentFile(content), save=False)
+    # What the file is when we could tell; else what the provider declared (informational only:
+    # it is served as application/octet-stream, as an attachment).
+    message.media_mime = sniffed.mime if sniffed.known else declared.split(";")[0].strip()[:120]
+    message.media_filename = stored_media.clean_display_name(message.media_filename)
     message.media_provider_id = ""
-    message.save(update_fields=["media", "media_mime", "media_provider_id"])
+    message.payload = {k: v for k, v in message.payload.items() if k not in ("media_error", "media_failed")}
+    message.save(update_fields=["media", "media_mime", "media_filename", "media_provider_id", "payload"])
     from conversa.inbox.events import publish_message
 
     publish_message("message.updated", message)

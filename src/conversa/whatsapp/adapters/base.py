@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conversa.core import safejson
+from conversa.core import netfetch, safejson
 
 if TYPE_CHECKING:
     from conversa.whatsapp.models import Line
@@ -171,8 +171,6 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
     return parsed
 
 
-
-
 def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
     """A callback body as a list of JSON objects (one object or a batch); anything else in a batch
     is recorded in `parsed.errors` instead of breaking the rest."""
@@ -204,6 +202,21 @@ class SendError(Exception):
         self.retryable = retryable
         # The line's credentials are rejected: every send will fail until an admin fixes them.
         self.line_unusable = line_unusable
+
+
+def fetch_media_url(url: str, *, max_bytes: int, headers: dict[str, str] | None = None) -> netfetch.Fetched:
+    """GET a media URL named by a payload through the SSRF guard; refusals become permanent
+    SendErrors, network trouble and 5xx/429 retryable ones."""
+    try:
+        fetched = netfetch.fetch(url, max_bytes=max_bytes, headers=headers)
+    except netfetch.FetchRefused as exc:
+        raise SendError(f"Media not downloaded: {exc}", code="refused") from exc
+    except netfetch.FetchFailed as exc:
+        raise SendError(f"Media download failed: {exc}", code="network", retryable=True) from exc
+    if not fetched.is_success:
+        raise SendError(f"Media download answered HTTP {fetched.status_code}", code=str(fetched.status_code),
+                        retryable=fetched.status_code == 429 or fetched.status_code >= 500)
+    return fetched
 
 
 class WebhookRejected(Exception):
@@ -277,12 +290,13 @@ class ProviderAdapter(abc.ABC):
             # An adapter tripping over a shape it did not expect: the body is the problem.
             raise MalformedPayload(f"unreadable callback: {type(exc).__name__}: {exc}"[:300]) from exc
 
-
     def handshake(self, query: dict[str, str]) -> str | None:
         """GET verification (Meta): the challenge to echo, or None to refuse."""
         return None
 
-    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+    def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """The bytes and declared type of an inbound media file. Any URL taken from a payload is
+        fetched through conversa.core.netfetch (no internal addresses, capped at max_bytes)."""
         raise SendError("This provider does not serve media.", retryable=False)
 
     # --- outbound ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from conversa.whatsapp.adapters.base import (
     StatusUpdate,
     TemplateInfo,
     WebhookRejected,
+    fetch_media_url,
     json_objects,
     load_json,
 )
@@ -298,16 +299,14 @@ class GupshupAdapter(ProviderAdapter):
         return self._post_message("/wa/api/v1/template/msg",
                                   {"destination": to, "template": json.dumps(template)})
 
-    def download_media(self, media_ref: str) -> tuple[bytes, str]:
-        # Only GupShup's own hosts get our API key: a media URL is data from a callback.
+    def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
+        # Only GupShup's own hosts get our API key: a media URL is data from a callback, fetched
+        # through the SSRF guard.
         host = urlsplit(media_ref).hostname or ""
         ours = host == urlsplit(self._base()).hostname or host.endswith(".gupshup.io")
-        response = self._request("GET", media_ref, with_key=ours, follow_redirects=True)
-        if not response.is_success:
-            raise SendError(f"Media download answered HTTP {response.status_code}",
-                            code=str(response.status_code),
-                            retryable=response.status_code == 429 or response.status_code >= 500)
-        return response.content, response.headers.get("content-type", "application/octet-stream")
+        headers = {"apikey": str(self.config.get("api_key") or "")} if ours else {}
+        fetched = fetch_media_url(media_ref, max_bytes=max_bytes, headers=headers)
+        return fetched.content, fetched.headers.get("content-type", "application/octet-stream")
 
     def _templates_answer(self) -> dict[str, Any]:
         app_id = str(self.config.get("app_id") or "")

@@ -34,6 +34,7 @@ from conversa.whatsapp.adapters.base import (
     StatusUpdate,
     TemplateInfo,
     WebhookRejected,
+    fetch_media_url,
     load_json,
 )
 
@@ -364,19 +365,18 @@ class MetaAdapter(ProviderAdapter):
             ]
         return self._send({"to": to, "type": "template", "template": template})
 
-    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+    def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
         # Step 1: the media id resolves to a short-lived URL (and the mime type).
         info = self._raise_for_error(self._request("GET", self._url(media_ref)))
         url = str(info.get("url") or "")
         if not url:
             raise SendError("Meta returned no URL for the media.", code="no-url", retryable=True)
-        # Step 2: the bytes themselves; the URL needs the same Bearer token.
-        response = self._request("GET", url, follow_redirects=True)
-        if not response.is_success:
-            self._raise_for_error(response)
-        mime = str(info.get("mime_type") or response.headers.get("content-type")
+        # Step 2: the bytes themselves; the URL needs the same Bearer token. It is data from an
+        # answer, not our configured endpoint: fetched through the SSRF guard.
+        fetched = fetch_media_url(url, max_bytes=max_bytes, headers=self._headers())
+        mime = str(info.get("mime_type") or fetched.headers.get("content-type")
                    or "application/octet-stream")
-        return response.content, mime
+        return fetched.content, mime
 
     def fetch_templates(self) -> list[TemplateInfo]:
         waba_id = str(self.config.get("waba_id") or "")

@@ -3,7 +3,8 @@
 Webhook (POST /webhooks/sandbox/<line_id>/), one JSON object or a list of them:
 - a customer message: {"id": "m1", "from": "+5491155550001", "name": "Ana", "text": "Hola"}
   optional "type" (text/image/document/audio/video/location) with "media_url", "mime_type",
-  "filename", "latitude"/"longitude".
+  "filename", "latitude"/"longitude". "media_url" must be a signed media link of this app (no
+  other URL is fetched: the sandbox is open to anyone).
 - a delivery status: {"status": {"id": "<provider message id>", "status": "delivered"}}
   (also "error_code" / "error_title" for failed).
 If the provider has a webhook secret, requests must carry X-Conversa-Signature:
@@ -23,7 +24,9 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.core.files.storage import default_storage
 
+from conversa.core import media as stored_media
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
     OutboundMedia,
@@ -117,15 +120,22 @@ class SandboxAdapter(ProviderAdapter):
                             code=str(error.get("code") or response.status_code))
         return SendResult(provider_message_id=str(data["id"]), raw=data)
 
-    def download_media(self, media_ref: str) -> tuple[bytes, str]:
+    def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
+        # The sandbox is open to anyone (no account, the demo's simulator): it never fetches a URL
+        # from a payload. Its "media_url" must be a signed link this app made (the media an agent
+        # sent), read straight from our storage (docs/decisions.md).
+        name = stored_media.storage_name_from_link(media_ref)
+        if name is None:
+            raise SendError("The sandbox only accepts media links made by this app (signed, unexpired).",
+                            code="refused")
         try:
-            response = httpx.get(media_ref, timeout=settings.PROVIDER_HTTP_TIMEOUT, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise SendError(f"Media download failed: {exc}", code="network", retryable=True) from exc
-        if response.status_code != 200:
-            raise SendError(f"Media download answered {response.status_code}",
-                            code=str(response.status_code), retryable=response.status_code >= 500)
-        return response.content, response.headers.get("content-type", "application/octet-stream")
+            with default_storage.open(name, "rb") as stored:
+                content = stored.read(max_bytes + 1)
+        except OSError as exc:
+            raise SendError("The linked media no longer exists.", code="gone") from exc
+        if len(content) > max_bytes:
+            raise SendError(f"The file is too big (over {max_bytes} bytes).", code="too-big")
+        return content, stored_media.stored_mime(name)
 
     def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
         return self._relay({"to": to, "type": "text", "text": text, "reply_to": reply_to})
