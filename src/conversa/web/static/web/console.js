@@ -59,6 +59,12 @@
   document.addEventListener('close', (e) => {
     if (paneAfterDialog && e.target.closest && e.target.closest('#pane')) { paneAfterDialog = false; schedule('pane'); }
   }, true);
+  // htmx.ajax rejects (without a reason) when its request is aborted or its target is gone, e.g. a
+  // thread refresh whose pane was re-rendered meanwhile: superseded, not an error (errors that
+  // matter reach the agent through htmx's events).
+  function ajax(method, url, target) {
+    return htmx.ajax(method, url, { source: target, target, swap: 'innerHTML' }).catch(() => {});
+  }
   function schedule(what) {
     pending.add(what);
     if (!flushTimer) flushTimer = setTimeout(flush, 50);
@@ -68,7 +74,7 @@
     const what = new Set(pending);
     pending.clear();
     if (what.has('lists')) {
-      htmx.ajax('GET', '/console/lists/', { source: '#lists', target: '#lists', swap: 'innerHTML' });
+      ajax('GET', '/console/lists/', '#lists');
     }
     if (!openId) return;
     if (what.has('pane') && $('#pane dialog[open]')) {
@@ -79,7 +85,7 @@
     }
     if (what.has('pane')) loadPane(openId, false);
     else if (what.has('thread')) {
-      htmx.ajax('GET', `/console/c/${openId}/messages/`, { source: '#thread', target: '#thread', swap: 'innerHTML' });
+      ajax('GET', `/console/c/${openId}/messages/`, '#thread');
     }
   }
 
@@ -88,7 +94,7 @@
     body.dataset.openId = String(id);
     if (push && location.pathname !== `/c/${id}/`) history.pushState({ id }, '', `/c/${id}/`);
     markSelected();
-    return htmx.ajax('GET', `/console/c/${id}/`, { source: '#pane', target: '#pane', swap: 'innerHTML' });
+    return ajax('GET', `/console/c/${id}/`, '#pane');
   }
   function clearPane() {
     openId = null;
