@@ -80,7 +80,7 @@ def test_malformed_webhooks_are_refused_and_store_nothing(demo, client):
 
 
 def test_webhook_secret_is_enforced_when_set(demo, client, run_tasks):
-    from conversa.whatsapp.adapters.sandbox import sign
+    from conversa.whatsapp.adapters.base import hmac_sha256_signature
 
     line = demo["sales_line"]
     line.provider.webhook_secret = "s3cret"
@@ -88,9 +88,9 @@ def test_webhook_secret_is_enforced_when_set(demo, client, run_tasks):
     body = b'{"id": "sig-1", "from": "+5491155550001", "name": "Ana", "text": "Hola"}'
     unsigned = client.post(f"/webhooks/sandbox/{line.pk}/", data=body, content_type="application/json")
     forged = client.post(f"/webhooks/sandbox/{line.pk}/", data=body, content_type="application/json",
-                         HTTP_X_CONVERSA_SIGNATURE=sign("other", body))
+                         HTTP_X_CONVERSA_SIGNATURE=hmac_sha256_signature(secret="other", body=body))
     signed = client.post(f"/webhooks/sandbox/{line.pk}/", data=body, content_type="application/json",
-                         HTTP_X_CONVERSA_SIGNATURE=sign("s3cret", body))
+                         HTTP_X_CONVERSA_SIGNATURE=hmac_sha256_signature(secret="s3cret", body=body))
     run_tasks()
     assert (unsigned.status_code, forged.status_code, signed.status_code) == (401, 401, 200)
     assert Message.objects.filter(provider_message_id="sig-1").count() == 1

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import ContactDatabase
 from conversa.core.media import storage_name_from_link
-from conversa.whatsapp.adapters.meta import signature
+from conversa.whatsapp.adapters.base import hmac_sha256_signature
 from conversa.whatsapp.models import Line, Provider
 from fakes.gupshup import GupshupFake
 from fakes.meta import VERSION, MetaFake
@@ -103,7 +103,7 @@ def post_meta(line: Line, payload: Any, *, secret: str | None = META_APP_SECRET,
     if header is not None:
         extra["HTTP_X_HUB_SIGNATURE_256"] = header
     elif secret is not None:
-        extra["HTTP_X_HUB_SIGNATURE_256"] = signature(secret, body)
+        extra["HTTP_X_HUB_SIGNATURE_256"] = hmac_sha256_signature(secret=secret, body=body)
     return APIClient().post(f"/webhooks/meta/{line.pk}/", data=body, content_type="application/json", **extra)
 
 

@@ -14,7 +14,7 @@ from conversa.whatsapp.models import Line, MessageTemplate, Provider, WebhookEve
 from fakes.meta import MetaFake
 from fakes.server import Reply
 
-from .conftest import META_APP_SECRET, META_TOKEN, meta_payload, post_meta
+from .conftest import META_APP_SECRET, META_TOKEN, make_campaign, meta_payload, post_meta
 
 
 @pytest.fixture
@@ -86,3 +86,41 @@ def test_webhook_events_are_listed_read_only(admin_client: Client, meta_line: Li
     assert admin_client.get("/admin/whatsapp/webhookevent/add/").status_code == 403
     # Credentials never leak into what is stored with the event.
     assert META_TOKEN not in str(event.headers) and META_APP_SECRET not in str(event.headers)
+
+
+@pytest.mark.parametrize(("kind", "given", "missing"), [
+    ("meta", {"cfg_access_token": "EAAG-token"}, ["cfg_app_secret"]),
+    ("gupshup", {}, ["cfg_api_key"]),
+])
+def test_provider_form_requires_what_its_adapter_declares(admin_client: Client, kind: str, given: dict[str, str],
+                                                          missing: list[str]) -> None:
+    response = admin_client.post("/admin/whatsapp/provider/add/", {"name": "New", "kind": kind, **given})
+    assert response.status_code == 200  # the form again, with the errors
+    errors = response.context["adminform"].form.errors
+    assert sorted(errors) == missing
+    assert not Provider.objects.filter(name="New").exists()
+
+
+def test_sandbox_provider_needs_no_config(admin_client: Client) -> None:
+    response = admin_client.post("/admin/whatsapp/provider/add/", {"name": "Demo 2", "kind": "sandbox"})
+    assert response.status_code == 302, response.content
+    assert Provider.objects.get(name="Demo 2").config == {}
+
+
+def test_line_form_requires_the_fields_of_its_providers_kind(admin_client: Client, meta_line: Line,
+                                                             gupshup_line: Line) -> None:
+    base = {"name": "Second", "number": "+15550100099", "campaign": make_campaign("Second number").pk,
+            "out_of_hours_action": "close", "active": "on"}
+    on_meta = admin_client.post("/admin/whatsapp/line/add/", {**base, "provider": meta_line.provider_id})
+    assert sorted(on_meta.context["adminform"].form.errors) == ["cfg_phone_number_id"]
+    on_gupshup = admin_client.post("/admin/whatsapp/line/add/", {**base, "provider": gupshup_line.provider_id})
+    assert sorted(on_gupshup.context["adminform"].form.errors) == ["cfg_app_name"]
+    saved = admin_client.post("/admin/whatsapp/line/add/", {**base, "provider": gupshup_line.provider_id,
+                                                             "cfg_app_name": "Second app"})
+    assert saved.status_code == 302, saved.content
+    assert Line.objects.get(name="Second").config == {"app_name": "Second app"}
+
+
+def test_gupshup_line_page_shows_how_the_secret_travels(admin_client: Client, gupshup_line: Line) -> None:
+    page = admin_client.get(f"/admin/whatsapp/line/{gupshup_line.pk}/change/").content.decode()
+    assert f"/webhooks/gupshup/{gupshup_line.pk}/?token=&lt;webhook secret&gt;" in page

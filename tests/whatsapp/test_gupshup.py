@@ -1,5 +1,6 @@
 """GupShup: callback authentication, every inbound type, message events keyed on gsId, sends in
-GupShup's form-encoded wire format, errors hidden behind HTTP 200, media and template sync."""
+GupShup's form-encoded wire format, errors hidden behind HTTP 200, media and template sync, the
+interactive menu as a GupShup list."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from conftest import drain_tasks
+from conversa.campaigns.models import Campaign
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp import services
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.models import Line, MessageTemplate, PendingStatus, WebhookEvent
+from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, PendingStatus, WebhookEvent
 from fakes.gupshup import GupshupFake
 from fakes.server import Reply, fixture
 
@@ -72,7 +74,7 @@ CASES = [
     ("message_contact", "contacts", "Julieta Fernández", {}),
     ("message_button_reply", "interactive", "Sí", {"type": "button_reply", "reply_id": "opt_yes"}),
     ("message_list_reply", "interactive", "Ventas",
-     {"type": "list_reply", "reply_id": "sales", "postbackText": "sales", "description": "Hablar con un vendedor"}),
+     {"type": "list_reply", "reply_id": "sales", "description": "Hablar con un vendedor"}),
     ("message_quick_reply", "button", "No más promociones", {"payload": "STOP_PROMOS"}),
 ]
 MEDIA = {
@@ -375,3 +377,29 @@ def test_check_connection(gupshup_fake: GupshupFake, gupshup_line: Line) -> None
 def test_secret_in_header_is_not_kept_with_the_event(gupshup_line: Line) -> None:
     post_gupshup(gupshup_line, gupshup_payload("message_text"), via="header")
     assert GUPSHUP_SECRET not in json.dumps(WebhookEvent.objects.get().headers)
+
+
+# --------------------------------------------------------------------------- interactive menu
+def test_menu_over_gupshup_is_a_list_answered_by_postback(gupshup_fake: GupshupFake, gupshup_line: Line) -> None:
+    menu = InteractiveMenu.objects.create(name="Main", body="How can we help?", button="Options")
+    MenuOption.objects.create(menu=menu, order=1, title="Sales", campaign=Campaign.objects.get(name="Sales"))
+    support = MenuOption.objects.create(menu=menu, order=2, title="Support",
+                                        campaign=Campaign.objects.get(name="Support"))
+    gupshup_line.menu = menu
+    gupshup_line.save()
+
+    assert post_gupshup(gupshup_line, gupshup_payload("message_text")).status_code == 200
+    drain_tasks()
+    [request] = gupshup_fake.requests_to("POST", "/wa/api/v1/msg")
+    sent = json.loads(request.form()["message"])
+    assert sent["type"] == "list" and sent["body"] == "How can we help?"
+    assert sent["globalButtons"] == [{"type": "text", "title": "Options"}]
+    options = sent["items"][0]["options"]
+    assert [o["title"] for o in options] == ["Sales", "Support"]
+
+    reply = fixture("gupshup", "message_list_reply")
+    reply["payload"]["payload"].update(title="Support", id="1", postbackText=options[1]["postbackText"])
+    assert post_gupshup(gupshup_line, json.dumps(reply).encode()).status_code == 200
+    drain_tasks()
+    conversation = Conversation.objects.get(line=gupshup_line)
+    assert conversation.status == "new" and conversation.campaign_id == support.campaign_id

@@ -50,31 +50,3 @@ def test_menu_goes_out_as_a_list_and_a_list_reply_routes(meta_fake: MetaFake, me
     conversation.refresh_from_db()
     assert conversation.status == "new" and conversation.campaign_id == support.campaign_id
 
-
-def test_menu_over_gupshup_is_a_list_answered_by_postback(gupshup_fake, gupshup_line: Line) -> None:
-    from fakes.server import fixture
-
-    from .conftest import gupshup_payload, post_gupshup
-
-    menu = InteractiveMenu.objects.create(name="Main", body="How can we help?", button="Options")
-    MenuOption.objects.create(menu=menu, order=1, title="Sales", campaign=Campaign.objects.get(name="Sales"))
-    support = MenuOption.objects.create(menu=menu, order=2, title="Support",
-                                        campaign=Campaign.objects.get(name="Support"))
-    gupshup_line.menu = menu
-    gupshup_line.save()
-
-    assert post_gupshup(gupshup_line, gupshup_payload("message_text")).status_code == 200
-    drain_tasks()
-    [request] = gupshup_fake.requests_to("POST", "/wa/api/v1/msg")
-    sent = json.loads(request.form()["message"])
-    assert sent["type"] == "list" and sent["body"] == "How can we help?"
-    assert sent["globalButtons"] == [{"type": "text", "title": "Options"}]
-    options = sent["items"][0]["options"]
-    assert [o["title"] for o in options] == ["Sales", "Support"]
-
-    reply = fixture("gupshup", "message_list_reply")
-    reply["payload"]["payload"].update(title="Support", id="1", postbackText=options[1]["postbackText"])
-    assert post_gupshup(gupshup_line, json.dumps(reply).encode()).status_code == 200
-    drain_tasks()
-    conversation = Conversation.objects.get(line=gupshup_line)
-    assert conversation.status == "new" and conversation.campaign_id == support.campaign_id

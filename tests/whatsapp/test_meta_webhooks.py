@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from conftest import drain_tasks
 from conversa.inbox.models import Conversation, Message
-from conversa.whatsapp.adapters.meta import signature
+from conversa.whatsapp.adapters.base import hmac_sha256_signature
 from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
 
 from .conftest import META_PHONE_NUMBER_ID, META_VERIFY_TOKEN, make_campaign, meta_payload, post_meta
@@ -29,7 +29,7 @@ MEDIA = {
 
 
 def test_signature_matches_the_documented_test_vector() -> None:
-    assert signature("secret", b"test") == (
+    assert hmac_sha256_signature(secret="secret", body=b"test") == (
         "sha256=0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914")
 
 
@@ -68,7 +68,7 @@ def test_signature_of_reserialised_json_does_not_pass(meta_line: Line) -> None:
     raw = meta_payload("messages_text")
     reserialised = json.dumps(json.loads(raw), separators=(",", ":")).encode()
     assert reserialised != raw
-    response = post_meta(meta_line, raw, header=signature("meta-app-secret", reserialised))
+    response = post_meta(meta_line, raw, header=hmac_sha256_signature(secret="meta-app-secret", body=reserialised))
     assert response.status_code == 401
     assert WebhookEvent.objects.count() == 0
 

@@ -65,18 +65,22 @@ class AgentGroupAdmin(admin.ModelAdmin):
         return obj.members.count()
 
 
+# An agent's status (ready / paused / offline) is hers to set, through accounts.services.set_status
+# (which announces it live and hands her waiting chats): read-only here.
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
     list_display = ["user", "role", "group", "status", "capacity"]
     list_filter = ["role", "group", "status"]
     search_fields = ["user__username", "user__first_name", "user__last_name"]
     autocomplete_fields = ["user"]
+    readonly_fields = ["status"]
 
 
 class AgentProfileInline(admin.StackedInline):
     model = AgentProfile
     can_delete = False
     fields = ["role", "group", "status", "capacity"]
+    readonly_fields = ["status"]
     extra = 1
     max_num = 1
 

@@ -8,11 +8,13 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         from conversa.core.worker import register_sweep
-        from conversa.inbox.services import route_menu_timeouts
+        from conversa.inbox.services import apply_status, receive_inbound, route_menu_timeouts
         from conversa.inbox.streams import agent_audience
         from conversa.inbox.sweeps import requeue_overdue_messages
         from conversa.realtime.stream import register_stream
+        from conversa.whatsapp.services import register_webhook_handlers
 
         register_stream(name="agent", resolver=agent_audience)
+        register_webhook_handlers(inbound=receive_inbound, status=apply_status)
         register_sweep(name="menu_timeouts", job=route_menu_timeouts)
         register_sweep(name="messages", job=requeue_overdue_messages)

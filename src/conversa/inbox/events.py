@@ -7,6 +7,7 @@ from typing import Any
 from conversa.inbox.models import Conversation, Message
 from conversa.realtime import groups
 from conversa.realtime.services import publish
+from conversa.whatsapp.adapters import adapter_class
 
 
 def conversation_payload(conversation: Conversation) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def publish_conversation(event_type: str, conversation: Conversation, *extra_gro
 def publish_message(event_type: str, message: Message) -> None:
     conversation = message.conversation
     targets = audience(conversation)
-    if conversation.line.provider.kind == "sandbox":
+    if adapter_class(conversation.line.provider.kind).has_simulator:
         # The demo's customer simulator watches its line.
         targets.append(groups.line_group(conversation.line_id))
     publish(

@@ -38,7 +38,7 @@ from conversa.inbox.selectors import (
 )
 from conversa.inbox.window import is_window_open
 from conversa.realtime import groups
-from conversa.whatsapp.adapters.base import InboundMessage, ListRow, OutboundList, StatusUpdate
+from conversa.whatsapp.adapters.base import WINDOW_CLOSED, InboundMessage, ListRow, OutboundList, StatusUpdate
 from conversa.whatsapp.models import (
     InteractiveMenu,
     Line,
@@ -59,8 +59,13 @@ STATUS_RANK = {
 }
 # A failure can only follow a message nobody has received yet.
 FAILABLE = [Message.Status.QUEUED, Message.Status.SENT]
-WINDOW_CLOSED_CODE = "131047"
 WINDOW_CLOSED_TEXT = "Window closed — send a template"
+
+
+def _failure_title(*, reason: str, title: str) -> str:
+    """What the agent reads on a failed message: ours for a reason we know (the adapter's
+    vendor-neutral `error_reason`; the provider's raw code stays in error_code), else the provider's."""
+    return WINDOW_CLOSED_TEXT if reason == WINDOW_CLOSED else title
 
 
 def _audit(kind: str, *, actor: Any = None, conversation: Conversation | None = None,
@@ -216,9 +221,8 @@ def _send_menu(conversation: Conversation, menu: InteractiveMenu) -> None:
 def _chosen_option(menu: InteractiveMenu, inbound: InboundMessage) -> MenuOption | None:
     """The option the customer picked: a list reply's id, or typing its number or its title."""
     options = list(menu.options.all())
-    ids = {str(inbound.payload.get(k) or "") for k in ("reply_id", "postbackText")} - {""}
     for option in options:
-        if _option_id(option) in ids:
+        if inbound.reply_id and _option_id(option) == inbound.reply_id:
             return option
     typed = inbound.body.strip().rstrip(".").lower()
     if typed.isdigit() and 1 <= int(typed) <= len(options):
@@ -304,6 +308,7 @@ def _distribute_safely(*, campaign_id: int | None = None, agent_id: int | None =
 # --------------------------------------------------------------------------- statuses
 def apply_status(line: Line, update: StatusUpdate) -> Message | None:
     """Move a message's status forward only; keep statuses for messages we do not know yet."""
+    title = _failure_title(reason=update.error_reason, title=update.error_title)
     ids = [i for i in [update.provider_message_id, *update.alternate_ids] if i]
     message = Message.objects.filter(line=line, provider_message_id__in=ids).first() if ids else None
     if message is None:
@@ -311,10 +316,10 @@ def apply_status(line: Line, update: StatusUpdate) -> Message | None:
             # Kept under the primary id only: it is the id our send result will carry.
             PendingStatus.objects.create(line=line, provider_message_id=update.provider_message_id,
                                          status=update.status, error_code=update.error_code,
-                                         error_title=update.error_title, occurred_at=update.timestamp)
+                                         error_title=title, occurred_at=update.timestamp)
         return None
     with transaction.atomic():
-        changed = _advance_status(message, update.status, update.error_code, update.error_title)
+        changed = _advance_status(message, update.status, update.error_code, title)
     return message if changed else None
 
 
@@ -324,8 +329,6 @@ def _advance_status(message: Message, status: str, error_code: str = "", error_t
     qs = Message.objects.filter(pk=message.pk)
     if status == Message.Status.FAILED:
         title = error_title or "Failed"
-        if error_code == WINDOW_CLOSED_CODE:
-            title = WINDOW_CLOSED_TEXT
         changed = qs.filter(status__in=FAILABLE).update(
             status=status, error_code=error_code, error_title=title, status_changed_at=now
         )
@@ -353,10 +356,10 @@ def record_send_success(message: Message, provider_message_id: str) -> None:
         PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
 
 
-def record_send_failure(message: Message, *, code: str, title: str) -> None:
+def record_send_failure(message: Message, *, code: str, title: str, reason: str = "") -> None:
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(send_claimed_at=None)
-        _advance_status(message, Message.Status.FAILED, code, title)
+        _advance_status(message, Message.Status.FAILED, code, _failure_title(reason=reason, title=title))
 
 
 # --------------------------------------------------------------------------- capture

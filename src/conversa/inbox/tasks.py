@@ -85,7 +85,7 @@ def send_outbound_message(message_id: int) -> str:
             logger.warning("send of message %s failed (%s); retry %s in %.1fs", message.pk, exc,
                            message.send_attempts, delay)
             return f"retry in {delay:.1f}s: {exc}"
-        services.record_send_failure(message, code=exc.code, title=exc.title)
+        services.record_send_failure(message, code=exc.code, title=exc.title, reason=exc.reason)
         if exc.line_unusable:
             flag_line_problem(message.conversation.line, exc.title)
         return f"failed: {exc}"

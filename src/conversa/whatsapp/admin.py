@@ -1,12 +1,13 @@
 """Back-office configuration of providers, lines and templates, and a read-only view of webhooks.
 
 Vendor credentials live in the `config` JSON of Provider and Line; the forms below edit them as
-named fields (secrets as password inputs) so nobody has to type JSON or guess key names.
+named fields (secrets as password inputs) so nobody has to type JSON or guess key names. Which fields
+exist, and which a kind requires, each adapter declares (`provider_fields`, `line_fields`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django import forms
 from django.conf import settings
@@ -19,122 +20,118 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from conversa.whatsapp import services
-from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import SendError
+from conversa.whatsapp.adapters import adapter_class, adapter_classes, get_adapter
+from conversa.whatsapp.adapters.base import ConfigField, SendError
 from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, Provider, WebhookEvent
 
-ConfigField = tuple[str, Any, Any, bool]  # key, label (lazy str), help text (lazy str), is secret
 SECRET = forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})
-
-# (config key, label, help text, is secret) per provider kind.
-PROVIDER_FIELDS: dict[str, list[ConfigField]] = {
-    "meta": [
-        ("access_token", _("Access token"),
-         _("Meta: a permanent System User access token with whatsapp_business_messaging and "
-           "whatsapp_business_management permissions (Business Settings → System users)."), True),
-        ("app_secret", _("App secret"),
-         _("Meta: the app's secret (App settings → Basic). Every webhook is checked against its "
-           "X-Hub-Signature-256 with it; without it all webhooks are refused."), True),
-        ("business_id", _("Business id"), _("Meta: the Business Manager id (optional, for reference)."), False),
-    ],
-    "gupshup": [
-        ("api_key", _("API key"), _("GupShup: the account's API key (dashboard → profile)."), True),
-    ],
-    "sandbox": [
-        ("api_url", _("Relay URL"), _("Sandbox: optional HTTP endpoint sends are POSTed to."), False),
-    ],
-}
-LINE_FIELDS: dict[str, list[ConfigField]] = {
-    "meta": [
-        ("phone_number_id", _("Phone number id"),
-         _("Meta: the number's Phone number ID (WhatsApp Manager → API setup), not the number itself."), False),
-        ("waba_id", _("WhatsApp Business Account id"),
-         _("Meta: the WABA id; templates are synced from it."), False),
-        ("verify_token", _("Verify token"),
-         _("Meta: any string you choose; type the same in the app's webhook settings. Meta sends it "
-           "once to verify the callback URL."), True),
-    ],
-    "gupshup": [
-        ("app_name", _("App name"), _("GupShup: the app's name, sent as src.name."), False),
-        ("app_id", _("App id"), _("GupShup: the app's id (a UUID); templates are synced from it."), False),
-    ],
-}
+Scope = Literal["provider", "line"]
 
 
-def _declared(spec: dict[str, list[ConfigField]]) -> dict[str, forms.Field]:
-    """One form field per known config key of every kind (declared, so the admin renders them)."""
+def _config_fields(scope: Scope) -> dict[str, tuple[ConfigField, ...]]:
+    """Each adapter's own config fields, by provider kind (the adapters declare them)."""
+    return {kind: cls.provider_fields if scope == "provider" else cls.line_fields
+            for kind, cls in adapter_classes().items()}
+
+
+def _declared(scope: Scope) -> dict[str, forms.Field]:
+    """One form field per config key of every kind (declared, so the admin renders them). Not
+    required here: which fields a record needs depends on its kind, checked in `clean`."""
     return {
-        f"cfg_{key}": forms.CharField(label=label, help_text=help_text, required=False,
-                                      widget=SECRET if secret else forms.TextInput(attrs={"size": 60}))
-        for entries in spec.values() for key, label, help_text, secret in entries
+        f"cfg_{spec.key}": forms.CharField(label=spec.label, help_text=spec.help_text, required=False,
+                                           widget=SECRET if spec.secret else forms.TextInput(attrs={"size": 60}))
+        for specs in _config_fields(scope).values() for spec in specs
     }
 
 
-def _fieldsets(base: list[str], spec: dict[str, list[ConfigField]]) -> Any:
-    names = {"meta": "Meta WhatsApp Cloud API", "gupshup": "GupShup", "sandbox": "Sandbox"}
+def _fieldsets(base: list[str], scope: Scope) -> Any:
+    classes = adapter_classes()
     return [(None, {"fields": base})] + [
-        (names[kind], {"fields": [f"cfg_{key}" for key, *_rest in entries]}) for kind, entries in spec.items()
+        (classes[kind].title, {"fields": [f"cfg_{spec.key}" for spec in specs]})
+        for kind, specs in _config_fields(scope).items() if specs
     ]
 
 
 class ConfigForm(forms.ModelForm):
     """Edits the model's `config` JSON through the declared `cfg_<key>` fields."""
 
-    config_spec: dict[str, list[ConfigField]] = {}
+    config_scope: Scope = "provider"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config = self.instance.config or {}
-        for entries in self.config_spec.values():
-            for key, *_rest in entries:
-                self.fields[f"cfg_{key}"].initial = config.get(key, "")
+        for spec in self._all_specs():
+            self.fields[f"cfg_{spec.key}"].initial = config.get(spec.key, "")
+
+    def _all_specs(self) -> list[ConfigField]:
+        return [spec for specs in _config_fields(self.config_scope).values() for spec in specs]
+
+    def _kind(self, data: dict[str, Any]) -> str | None:
+        """The provider kind whose required fields apply (None: not known yet, e.g. invalid)."""
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = self._kind(data)
+        for spec in _config_fields(self.config_scope).get(kind or "", ()):
+            if spec.required and not (data.get(f"cfg_{spec.key}") or "").strip():
+                self.add_error(f"cfg_{spec.key}", _("%(provider)s needs this field.")
+                               % {"provider": adapter_classes()[str(kind)].title})
+        return data
 
     def save(self, commit: bool = True) -> Any:
         # Keys the form does not know are kept untouched; an emptied field removes its key.
         merged = dict(self.instance.config or {})
-        for entries in self.config_spec.values():
-            for key, *_rest in entries:
-                value = (self.cleaned_data.get(f"cfg_{key}") or "").strip()
-                if value:
-                    merged[key] = value
-                else:
-                    merged.pop(key, None)
+        for spec in self._all_specs():
+            value = (self.cleaned_data.get(f"cfg_{spec.key}") or "").strip()
+            if value:
+                merged[spec.key] = value
+            else:
+                merged.pop(spec.key, None)
         self.instance.config = merged
         return super().save(commit)
 
 
 class _ProviderForm(ConfigForm):
-    config_spec = PROVIDER_FIELDS
+    config_scope = "provider"
 
     class Meta:
         model = Provider
         fields = ["name", "kind", "webhook_secret"]
         widgets = {"webhook_secret": SECRET}
         help_texts = {
-            "webhook_secret": _("GupShup and sandbox sign nothing: webhooks must carry this secret (GupShup: "
-                                "append ?token=<secret> to the callback URL). Not used by Meta, which signs "
-                                "with the app secret."),
+            "webhook_secret": _("GupShup signs nothing: its webhooks must carry this secret (append "
+                                "?token=<secret> to the callback URL). The sandbox, when it is set, requires an "
+                                "X-Conversa-Signature HMAC of the body made with it. Not used by Meta, which "
+                                "signs with the app secret."),
         }
+
+    def _kind(self, data: dict[str, Any]) -> str | None:
+        return data.get("kind")
 
 
 class _LineForm(ConfigForm):
-    config_spec = LINE_FIELDS
+    config_scope = "line"
 
     class Meta:
         model = Line
         fields = ["name", "number", "provider", "campaign", "menu", "welcome_message", "goodbye_message",
                   "time_group", "out_of_hours_message", "out_of_hours_action", "active"]
 
+    def _kind(self, data: dict[str, Any]) -> str | None:
+        provider = data.get("provider")
+        return provider.kind if provider is not None else None
+
 
 # ModelFormMetaclass only collects fields declared at class creation: build the classes with them.
-ProviderForm = type("ProviderForm", (_ProviderForm,), _declared(PROVIDER_FIELDS))
-LineForm = type("LineForm", (_LineForm,), _declared(LINE_FIELDS))
+ProviderForm = type("ProviderForm", (_ProviderForm,), _declared("provider"))
+LineForm = type("LineForm", (_LineForm,), _declared("line"))
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    fieldsets = _fieldsets(["name", "kind", "webhook_secret"], PROVIDER_FIELDS)
+    fieldsets = _fieldsets(["name", "kind", "webhook_secret"], "provider")
     list_display = ["name", "kind", "line_count", "created_at"]
     list_filter = ["kind"]
     search_fields = ["name"]
@@ -153,7 +150,7 @@ class LineAdmin(admin.ModelAdmin):
     form = LineForm
     fieldsets = _fieldsets(["name", "number", "provider", "campaign", "menu", "callback_url", "welcome_message",
                             "goodbye_message", "time_group", "out_of_hours_message", "out_of_hours_action",
-                            "active"], LINE_FIELDS)
+                            "active"], "line")
     list_display = ["name", "number", "provider", "campaign", "active", "health_error"]
     list_filter = ["provider__kind", "active"]
     search_fields = ["name", "number"]
@@ -164,10 +161,7 @@ class LineAdmin(admin.ModelAdmin):
     def callback_url(self, obj: Line) -> SafeString | str:
         if not obj.pk:
             return str(_("Save the line first."))
-        url = webhook_url(obj)
-        if obj.provider.kind == "gupshup":
-            return format_html("<code>{}?token=&lt;webhook secret&gt;</code>", url)
-        return format_html("<code>{}</code>", url)
+        return format_html("<code>{}{}</code>", webhook_url(obj), adapter_class(obj.provider.kind).callback_url_suffix)
 
     @admin.action(description=_("Check connection"))
     def check_connection(self, request: HttpRequest, queryset: QuerySet[Line]) -> None:

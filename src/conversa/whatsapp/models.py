@@ -11,7 +11,8 @@ PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 
 
 class Provider(models.Model):
-    """An account at a WhatsApp provider. `config` holds the vendor's credentials:
+    """An account at a WhatsApp provider. `config` holds the vendor's credentials, the keys its
+    adapter declares (`provider_fields`):
 
     - meta: {"access_token", "app_secret", "business_id"}
     - gupshup: {"api_key"}
@@ -26,7 +27,8 @@ class Provider(models.Model):
     name = models.CharField(_("name"), max_length=120, unique=True)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     config = models.JSONField(_("configuration"), default=dict, blank=True)
-    # Secret that authenticates webhooks for vendors that sign nothing (GupShup, sandbox).
+    # Authenticates webhooks where the vendor signs nothing: GupShup's callback URL carries it as a token;
+    # the sandbox, when it is set, requires an HMAC of the body made with it. Meta signs with its app secret.
     webhook_secret = models.CharField(_("webhook secret"), max_length=120, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -5,17 +5,49 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import MalformedPayload, TemplateInfo
+from conversa.whatsapp.adapters.base import (
+    InboundMessage,
+    MalformedPayload,
+    ProviderAdapter,
+    StatusUpdate,
+    TemplateInfo,
+)
 from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
 
 logger = logging.getLogger(__name__)
 # Headers worth keeping with the raw event (never authorization material).
 KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-conversa-signature")
+
+
+@dataclass(frozen=True)
+class WebhookHandlers:
+    # A customer message for a line: the stored message, or None when it was already stored.
+    inbound: Callable[[Line, InboundMessage], object | None]
+    status: Callable[[Line, StatusUpdate], object | None]
+
+
+_handlers: list[WebhookHandlers] = []
+
+
+def register_webhook_handlers(*, inbound: Callable[[Line, InboundMessage], object | None],
+                              status: Callable[[Line, StatusUpdate], object | None]) -> None:
+    """Who applies customer messages and delivery statuses: the conversation domain (inbox), which
+    sits above this layer and registers itself in AppConfig.ready()."""
+    _handlers[:] = [WebhookHandlers(inbound=inbound, status=status)]
+
+
+def _webhook_handlers() -> WebhookHandlers:
+    if not _handlers:
+        raise RuntimeError("No webhook handlers registered (is conversa.inbox installed?).")
+    return _handlers[0]
 
 
 def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[WebhookEvent, bool]:
@@ -40,15 +72,15 @@ def process_webhook_event(event_id: int) -> str:
     Each step is idempotent (messages are unique per provider id, statuses only move forward), so
     processing an event twice, or after a crash half-way, changes nothing more.
     """
-    from conversa.inbox import services as inbox
-
+    handlers = _webhook_handlers()
     event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
     if event.processed_at:
         return "already processed"
     WebhookEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
     line = event.line
+    adapter = get_adapter(line)
     try:
-        parsed = get_adapter(line).read(bytes(event.body))
+        parsed = adapter.read(bytes(event.body))
     except MalformedPayload as exc:
         # Unreadable for good (the endpoint refuses these now; older rows may hold some): retrying
         # cannot help, so the event is closed with the reason.
@@ -56,13 +88,15 @@ def process_webhook_event(event_id: int) -> str:
                                                         error=f"unreadable: {exc}"[:2000])
         return "unreadable"
     try:
-        lines: dict[int, Line] = {}
+        lines: dict[str, Line] = {}
         stored = 0
         for inbound in parsed.messages:
-            if inbox.receive_inbound(_routed(line, inbound.line_id, lines), inbound) is not None:
+            routed = _routed(adapter, ref=inbound.line_ref, cache=lines, errors=parsed.errors)
+            if handlers.inbound(routed, inbound) is not None:
                 stored += 1
         for status in parsed.statuses:
-            inbox.apply_status(_routed(line, status.line_id, lines), status)
+            routed = _routed(adapter, ref=status.line_ref, cache=lines, errors=parsed.errors)
+            handlers.status(routed, status)
         for template in parsed.templates:
             apply_template_status(line, template)
         errors = "; ".join(str(e) for e in parsed.errors)
@@ -74,14 +108,20 @@ def process_webhook_event(event_id: int) -> str:
     return f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
 
 
-def _routed(line: Line, line_id: int | None, cache: dict[int, Line]) -> Line:
-    """The line an item of the payload belongs to: another line only of the same provider."""
-    if not line_id or line_id == line.pk:
+def _routed(adapter: ProviderAdapter, *, ref: str, cache: dict[str, Line], errors: list[dict[str, Any]]) -> Line:
+    """The line an item of the payload belongs to: the line of the same provider whose config
+    value under the adapter's `line_ref_field` is `ref`; the webhook's own line when the item names
+    none, names it, or names a number no line has (kept here rather than lost, and noted)."""
+    line, key = adapter.line, adapter.line_ref_field
+    if not key or not ref or str(adapter.config.get(key) or "") == ref:
         return line
-    if line_id not in cache:
-        cache[line_id] = (Line.objects.select_related("provider", "campaign")
-                          .filter(pk=line_id, provider_id=line.provider_id).first() or line)
-    return cache[line_id]
+    if ref not in cache:
+        found = (Line.objects.select_related("provider", "campaign")
+                 .filter(provider_id=line.provider_id, **{f"config__{key}": ref}).first())
+        if found is None:
+            errors.append({"error": f"no line has {key} {ref}; kept here"})
+        cache[ref] = found or line
+    return cache[ref]
 
 
 def flag_line_problem(line: Line, problem: str) -> None:

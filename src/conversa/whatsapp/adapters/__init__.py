@@ -10,23 +10,19 @@ if TYPE_CHECKING:
     from conversa.whatsapp.models import Line
 
 
+def adapter_classes() -> dict[str, type[ProviderAdapter]]:
+    """Every adapter by provider kind (what the admin renders config fields from)."""
+    from conversa.whatsapp.adapters import gupshup, meta, sandbox
+
+    return {cls.kind: cls for cls in (meta.MetaAdapter, gupshup.GupshupAdapter, sandbox.SandboxAdapter)}
+
+
+def adapter_class(kind: str) -> type[ProviderAdapter]:
+    try:
+        return adapter_classes()[kind]
+    except KeyError:
+        raise LookupError(f"No adapter for provider kind '{kind}'.") from None
+
+
 def get_adapter(line: Line) -> ProviderAdapter:
-    from conversa.whatsapp.adapters import sandbox
-
-    registry: dict[str, type[ProviderAdapter]] = {"sandbox": sandbox.SandboxAdapter}
-    try:
-        from conversa.whatsapp.adapters import meta
-
-        registry["meta"] = meta.MetaAdapter
-    except ImportError:
-        pass
-    try:
-        from conversa.whatsapp.adapters import gupshup
-
-        registry["gupshup"] = gupshup.GupshupAdapter
-    except ImportError:
-        pass
-    kind = line.provider.kind
-    if kind not in registry:
-        raise LookupError(f"No adapter for provider kind '{kind}'.")
-    return registry[kind](line)
+    return adapter_class(line.provider.kind)(line)

@@ -8,13 +8,44 @@ from __future__ import annotations
 
 import abc
 import datetime
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conversa.core import netfetch, safejson
 
 if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
+
     from conversa.whatsapp.models import Line
+
+# Vendor-neutral error reason: the customer's 24-hour window is closed, only a template may be sent.
+# Adapters set it (StatusUpdate.error_reason, SendError.reason) for their vendor's code; the raw
+# code stays in error_code.
+WINDOW_CLOSED = "window_closed"
+
+
+def hmac_sha256_signature(*, secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of body>`: the signature header format Meta uses and the sandbox
+    copies. Compare with `hmac.compare_digest`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(*, secret: str, body: bytes, given: str) -> bool:
+    return hmac.compare_digest(given.encode(), hmac_sha256_signature(secret=secret, body=body).encode())
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One credential or setting an adapter reads from `Provider.config` or `Line.config`; the
+    admin renders and validates these (secrets as password inputs)."""
+
+    key: str
+    label: str | _StrPromise  # lazily translated
+    help_text: str | _StrPromise = ""
+    secret: bool = False
+    required: bool = False
 
 
 @dataclass
@@ -31,9 +62,13 @@ class InboundMessage:
     reply_to_provider_id: str = ""
     timestamp: datetime.datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
-    # Another line of the same provider this message belongs to, when the payload says so
-    # (Meta sends every number of an app to one callback URL). None: the webhook's own line.
-    line_id: int | None = None
+    # The provider's id of the line the message was sent to, when the payload names one (Meta sends
+    # every number of an app to one callback URL): the value of the adapter's `line_ref_field` in
+    # some Line.config. The caller resolves it; "" means the webhook's own line.
+    line_ref: str = ""
+    # The id of the list row or button the customer chose (what we sent as ListRow.id), for
+    # interactive and button replies; "" otherwise.
+    reply_id: str = ""
 
 
 @dataclass
@@ -45,7 +80,9 @@ class StatusUpdate:
     error_title: str = ""
     # Other ids the provider may use for the same message (GupShup: gsId vs WhatsApp id).
     alternate_ids: list[str] = field(default_factory=list)
-    line_id: int | None = None  # as InboundMessage.line_id
+    line_ref: str = ""  # as InboundMessage.line_ref
+    # A vendor-neutral reason the adapter recognised in the failure (WINDOW_CLOSED), or "".
+    error_reason: str = ""
 
 
 @dataclass
@@ -195,11 +232,13 @@ class SendResult:
 class SendError(Exception):
     """A send the provider refused. `retryable` errors (rate limits, 5xx, network) are retried."""
 
-    def __init__(self, title: str, *, code: str = "", retryable: bool = False, line_unusable: bool = False):
+    def __init__(self, title: str, *, code: str = "", retryable: bool = False, line_unusable: bool = False,
+                 reason: str = ""):
         super().__init__(f"{code} {title}".strip())
         self.code = str(code)
         self.title = title
         self.retryable = retryable
+        self.reason = reason  # as StatusUpdate.error_reason
         # The line's credentials are rejected: every send will fail until an admin fixes them.
         self.line_unusable = line_unusable
 
@@ -263,6 +302,17 @@ class OutboundList:
 
 class ProviderAdapter(abc.ABC):
     kind: str = ""
+    title: str = ""  # the vendor's product name, for the admin
+    # What the admin asks for: credentials of the account (Provider.config) and of each number
+    # (Line.config).
+    provider_fields: tuple[ConfigField, ...] = ()
+    line_fields: tuple[ConfigField, ...] = ()
+    # The Line.config key whose value `InboundMessage.line_ref` / `StatusUpdate.line_ref` carry.
+    line_ref_field: str = ""
+    # Appended to the callback URL shown in the admin (e.g. how the webhook secret travels).
+    callback_url_suffix: str = ""
+    # The demo's customer simulator shows this provider's lines: message events also go to the line.
+    has_simulator: bool = False
 
     def __init__(self, line: Line):
         self.line = line

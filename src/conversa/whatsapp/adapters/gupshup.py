@@ -23,8 +23,11 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from conversa.whatsapp.adapters.base import (
+    WINDOW_CLOSED,
+    ConfigField,
     InboundMessage,
     MalformedPayload,
     OutboundList,
@@ -60,6 +63,9 @@ TEMPLATE_STATUS = {
     "disabled": "disabled",
     "deleted": "disabled",
 }
+# GupShup passes WhatsApp's own failure codes through: 131047 is "more than 24 hours since the
+# customer last replied".
+WINDOW_CLOSED_CODES = {"131047"}
 
 
 def _millis(value: Any) -> datetime.datetime | None:
@@ -95,6 +101,17 @@ def _json_object(value: Any) -> dict[str, Any]:
 
 class GupshupAdapter(ProviderAdapter):
     kind = "gupshup"
+    title = "GupShup"
+    provider_fields = (
+        ConfigField("api_key", _("API key"), _("GupShup: the account's API key (dashboard → profile)."),
+                    secret=True, required=True),
+    )
+    line_fields = (
+        ConfigField("app_name", _("App name"), _("GupShup: the app's name, sent as src.name."), required=True),
+        ConfigField("app_id", _("App id"), _("GupShup: the app's id (a UUID); templates are synced from it.")),
+    )
+    # GupShup signs nothing: the webhook secret travels in the callback URL.
+    callback_url_suffix = "?token=<webhook secret>"
 
     # --- inbound -------------------------------------------------------------------------
     def _secret(self) -> str:
@@ -172,14 +189,18 @@ class GupshupAdapter(ProviderAdapter):
         elif itype in ("button_reply", "list_reply"):
             inbound.kind = "interactive"
             inbound.body = str(content.get("title") or "")
-            extra = {"type": itype, "reply_id": str(content.get("id") or ""), "title": inbound.body}
-            for key in ("reply", "postbackText", "description"):
+            # A list row comes back with the id we sent as its postbackText (`id` is GupShup's own
+            # row number); a button reply carries the button's id in `id`.
+            inbound.reply_id = str(content.get("postbackText") or content.get("id") or "")
+            extra = {"type": itype, "reply_id": inbound.reply_id, "title": inbound.body}
+            for key in ("reply", "description"):
                 if content.get(key):
                     extra[key] = str(content[key])
         elif itype == "quick_reply":
             inbound.kind = "button"
             inbound.body = str(content.get("text") or "")
-            extra = {"payload": str(content.get("postbackText") or ""), "text": inbound.body}
+            inbound.reply_id = str(content.get("postbackText") or "")
+            extra = {"payload": inbound.reply_id, "text": inbound.body}
         else:
             extra = {"type": itype, "raw": payload}
         inbound.payload = extra
@@ -204,6 +225,7 @@ class GupshupAdapter(ProviderAdapter):
         if etype == "failed":
             update.error_code = str(inner.get("code") or "")
             update.error_title = str(inner.get("reason") or "Failed")
+            update.error_reason = WINDOW_CLOSED if update.error_code in WINDOW_CLOSED_CODES else ""
         return update
 
     @staticmethod
@@ -247,7 +269,8 @@ class GupshupAdapter(ProviderAdapter):
             title = str(message or f"GupShup answered HTTP {response.status_code}")
             code = str(data.get("code") or (response.status_code if not response.is_success else "error"))
             unusable = response.status_code in (401, 403) or "authentication" in title.lower()
-            raise SendError(title, code=code, retryable=retryable, line_unusable=unusable)
+            raise SendError(title, code=code, retryable=retryable, line_unusable=unusable,
+                            reason=WINDOW_CLOSED if code in WINDOW_CLOSED_CODES else "")
         return data
 
     def _post_message(self, path: str, fields: dict[str, str]) -> SendResult:

@@ -14,15 +14,17 @@ line.config {"phone_number_id", "waba_id", "verify_token"}.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import hmac
 import logging
 from typing import Any
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from conversa.whatsapp.adapters.base import (
+    WINDOW_CLOSED,
+    ConfigField,
     InboundMessage,
     MalformedPayload,
     OutboundList,
@@ -36,6 +38,7 @@ from conversa.whatsapp.adapters.base import (
     WebhookRejected,
     fetch_media_url,
     load_json,
+    signature_matches,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,11 +66,16 @@ TEMPLATE_STATUS = {
     "ARCHIVED": "disabled",
 }
 MAX_TEMPLATE_PAGES = 200  # a runaway `paging.next` loop must end somewhere
+# "Re-engagement message": more than 24 hours since the customer last wrote.
+WINDOW_CLOSED_CODES = {131047}
 
 
-def signature(app_secret: str, body: bytes) -> str:
-    """The X-Hub-Signature-256 header value Meta sends for `body`."""
-    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+def _reason(code: Any) -> str:
+    """The vendor-neutral reason of a Meta error code (WINDOW_CLOSED), or ""."""
+    try:
+        return WINDOW_CLOSED if int(code) in WINDOW_CLOSED_CODES else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 def _epoch(value: Any) -> datetime.datetime | None:
@@ -102,6 +110,30 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 
 class MetaAdapter(ProviderAdapter):
     kind = "meta"
+    title = "Meta WhatsApp Cloud API"
+    provider_fields = (
+        ConfigField("access_token", _("Access token"),
+                    _("Meta: a permanent System User access token with whatsapp_business_messaging and "
+                      "whatsapp_business_management permissions (Business Settings → System users)."),
+                    secret=True, required=True),
+        ConfigField("app_secret", _("App secret"),
+                    _("Meta: the app's secret (App settings → Basic). Every webhook is checked against its "
+                      "X-Hub-Signature-256 with it; without it all webhooks are refused."),
+                    secret=True, required=True),
+        ConfigField("business_id", _("Business id"), _("Meta: the Business Manager id (optional, for reference).")),
+    )
+    line_fields = (
+        ConfigField("phone_number_id", _("Phone number id"),
+                    _("Meta: the number's Phone number ID (WhatsApp Manager → API setup), not the number "
+                      "itself."), required=True),
+        ConfigField("waba_id", _("WhatsApp Business Account id"),
+                    _("Meta: the WABA id; templates are synced from it.")),
+        ConfigField("verify_token", _("Verify token"),
+                    _("Meta: any string you choose; type the same in the app's webhook settings. Meta sends it "
+                      "once to verify the callback URL."), secret=True),
+    )
+    # Meta posts every number of an app to the one callback URL, naming the number's id.
+    line_ref_field = "phone_number_id"
 
     # --- inbound -------------------------------------------------------------------------
     def handshake(self, query: dict[str, str]) -> str | None:
@@ -119,13 +151,12 @@ class MetaAdapter(ProviderAdapter):
             # Fail closed: without the app secret nobody can tell Meta from a forger.
             raise WebhookRejected("The provider has no app secret configured.")
         given = headers.get(SIGNATURE_HEADER, "")
-        if not given or not hmac.compare_digest(given.encode(), signature(secret, body).encode()):
+        if not given or not signature_matches(secret=secret, body=body, given=given):
             raise WebhookRejected("Bad or missing X-Hub-Signature-256.")
 
     def parse(self, body: bytes) -> ParsedWebhook:
         data = load_json(body)
         parsed = ParsedWebhook()
-        self._routes: dict[str, int | None] = {}
         if not isinstance(data, dict):
             raise MalformedPayload("The body must be a JSON object.")
         for entry in _dicts(data.get("entry")):
@@ -141,25 +172,9 @@ class MetaAdapter(ProviderAdapter):
                 self._parse_messages_value(value, parsed)
         return parsed
 
-    def _line_for(self, phone_number_id: str, parsed: ParsedWebhook) -> int | None:
-        """Meta posts every number of an app to the one callback URL: route by phone_number_id."""
-        own = str(self.config.get("phone_number_id") or "")
-        if not phone_number_id or phone_number_id == own:
-            return None
-        if phone_number_id not in self._routes:
-            from conversa.whatsapp.models import Line
-
-            line_id = (Line.objects.filter(provider=self.provider, config__phone_number_id=phone_number_id)
-                       .values_list("pk", flat=True).first())
-            if line_id is None:
-                # Unknown number: keep its messages on this line rather than lose them.
-                parsed.errors.append({"error": f"no line has phone_number_id {phone_number_id}; kept here"})
-            self._routes[phone_number_id] = line_id
-        return self._routes[phone_number_id]
-
     def _parse_messages_value(self, value: dict[str, Any], parsed: ParsedWebhook) -> None:
-        metadata = _obj(value.get("metadata"))
-        line_id = self._line_for(str(metadata.get("phone_number_id") or ""), parsed)
+        # The number the change is about; the caller routes it to its line (line_ref_field).
+        line_ref = str(_obj(value.get("metadata")).get("phone_number_id") or "")
         for error in _dicts(value.get("errors")):
             parsed.errors.append({"code": error.get("code"), "title": _error_text(error)})
         names = {
@@ -168,7 +183,7 @@ class MetaAdapter(ProviderAdapter):
         }
         for message in _dicts(value.get("messages")):
             inbound = self._inbound(message, names)
-            inbound.line_id = line_id
+            inbound.line_ref = line_ref
             parsed.messages.append(inbound)
             parsed.errors.extend({"message": inbound.provider_message_id, **e} for e in inbound.errors)
         for status in _dicts(value.get("statuses")):
@@ -180,7 +195,8 @@ class MetaAdapter(ProviderAdapter):
                 timestamp=_epoch(status.get("timestamp")),
                 error_code=str(first.get("code") or ""),
                 error_title=_error_text(first) if first else "",
-                line_id=line_id,
+                error_reason=_reason(first.get("code")),
+                line_ref=line_ref,
             ))
 
     def _inbound(self, message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
@@ -226,8 +242,8 @@ class MetaAdapter(ProviderAdapter):
             reply = _obj(content.get(itype))
             inbound.kind = "interactive"
             inbound.body = str(reply.get("title") or reply.get("body") or "")
-            payload = {"type": itype, "reply_id": str(reply.get("id") or ""),
-                       "title": str(reply.get("title") or "")}
+            inbound.reply_id = str(reply.get("id") or "")
+            payload = {"type": itype, "reply_id": inbound.reply_id, "title": str(reply.get("title") or "")}
             if reply.get("description"):
                 payload["description"] = str(reply["description"])
             if itype not in ("button_reply", "list_reply"):
@@ -235,7 +251,8 @@ class MetaAdapter(ProviderAdapter):
         elif mtype == "button":
             inbound.kind = "button"
             inbound.body = str(content.get("text") or "")
-            payload = {"payload": str(content.get("payload") or ""), "text": inbound.body}
+            inbound.reply_id = str(content.get("payload") or "")
+            payload = {"payload": inbound.reply_id, "text": inbound.body}
         elif mtype == "reaction":
             inbound.kind = "reaction"
             inbound.body = str(content.get("emoji") or "")  # empty: the customer removed a reaction
@@ -303,7 +320,7 @@ class MetaAdapter(ProviderAdapter):
         if code == 190:
             title = f"Access token expired or invalid; update the provider's access token ({title})"
         code_text = str(code if code is not None else response.status_code)
-        raise SendError(title, code=code_text, retryable=retryable,
+        raise SendError(title, code=code_text, retryable=retryable, reason=_reason(code),
                         line_unusable=code == 190 or response.status_code == 401)
 
     def _send(self, payload: dict[str, Any]) -> SendResult:
@@ -385,7 +402,7 @@ class MetaAdapter(ProviderAdapter):
         url: str | None = self._url(waba_id, "message_templates")
         params: dict[str, Any] | None = {"limit": 100}
         infos: list[TemplateInfo] = []
-        for _ in range(MAX_TEMPLATE_PAGES):
+        for _page in range(MAX_TEMPLATE_PAGES):
             if not url:
                 break
             data = self._raise_for_error(self._request("GET", url, params=params))

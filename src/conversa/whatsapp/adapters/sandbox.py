@@ -5,8 +5,10 @@ Webhook (POST /webhooks/sandbox/<line_id>/), one JSON object or a list of them:
   optional "type" (text/image/document/audio/video/location) with "media_url", "mime_type",
   "filename", "latitude"/"longitude". "media_url" must be a signed media link of this app (no
   other URL is fetched: the sandbox is open to anyone).
+- a choice from a list or buttons: {"id": "m2", "from": ..., "type": "interactive", "reply_id":
+  "<the row's id>", "text": "<its title>"}.
 - a delivery status: {"status": {"id": "<provider message id>", "status": "delivered"}}
-  (also "error_code" / "error_title" for failed).
+  (also "error_code" / "error_title" for failed; "error_code": "window_closed" for a closed window).
 If the provider has a webhook secret, requests must carry X-Conversa-Signature:
 sha256=<HMAC-SHA256(secret, raw body)>.
 
@@ -17,17 +19,18 @@ provider config has "api_url": then they are POSTed there as JSON and the answer
 from __future__ import annotations
 
 import datetime
-import hashlib
-import hmac
 import uuid
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.utils.translation import gettext_lazy as _
 
 from conversa.core import media as stored_media
 from conversa.whatsapp.adapters.base import (
+    WINDOW_CLOSED,
+    ConfigField,
     InboundMessage,
     OutboundMedia,
     ParsedWebhook,
@@ -37,6 +40,7 @@ from conversa.whatsapp.adapters.base import (
     StatusUpdate,
     WebhookRejected,
     json_objects,
+    signature_matches,
 )
 
 MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
@@ -47,19 +51,20 @@ def _scalar(value: Any) -> str:
     return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 class SandboxAdapter(ProviderAdapter):
     kind = "sandbox"
+    title = "Sandbox"
+    provider_fields = (
+        ConfigField("api_url", _("Relay URL"), _("Sandbox: optional HTTP endpoint sends are POSTed to.")),
+    )
+    has_simulator = True
 
     def verify(self, *, headers: dict[str, str], body: bytes, query: dict[str, str]) -> None:
         secret = self.provider.webhook_secret
         if not secret:
             return
         given = headers.get("x-conversa-signature", "")
-        if not hmac.compare_digest(given, sign(secret, body)):
+        if not signature_matches(secret=secret, body=body, given=given):
             raise WebhookRejected("Bad or missing X-Conversa-Signature.")
 
     def parse(self, body: bytes) -> ParsedWebhook:
@@ -67,33 +72,39 @@ class SandboxAdapter(ProviderAdapter):
         for item in json_objects(body, parsed):
             if isinstance(item.get("status"), dict):
                 st = item["status"]
+                error_code = str(st.get("error_code", ""))
                 parsed.statuses.append(
                     StatusUpdate(
                         provider_message_id=_scalar(st.get("id")),
                         status=_scalar(st.get("status")),
-                        error_code=str(st.get("error_code", "")),
+                        error_code=error_code,
                         error_title=str(st.get("error_title", "")),
+                        error_reason=WINDOW_CLOSED if error_code == WINDOW_CLOSED else "",
                         timestamp=datetime.datetime.now(datetime.UTC),
                     )
                 )
                 continue
             kind = str(item.get("type") or "text")
             payload: dict[str, Any] = {}
+            reply_id = _scalar(item.get("reply_id")) if kind == "interactive" else ""
             if kind == "location":
                 payload = {"latitude": item.get("latitude"), "longitude": item.get("longitude"),
                            "name": item.get("location_name", "")}
+            elif kind == "interactive":
+                payload = {"type": "list_reply", "reply_id": reply_id, "title": str(item.get("text") or "")}
             parsed.messages.append(
                 InboundMessage(
                     provider_message_id=_scalar(item.get("id")),
                     from_phone=_scalar(item.get("from")),
                     profile_name=str(item.get("name") or ""),
-                    kind=kind if kind in MEDIA_KINDS | {"text", "location"} else "unsupported",
+                    kind=kind if kind in MEDIA_KINDS | {"text", "location", "interactive"} else "unsupported",
                     body=str(item.get("text") or item.get("caption") or ""),
                     payload=payload,
                     media_id=str(item.get("media_url") or "") if kind in MEDIA_KINDS else "",
                     media_mime=str(item.get("mime_type") or ""),
                     media_filename=str(item.get("filename") or ""),
                     reply_to_provider_id=str(item.get("reply_to") or ""),
+                    reply_id=reply_id,
                     timestamp=datetime.datetime.now(datetime.UTC),
                 )
             )
