@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conversa.accounts.models import AgentProfile
-from conversa.inbox.models import Conversation, ConversationEvent, Message
+from conversa.inbox.models import Conversation, AuditEntry, Message
 
 
 @pytest.fixture
@@ -43,17 +43,17 @@ def test_messages_and_audit_rows_are_read_only(admin_client: Client,
                                                customer_says: Callable[..., Conversation]) -> None:
     conversation = customer_says("hola", phone="+5491155554102")
     message = Message.objects.get(conversation=conversation)
-    event = ConversationEvent.objects.filter(conversation=conversation).first()
+    event = AuditEntry.objects.filter(conversation=conversation).first()
     assert event is not None
     assert admin_client.get(f"/admin/inbox/message/{message.pk}/change/").status_code == 200
     assert admin_client.post(f"/admin/inbox/message/{message.pk}/change/", {"body": "edited"}).status_code == 403
     assert admin_client.get("/admin/inbox/message/add/").status_code == 403
-    event_url = f"/admin/inbox/conversationevent/{event.pk}/change/"
+    event_url = f"/admin/inbox/auditentry/{event.pk}/change/"
     assert admin_client.post(event_url, {"kind": "closed"}).status_code == 403
-    assert admin_client.get("/admin/inbox/conversationevent/add/").status_code == 403
+    assert admin_client.get("/admin/inbox/auditentry/add/").status_code == 403
     message.refresh_from_db()
     event.refresh_from_db()
-    assert (message.body, event.kind) == ("hola", ConversationEvent.Kind.CREATED)
+    assert (message.body, event.kind) == ("hola", AuditEntry.Kind.CREATED)
 
 
 def test_an_agents_status_is_shown_but_not_editable(admin_client: Client) -> None:

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
-from conversa.inbox.models import Conversation, ConversationEvent
+from conversa.inbox.models import Conversation, AuditEntry
 
 
 def test_capture_moves_the_conversation_to_her_personal_inbox(api, customer_says):
@@ -38,7 +38,7 @@ def test_capture_of_a_taken_conversation_is_409_naming_the_holder(api, customer_
                                     "agent_name": "Martín Pérez"}
     # Capturing again one's own conversation is harmless (a double click).
     assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
-    assert ConversationEvent.objects.filter(kind="captured", conversation=conversation).count() == 1
+    assert AuditEntry.objects.filter(kind="captured", conversation=conversation).count() == 1
 
 
 def _make_agents(count: int) -> list[str]:
@@ -86,7 +86,7 @@ def test_concurrent_captures_exactly_one_wins(live_server, customer_says, racers
         assert codes == [200] + [409] * (racers - 1), (connection.vendor, codes)
         conversation.refresh_from_db()
         assert conversation.status == Conversation.Status.ATTENDED
-        assert ConversationEvent.objects.filter(kind="captured", conversation=conversation).count() == 1
+        assert AuditEntry.objects.filter(kind="captured", conversation=conversation).count() == 1
         # Every loser was told who won.
         winner = conversation.agent.username
         assert all(name == winner for code, name in outcomes[conversation.pk] if code == 409)

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import results
-from conversa.inbox.models import Conversation, ConversationEvent
+from conversa.inbox.models import Conversation, AuditEntry
 
 
 def age(conversation: Conversation, days: int) -> None:
@@ -37,7 +37,7 @@ def test_only_idle_conversations_of_the_chosen_statuses_close(api, customer_says
     assert closed.status == "closed" and closed.closed_by_system
     assert Conversation.objects.get(pk=fresh.pk).status == "new"
     assert results(api("agent1").get("/api/v1/inbox/personal/")) == []
-    assert ConversationEvent.objects.filter(kind="closed", data__reason="stale").count() == 2
+    assert AuditEntry.objects.filter(kind="closed", data__reason="stale").count() == 2
 
 
 def test_bad_arguments_are_refused(demo):
@@ -58,4 +58,4 @@ def test_admin_action_closes_the_selected_conversations(customer_says, client):
     assert response.status_code == 200 and b"1 conversation(s) closed." in response.content
     assert Conversation.objects.get(pk=chosen.pk).closed_by_system
     assert Conversation.objects.get(pk=other.pk).status == "new"
-    assert ConversationEvent.objects.get(kind="closed", conversation=chosen).actor.username == "admin"
+    assert AuditEntry.objects.get(kind="closed", conversation=chosen).actor.username == "admin"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conftest import results
 from conversa.campaigns.models import Campaign
-from conversa.inbox.models import Conversation, ConversationEvent, Message
+from conversa.inbox.models import Conversation, AuditEntry, Message
 from conversa.inbox.services import route_menu_timeouts
 from conversa.whatsapp.models import InteractiveMenu, MenuOption
 
@@ -59,7 +59,7 @@ def test_choosing_an_option_routes_to_its_campaign(api, customer_says, menu):
     assert [c["id"] for c in results(api("agent3").get("/api/v1/inbox/general/"))] == [routed.pk]
     assert results(api("agent1").get("/api/v1/inbox/general/")) == []  # agent1 is not in Support
     assert outbound(routed)[-1] == "Thanks! An agent will be with you shortly."
-    event = ConversationEvent.objects.get(kind="routed", conversation=routed)
+    event = AuditEntry.objects.get(kind="routed", conversation=routed)
     assert event.data == {"campaign": "Support", "reason": "menu", "option": "Support"}
 
 
@@ -100,4 +100,4 @@ def test_no_choice_within_the_timeout_goes_to_the_lines_campaign(api, customer_s
     conversation.refresh_from_db()
     assert conversation.status == "new" and conversation.campaign.name == "Sales"
     assert [c["id"] for c in results(api("agent1").get("/api/v1/inbox/general/"))] == [conversation.pk]
-    assert ConversationEvent.objects.get(kind="routed").data["reason"] == "menu_timeout"
+    assert AuditEntry.objects.get(kind="routed").data["reason"] == "menu_timeout"

@@ -26,7 +26,7 @@ def logged_in(username: str) -> Client:
     "/admin/campaigns/campaign/add/", "/admin/campaigns/dispositionoption/", "/admin/campaigns/quickreply/",
     "/admin/campaigns/disposition/", "/admin/campaigns/timegroup/", "/admin/campaigns/timegroup/add/",
     "/admin/whatsapp/interactivemenu/", "/admin/whatsapp/interactivemenu/add/",
-    "/admin/inbox/conversation/", "/admin/inbox/conversationevent/",
+    "/admin/inbox/conversation/", "/admin/inbox/auditentry/",
 ])
 def test_admin_pages_render(demo: dict[str, Any], path: str) -> None:
     assert logged_in("admin").get(path).status_code == 200

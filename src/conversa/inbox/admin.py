@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from conversa.inbox.models import Conversation, ConversationEvent, Message
+from conversa.inbox.models import Conversation, AuditEntry, Message
 
 
 class ReadOnly:
@@ -68,8 +68,8 @@ class MessageAdmin(ReadOnly, admin.ModelAdmin):
     search_fields = ["provider_message_id", "body"]
 
 
-@admin.register(ConversationEvent)
-class ConversationEventAdmin(ReadOnly, admin.ModelAdmin):
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnly, admin.ModelAdmin):
     """The audit trail."""
 
     list_display = ["created_at", "kind", "conversation", "contact", "actor"]

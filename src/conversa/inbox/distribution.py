@@ -17,7 +17,7 @@ from django.utils import timezone
 from conversa.accounts.models import WHATSAPP_SKILL, AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.inbox.events import publish_conversation
-from conversa.inbox.models import Conversation, ConversationEvent
+from conversa.inbox.models import Conversation, AuditEntry
 from conversa.realtime import event_types, groups
 
 
@@ -63,7 +63,7 @@ def distribute(campaign_id: int) -> list[int]:
                 continue
             AgentProfile.objects.filter(user=agent).update(last_assigned_at=now)
             conversation = Conversation.objects.select_related("contact", "line__provider").get(pk=conversation_id)
-            ConversationEvent.objects.create(kind=ConversationEvent.Kind.ASSIGNED, conversation=conversation,
+            AuditEntry.objects.create(kind=AuditEntry.Kind.ASSIGNED, conversation=conversation,
                                              contact=conversation.contact, data={"agent": agent.pk,
                                                                                  "policy": campaign.routing})
             publish_conversation(event_types.CONVERSATION_CAPTURED, conversation, groups.campaign_group(campaign.pk),

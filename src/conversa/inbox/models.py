@@ -161,12 +161,11 @@ class Message(models.Model):
         return reverse("api-message-media", kwargs={"pk": self.pk}) if self.media else ""
 
 
-class ConversationEvent(models.Model):
+class AuditEntry(models.Model):
     """Audit trail: who did what, when, on which conversation (or contact)."""
 
     class Kind(models.TextChoices):
         CREATED = "created", _("Created")
-        INBOUND = "inbound", _("Customer message")
         CAPTURED = "captured", _("Captured")
         ASSIGNED = "assigned", _("Assigned")
         MESSAGE_SENT = "message_sent", _("Message sent")
@@ -178,7 +177,7 @@ class ConversationEvent(models.Model):
         ROUTED = "routed", _("Routed by the interactive menu")
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"
     )
     contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     actor = models.ForeignKey(
@@ -189,8 +188,8 @@ class ConversationEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        verbose_name = _("conversation event")
-        verbose_name_plural = _("conversation events")
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:

@@ -28,7 +28,7 @@ from conversa.contacts.services import ContactError, ContactExists, create_conta
 from conversa.core import media as stored_media
 from conversa.core.errors import Conflict, InvalidInput, NotAllowed, NotFound, WindowClosed
 from conversa.inbox.events import publish_conversation, publish_message
-from conversa.inbox.models import Conversation, ConversationEvent, Message
+from conversa.inbox.models import Conversation, AuditEntry, Message
 from conversa.inbox.selectors import (
     campaigns_for,
     may_edit_contact,
@@ -70,7 +70,7 @@ def _failure_title(*, reason: str, title: str) -> str:
 
 def _audit(kind: str, *, actor: Any = None, conversation: Conversation | None = None,
            contact: Contact | None = None, **data: Any) -> None:
-    ConversationEvent.objects.create(
+    AuditEntry.objects.create(
         kind=kind, actor=actor if actor and actor.is_authenticated else None,
         conversation=conversation, contact=contact or (conversation.contact if conversation else None),
         data=data,
@@ -152,7 +152,7 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
             conversation.menu_id = line.menu_id
             conversation.save(update_fields=["status", "menu"])
         if created:
-            _audit(ConversationEvent.Kind.CREATED, conversation=conversation, via="inbound", in_hours=in_hours)
+            _audit(AuditEntry.Kind.CREATED, conversation=conversation, via="inbound", in_hours=in_hours)
             publish_conversation("conversation.created", conversation)
         publish_message("message.created", message)
         if created and not in_hours:
@@ -202,7 +202,7 @@ def _close_by_system(conversation: Conversation, **why: Any) -> None:
     conversation.menu = None
     conversation.unread_count = 0
     conversation.save(update_fields=["status", "closed_at", "closed_by_system", "menu", "unread_count"])
-    _audit(ConversationEvent.Kind.CLOSED, conversation=conversation, **why)
+    _audit(AuditEntry.Kind.CLOSED, conversation=conversation, **why)
     publish_conversation("conversation.closed", conversation)
 
 
@@ -265,7 +265,7 @@ def _route_to_campaign(conversation: Conversation, campaign: Campaign, **why: An
         conversation.contact = Contact.objects.filter(database_id=campaign.contact_database_id,
                                                       phone=conversation.customer_phone).first()
     conversation.save(update_fields=["campaign", "status", "menu", "contact"])
-    _audit(ConversationEvent.Kind.ROUTED, conversation=conversation, campaign=campaign.name, **why)
+    _audit(AuditEntry.Kind.ROUTED, conversation=conversation, campaign=campaign.name, **why)
     publish_conversation("conversation.created", conversation)
     if campaign.routing != Campaign.Routing.MANUAL:
         transaction.on_commit(lambda: _distribute_safely(campaign_id=campaign.pk))
@@ -387,7 +387,7 @@ def capture(conversation_id: int, agent: UserModel) -> Conversation:
             holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
             raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
                            extra={"agent": conversation.agent_id if named else None, "agent_name": holder})
-        _audit(ConversationEvent.Kind.CAPTURED, actor=agent, conversation=conversation)
+        _audit(AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
         publish_conversation("conversation.captured", conversation,
                              groups.campaign_group(conversation.campaign_id))
     return conversation
@@ -628,7 +628,7 @@ def send_reply(conversation_id: int, agent: UserModel, request: ReplyRequest) ->
                     raise InvalidInput(_("WhatsApp texts can be at most 4096 characters."), field="text")
                 message = _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEXT, body=text,
                                           client_message_id=request.client_message_id, reply_to=reply_to)
-        _audit(ConversationEvent.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
+        _audit(AuditEntry.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
                message=message.pk, message_kind=message.kind)
     return message, True
 
@@ -674,7 +674,7 @@ def identify(conversation_id: int, agent: UserModel, *, contact_id: Any = None,
         (Conversation.objects.filter(campaign=conversation.campaign, customer_phone=contact.phone,
                                      contact__isnull=True).exclude(status=Conversation.Status.CLOSED)
          .update(contact=contact))
-        _audit(ConversationEvent.Kind.IDENTIFIED, actor=agent, conversation=conversation, contact=contact,
+        _audit(AuditEntry.Kind.IDENTIFIED, actor=agent, conversation=conversation, contact=contact,
                created=created)
         publish_conversation("contact.identified", conversation)
     return conversation
@@ -691,7 +691,7 @@ def edit_contact(contact_id: int, user: UserModel, data: dict[str, Any]) -> Cont
         except ContactError as exc:
             field, message = next(iter(exc.errors.items()))
             raise InvalidInput(message, field=field, extra={"errors": exc.errors}) from exc
-        _audit(ConversationEvent.Kind.CONTACT_EDITED, actor=user, contact=contact,
+        _audit(AuditEntry.Kind.CONTACT_EDITED, actor=user, contact=contact,
                fields=sorted(k for k in data if k != "custom") + sorted((data.get("custom") or {}).keys()))
         for conversation in contact.conversations.exclude(status=Conversation.Status.CLOSED):
             publish_conversation("contact.updated", conversation)
@@ -732,7 +732,7 @@ def transfer(conversation_id: int, user: UserModel, target_user_id: Any) -> Conv
         conversation.status = Conversation.Status.ATTENDED
         conversation.attended_at = conversation.attended_at or timezone.now()
         conversation.save(update_fields=["agent", "status", "attended_at"])
-        _audit(ConversationEvent.Kind.TRANSFERRED, actor=user, conversation=conversation,
+        _audit(AuditEntry.Kind.TRANSFERRED, actor=user, conversation=conversation,
                from_agent=previous, to_agent=target.pk)
         # From an agent: she loses it. From the general inbox (a supervisor assigning it): it leaves
         # every campaign agent's New tab.
@@ -824,7 +824,7 @@ def close(conversation_id: int, user: UserModel, *, option_id: Any, notes: str =
         conversation.closed_at = now
         conversation.unread_count = 0
         conversation.save(update_fields=["status", "closed_at", "unread_count"])
-        _audit(ConversationEvent.Kind.CLOSED, actor=user, conversation=conversation,
+        _audit(AuditEntry.Kind.CLOSED, actor=user, conversation=conversation,
                disposition=disposition.pk, option=option.name)
         publish_conversation("conversation.closed", conversation,
                              *([groups.agent_group(closing_agent)] if closing_agent else []))
@@ -877,7 +877,7 @@ def start_outbound(agent: UserModel, *, line_id: Any, phone: Any, template_id: A
                 )
         except IntegrityError as exc:
             raise Conflict(_("%(phone)s already has an open conversation.") % {"phone": e164}) from exc
-        _audit(ConversationEvent.Kind.OUTBOUND_STARTED, actor=agent, conversation=conversation,
+        _audit(AuditEntry.Kind.OUTBOUND_STARTED, actor=agent, conversation=conversation,
                template=template.name)
         publish_conversation("conversation.created", conversation)
         _queue_outbound(conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(cleaned_params),
@@ -915,7 +915,7 @@ def close_stale_conversations(*, older_than: datetime.timedelta, statuses: list[
                     continue
                 conversation = Conversation.objects.select_related("contact", "line__provider").get(pk=conversation_id)
                 previous_agent = conversation.agent_id
-                _audit(ConversationEvent.Kind.CLOSED, actor=actor, conversation=conversation, reason="stale",
+                _audit(AuditEntry.Kind.CLOSED, actor=actor, conversation=conversation, reason="stale",
                        older_than_hours=round(older_than.total_seconds() / 3600, 1))
                 publish_conversation("conversation.closed", conversation,
                                      *([groups.agent_group(previous_agent)] if previous_agent else []))
