@@ -31,6 +31,8 @@ import pytest
 from django.db import connection
 from websockets.asyncio.client import ClientConnection, connect
 
+from conversa.realtime.stream import current_event_id
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEADLINE = 30.0
@@ -171,11 +173,12 @@ def test_embedded_mode_one_process_delivers_to_agent_and_simulator(demo, launche
     token = token_for(port, "agent1")
     line_id = demo["sales_line"].pk
     origin = f"http://127.0.0.1:{port}"
+    last_event_id = current_event_id()  # nothing is published before the webhook below
 
     async def scenario() -> None:
         async with connect(f"ws://127.0.0.1:{port}/ws/agent/?token={token}") as agent, \
                 connect(f"ws://127.0.0.1:{port}/ws/sandbox/{line_id}/", origin=origin) as simulator:  # type: ignore[arg-type]
-            assert (await next_frame(agent, "hello"))["payload"]["last_event_id"] >= 0
+            assert (await next_frame(agent, "hello"))["payload"]["last_event_id"] == last_event_id
             await next_frame(simulator, "hello")
             await post_webhook(port, line_id, "+5491155550101", "Hola desde el simulador")
             created = await next_frame(agent, "conversation.created")

@@ -16,7 +16,7 @@ from conversa.accounts.selectors import display_name, require_whatsapp_access
 from conversa.campaigns.models import Disposition
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
-from conversa.core.api import current_user
+from conversa.core.api import current_user, request_object
 from conversa.core.errors import InvalidInput, NotFound
 from conversa.inbox import services
 
@@ -61,9 +61,10 @@ class ContactDetailView(APIView):
 
     @extend_schema(request=ContactSerializer, responses=ContactSerializer)
     def patch(self, request: Request, pk: int) -> Response:
-        if not isinstance(request.data, dict) or not request.data:
+        data = request_object(request)  # `null`, a list, a string: 400 naming the body
+        if not data:
             raise InvalidInput(_("Send the fields to change."), field="first_name")
-        contact = services.edit_contact(pk, current_user(request), dict(request.data))
+        contact = services.edit_contact(pk, current_user(request), data)
         return Response(ContactSerializer(contact).data)
 
 
