@@ -185,6 +185,23 @@ TASKS = {
 # channel layer cannot cross processes).
 CONVERSA_EMBEDDED_WORKER = env_bool("CONVERSA_EMBEDDED_WORKER", not REDIS_URL)
 CONVERSA_WORKER_INTERVAL = float(os.environ.get("CONVERSA_WORKER_INTERVAL", "0.2"))
+# Worker liveness and the queue's housekeeping (docs/operations.md, "Workers"): each worker beats
+# every HEARTBEAT_EVERY seconds; a worker silent for STALE_AFTER seconds is dead, and the task rows it
+# left RUNNING are run again (at most TASK_MAX_RUNS runs per row, then failed). One worker at a
+# time sweeps, every SWEEP_EVERY seconds. Finished task rows are deleted after TASK_RETENTION seconds.
+CONVERSA_WORKER_HEARTBEAT_EVERY = float(os.environ.get("CONVERSA_WORKER_HEARTBEAT_EVERY", "5"))
+CONVERSA_WORKER_STALE_AFTER = float(os.environ.get("CONVERSA_WORKER_STALE_AFTER", "30"))
+CONVERSA_SWEEP_EVERY = float(os.environ.get("CONVERSA_SWEEP_EVERY", "10"))
+CONVERSA_TASK_MAX_RUNS = int(os.environ.get("CONVERSA_TASK_MAX_RUNS", "5"))
+CONVERSA_TASK_RETENTION = float(os.environ.get("CONVERSA_TASK_RETENTION", str(24 * 3600)))
+# Queues every worker serves before the others (agent replies never wait behind a webhook backlog).
+CONVERSA_FIRST_QUEUES = ["outbound"]
+# /healthz/ answers 503 past these: unprocessed webhook events (count, age of the oldest in
+# seconds), and, when REQUIRE_WORKER (default: outside the embedded demo), no worker heartbeat
+# fresher than STALE_AFTER.
+CONVERSA_HEALTH_MAX_BACKLOG = int(os.environ.get("CONVERSA_HEALTH_MAX_BACKLOG", "1000"))
+CONVERSA_HEALTH_MAX_BACKLOG_AGE = float(os.environ.get("CONVERSA_HEALTH_MAX_BACKLOG_AGE", "300"))
+CONVERSA_HEALTH_REQUIRE_WORKER = env_bool("CONVERSA_HEALTH_REQUIRE_WORKER", not CONVERSA_EMBEDDED_WORKER)
 
 if env_bool("CONVERSA_FAST_PASSWORD_HASHING", False):
     # Test runs only (tests/conftest.py sets it, and servers they spawn inherit it).

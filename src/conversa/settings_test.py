@@ -12,5 +12,7 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-test-suite-0123456789")
 os.environ.setdefault("CONVERSA_SANDBOX_SIMULATOR", "1")
+# Tests drain tasks in-process, not in worker processes: no heartbeat for /healthz/ to require.
+os.environ.setdefault("CONVERSA_HEALTH_REQUIRE_WORKER", "0")
 
 from conversa.settings import *  # noqa: F403

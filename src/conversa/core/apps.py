@@ -5,3 +5,17 @@ class CoreConfig(AppConfig):
     name = "conversa.core"
     label = "core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from conversa.core.health import register_health_reading, workers_reading
+        from conversa.core.worker import (
+            expire_abandoned_tasks,
+            prune_finished_tasks,
+            prune_stale_heartbeats,
+            register_sweep,
+        )
+
+        register_sweep(name="abandoned_tasks", job=expire_abandoned_tasks)
+        register_sweep(name="finished_tasks_pruned", job=prune_finished_tasks)
+        register_sweep(name="heartbeats_pruned", job=prune_stale_heartbeats)
+        register_health_reading(name="workers", read=workers_reading)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.db.utils import DatabaseError
@@ -12,28 +10,25 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from conversa.core import media
-
-# name → a database read reported by /healthz/ (e.g. whatsapp's "webhook_backlog"); registered by
-# the apps in AppConfig.ready(), so core knows no domain app.
-_health_readings: dict[str, Callable[[], int]] = {}
-
-
-def register_health_reading(*, name: str, read: Callable[[], int]) -> None:
-    _health_readings[name] = read
+from conversa.core.health import health_readings
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """For load balancers: 200 when the database answers; also reports the registered readings
-    (whatsapp's webhook backlog: events stored but not processed for over a minute means no task
-    worker is running)."""
+    """For load balancers and monitoring: 200 when the database answers and no registered reading
+    reports a problem (core's task workers alive, whatsapp's webhook backlog under its limits);
+    503 otherwise, with `problems` saying why. Every reading is in the body either way."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        readings = {name: read() for name, read in list(_health_readings.items())}
+        readings = health_readings()
     except DatabaseError as exc:
-        return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", **readings})
+        return JsonResponse({"status": "error", "database": str(exc)[:200],
+                             "problems": ["database unreachable"]}, status=503)
+    problems = [f"{name}: {reading.problem}" for name, reading in readings.items() if reading.problem]
+    body = {"status": "error" if problems else "ok", "database": "ok", "problems": problems,
+            **{name: reading.value for name, reading in readings.items()}}
+    return JsonResponse(body, status=503 if problems else 200)
 
 
 @require_GET

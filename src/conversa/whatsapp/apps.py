@@ -7,7 +7,7 @@ class WhatsappConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from conversa.core.views import register_health_reading
+        from conversa.core.health import register_health_reading
         from conversa.core.worker import register_sweep
         from conversa.realtime.stream import register_stream
         from conversa.whatsapp.streams import sandbox_audience

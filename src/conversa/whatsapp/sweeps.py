@@ -6,22 +6,46 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from django.db.models import Min, OuterRef
 from django.utils import timezone
 
+from conversa.core.health import HealthReading
+from conversa.core.worker import live_task_exists
 from conversa.whatsapp.models import WebhookEvent
-from conversa.whatsapp.services import overdue_webhook_events
 from conversa.whatsapp.tasks import process_webhook_event
+
+# Events that failed this many times are left to the admins (not swept, not counted as backlog).
+WEBHOOK_MAX_ATTEMPTS = 10
 
 
 def requeue_overdue_webhook_events() -> int:
-    """Stored webhook events still unprocessed after a while (a crash, a lost enqueue): enqueue again."""
-    events = overdue_webhook_events(datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER))
-    for event_id in events:
+    """Stored webhook events still unprocessed after a while whose task is gone (a crash, a lost
+    enqueue, a failed run): enqueue again. An event whose task is still waiting or running is left
+    alone, so a backlog never multiplies itself (at most one live task per event)."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER)
+    orphans = list(
+        WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff,
+                                    attempts__lt=WEBHOOK_MAX_ATTEMPTS)
+        .exclude(live_task_exists(task=process_webhook_event, first_arg=OuterRef("pk")))
+        .order_by("received_at").values_list("pk", flat=True)[:500]
+    )
+    for event_id in orphans:
         process_webhook_event.enqueue(event_id)
-    return len(events)
+    return len(orphans)
 
 
-def webhook_backlog() -> int:
-    """For /healthz/: events stored but unprocessed for over a minute (no task worker running?)."""
-    return WebhookEvent.objects.filter(
-        processed_at__isnull=True, received_at__lt=timezone.now() - datetime.timedelta(minutes=1)).count()
+def webhook_backlog() -> HealthReading:
+    """For /healthz/: unprocessed events and the age of the oldest. Past CONVERSA_HEALTH_MAX_BACKLOG
+    events or CONVERSA_HEALTH_MAX_BACKLOG_AGE seconds, the workers are down or cannot keep up."""
+    backlog = WebhookEvent.objects.filter(processed_at__isnull=True, attempts__lt=WEBHOOK_MAX_ATTEMPTS).aggregate(
+        oldest=Min("received_at"))
+    pending = WebhookEvent.objects.filter(processed_at__isnull=True, attempts__lt=WEBHOOK_MAX_ATTEMPTS).count()
+    age = (timezone.now() - backlog["oldest"]).total_seconds() if backlog["oldest"] else 0.0
+    problems = []
+    if pending > settings.CONVERSA_HEALTH_MAX_BACKLOG:
+        problems.append(f"{pending} unprocessed webhook events (limit {settings.CONVERSA_HEALTH_MAX_BACKLOG})")
+    if age > settings.CONVERSA_HEALTH_MAX_BACKLOG_AGE:
+        problems.append(f"oldest unprocessed webhook event is {age:.0f} s old "
+                        f"(limit {settings.CONVERSA_HEALTH_MAX_BACKLOG_AGE:g} s)")
+    return HealthReading(value={"pending": pending, "oldest_age_seconds": round(age, 1)},
+                         problem="; ".join(problems) or None)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import threading
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
 
-from conversa.core.worker import SWEEP_EVERY, make_worker, sweep
-
-logger = logging.getLogger(__name__)
+from conversa.core.worker import Housekeeping, make_worker, sweep
 
 
 class Command(BaseCommand):
@@ -22,27 +17,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--interval", type=float, default=None, help="Seconds between polls when idle.")
         parser.add_argument("--batch", action="store_true", help="Run what is due, then exit.")
+        parser.add_argument("--queues", default="*",
+                            help="Comma-separated queues to serve (default: all; 'outbound' first in any case).")
 
-    def handle(self, *args: Any, interval: float | None, batch: bool, **options: Any) -> None:
-        worker = make_worker(batch=batch, interval=interval)
-        stop = threading.Event()
+    def handle(self, *args: Any, interval: float | None, batch: bool, queues: str, **options: Any) -> None:
+        worker = make_worker(batch=batch, interval=interval, queues=[q for q in queues.split(",") if q])
 
         def shutdown(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-            worker.running = False
+            worker.running = False  # finish the current task, then leave the loop
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
-        sweep()
-        if not batch:
-            def sweeper() -> None:
-                while not stop.wait(SWEEP_EVERY):
-                    try:
-                        close_old_connections()
-                        sweep()
-                    except Exception:  # one database hiccup must not stop sweeping for good
-                        logger.exception("sweep failed")
-
-            threading.Thread(target=sweeper, daemon=True).start()
-        self.stdout.write("conversa worker started")
-        worker.run()
+        if batch:
+            sweep()
+            worker.run()
+            return
+        housekeeping = Housekeeping(worker=worker)
+        housekeeping.start()
+        self.stdout.write(f"conversa worker {worker.worker_id} started", ending="\n")
+        self.stdout.flush()
+        try:
+            worker.run()
+        finally:
+            housekeeping.stop()
