@@ -13,62 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversa.accounts.selectors import display_name
 from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
 from conversa.core.errors import InvalidInput
 from conversa.core.media import media_response
 from conversa.inbox import selectors, services
-from conversa.inbox.models import Conversation, Message
-from conversa.inbox.window import is_window_open, window_expires_at
-
-
-class ConversationSerializer(serializers.ModelSerializer):
-    customer_name = serializers.CharField(read_only=True)
-    agent_name = serializers.SerializerMethodField()
-    campaign_name = serializers.CharField(source="campaign.name", read_only=True)
-    line_number = serializers.CharField(source="line.number", read_only=True)
-    window_open = serializers.SerializerMethodField()
-    window_expires_at = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Conversation
-        fields = [
-            "id", "campaign", "campaign_name", "line", "line_number", "customer_phone", "customer_name",
-            "customer_profile_name", "contact", "agent", "agent_name", "status", "is_outbound",
-            "created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at",
-            "last_message_preview", "unread_count", "window_open", "window_expires_at",
-        ]
-        read_only_fields = fields
-
-    def get_agent_name(self, obj: Conversation) -> str | None:
-        return display_name(obj.agent) if obj.agent else None
-
-    def get_window_open(self, obj: Conversation) -> bool:
-        return is_window_open(obj)
-
-    def get_window_expires_at(self, obj: Conversation) -> str | None:
-        expires = window_expires_at(obj)
-        return expires.isoformat() if expires else None
-
-
-class MessageSerializer(serializers.ModelSerializer):
-    media_url = serializers.SerializerMethodField()
-    sender_name = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Message
-        fields = [
-            "id", "conversation", "direction", "kind", "body", "payload", "media_url", "media_mime",
-            "media_filename", "template", "sender", "sender_name", "status", "error_code", "error_title",
-            "provider_message_id", "client_message_id", "reply_to", "created_at", "status_changed_at",
-        ]
-        read_only_fields = fields
-
-    def get_media_url(self, obj: Message) -> str | None:
-        return obj.media_path or None
-
-    def get_sender_name(self, obj: Message) -> str | None:
-        return display_name(obj.sender) if obj.sender else None
+from conversa.inbox.models import Conversation
+from conversa.inbox.serializers import ConversationSerializer, MessageSerializer
 
 
 def _body(request: Request) -> Any:

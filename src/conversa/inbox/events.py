@@ -1,46 +1,15 @@
-"""Event payloads and audiences for conversation changes (what browsers receive)."""
+"""Event payloads and audiences for conversation changes (what browsers receive). Payloads are the
+summaries of inbox/serializers.py: the same fields, with the same values, as the REST API."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from conversa.inbox.models import Conversation, Message
+from conversa.inbox.serializers import conversation_summary, message_summary
 from conversa.realtime import groups
 from conversa.realtime.services import publish
 from conversa.whatsapp.adapters import adapter_class
-
-
-def conversation_payload(conversation: Conversation) -> dict[str, Any]:
-    return {
-        "id": conversation.pk,
-        "campaign": conversation.campaign_id,
-        "line": conversation.line_id,
-        "status": conversation.status,
-        "agent": conversation.agent_id,
-        "contact": conversation.contact_id,
-        "customer_phone": conversation.customer_phone,
-        "customer_name": conversation.customer_name,
-        "last_message_at": conversation.last_message_at.isoformat() if conversation.last_message_at else None,
-        "last_message_preview": conversation.last_message_preview,
-        "unread_count": conversation.unread_count,
-    }
-
-
-def message_payload(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.pk,
-        "conversation": message.conversation_id,
-        "direction": message.direction,
-        "kind": message.kind,
-        "body": message.body,
-        "status": message.status,
-        "error_code": message.error_code,
-        "error_title": message.error_title,
-        "provider_message_id": message.provider_message_id or "",
-        "media_url": message.media_path,
-        "media_filename": message.media_filename,
-        "created_at": message.created_at.isoformat() if message.created_at else None,
-    }
 
 
 def audience(conversation: Conversation, *extra_agents: int | None) -> list[str]:
@@ -57,7 +26,7 @@ def audience(conversation: Conversation, *extra_agents: int | None) -> list[str]
 
 def publish_conversation(event_type: str, conversation: Conversation, *extra_groups: str,
                          **extra: Any) -> None:
-    publish(event_type, {"conversation": conversation_payload(conversation), **extra},
+    publish(event_type, {"conversation": conversation_summary(conversation), **extra},
             [*audience(conversation), *extra_groups])
 
 
@@ -69,6 +38,6 @@ def publish_message(event_type: str, message: Message) -> None:
         targets.append(groups.line_group(conversation.line_id))
     publish(
         event_type,
-        {"message": message_payload(message), "conversation": conversation_payload(conversation)},
+        {"message": message_summary(message), "conversation": conversation_summary(conversation)},
         targets,
     )

@@ -33,9 +33,9 @@ from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core.api import error_response
 from conversa.core.errors import DomainError, NotAllowed
-from conversa.core.media import signed_path
 from conversa.inbox import selectors, services
 from conversa.inbox.models import Conversation, Message
+from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
 
@@ -444,13 +444,5 @@ def sandbox_messages(request: HttpRequest, line_id: int) -> JsonResponse:
     return JsonResponse({
         "phone": phone,
         "line": {"id": line.pk, "number": line.number, "name": line.name},
-        "messages": [{
-            "id": m.pk, "conversation": m.conversation_id, "direction": m.direction, "kind": m.kind,
-            "body": m.body, "status": m.status, "error_title": m.error_title,
-            "provider_message_id": m.provider_message_id or "",
-            # The simulator has no login: signed, expiring links to these files only.
-            "media_url": signed_path(m.media.name, display_name=m.media_filename) if m.media else "",
-            "media_filename": m.media_filename, "media_error": m.payload.get("media_error", ""),
-            "created_at": m.created_at.isoformat(),
-        } for m in messages],
+        "messages": SimulatorMessageSerializer(messages, many=True).data,
     })

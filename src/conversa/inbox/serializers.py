@@ -1,0 +1,115 @@
+"""How conversations and messages look outside: one definition for the REST API (inbox/api.py),
+the websocket events (inbox/events.py) and the sandbox simulator's thread (web/views.py).
+
+Events carry the summary (the row's own columns: no joins, so publishing costs no queries); the API
+adds the joined and derived fields. A field means the same and has the same value in both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from conversa.accounts.selectors import display_name
+from conversa.core.media import signed_path
+from conversa.inbox.models import Conversation, Message
+from conversa.inbox.window import is_window_open, window_expires_at
+
+
+class ConversationSummarySerializer(serializers.ModelSerializer):
+    """What every conversation event carries."""
+
+    customer_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "campaign", "line", "status", "agent", "contact", "customer_phone", "customer_name",
+            "last_message_at", "last_message_preview", "unread_count",
+        ]
+        read_only_fields = fields
+
+
+class ConversationSerializer(ConversationSummarySerializer):
+    agent_name = serializers.SerializerMethodField()
+    campaign_name = serializers.CharField(source="campaign.name", read_only=True)
+    line_number = serializers.CharField(source="line.number", read_only=True)
+    window_open = serializers.SerializerMethodField()
+    window_expires_at = serializers.SerializerMethodField()
+
+    class Meta(ConversationSummarySerializer.Meta):
+        fields = [
+            "id", "campaign", "campaign_name", "line", "line_number", "customer_phone", "customer_name",
+            "customer_profile_name", "contact", "agent", "agent_name", "status", "is_outbound",
+            "created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at",
+            "last_message_preview", "unread_count", "window_open", "window_expires_at",
+        ]
+        read_only_fields = fields
+
+    def get_agent_name(self, obj: Conversation) -> str | None:
+        return display_name(obj.agent) if obj.agent else None
+
+    def get_window_open(self, obj: Conversation) -> bool:
+        return is_window_open(obj)
+
+    def get_window_expires_at(self, obj: Conversation) -> str | None:
+        expires = window_expires_at(obj)
+        return expires.isoformat() if expires else None
+
+
+class MessageSummarySerializer(serializers.ModelSerializer):
+    """What every message event carries."""
+
+    media_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "conversation", "direction", "kind", "body", "status", "error_code", "error_title",
+            "provider_message_id", "media_url", "media_filename", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_media_url(self, obj: Message) -> str | None:
+        return obj.media_path or None
+
+
+class MessageSerializer(MessageSummarySerializer):
+    sender_name = serializers.SerializerMethodField()
+
+    class Meta(MessageSummarySerializer.Meta):
+        fields = [
+            "id", "conversation", "direction", "kind", "body", "payload", "media_url", "media_mime",
+            "media_filename", "template", "sender", "sender_name", "status", "error_code", "error_title",
+            "provider_message_id", "client_message_id", "reply_to", "created_at", "status_changed_at",
+        ]
+        read_only_fields = fields
+
+    def get_sender_name(self, obj: Message) -> str | None:
+        return display_name(obj.sender) if obj.sender else None
+
+
+class SimulatorMessageSerializer(MessageSummarySerializer):
+    """The sandbox simulator's thread. It has no login, so its files are signed, expiring links
+    (never the API's media view) and "" when there is none, as its page has always read them."""
+
+    media_url = serializers.SerializerMethodField()
+    media_error = serializers.SerializerMethodField()
+
+    class Meta(MessageSummarySerializer.Meta):
+        fields = [*MessageSummarySerializer.Meta.fields, "media_error"]
+        read_only_fields = fields
+
+    def get_media_url(self, obj: Message) -> str:
+        return signed_path(obj.media.name, display_name=obj.media_filename) if obj.media else ""
+
+    def get_media_error(self, obj: Message) -> str:
+        return str(obj.payload.get("media_error", "")) if isinstance(obj.payload, dict) else ""
+
+
+def conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    return dict(ConversationSummarySerializer(conversation).data)
+
+
+def message_summary(message: Message) -> dict[str, Any]:
+    return dict(MessageSummarySerializer(message).data)
