@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conversa.accounts.models import AgentProfile
-from conversa.inbox.models import Conversation, AuditEntry, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from conversa.inbox.models import Conversation, AuditEntry, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 
 
 class ReadOnly:
