@@ -23,18 +23,23 @@ run: $(STAMP)
 	$(PY) manage.py load_demo
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) --port $(PORT) --loop uvloop --http httptools
 
-# Production shape on one machine: several ASGI workers + a separate task worker.
+# Production shape on one machine: several ASGI workers + two task workers (one serving only
+# outbound sends, so replies never wait behind webhooks; one serving every queue, outbound first).
 # Needs DATABASE_URL (PostgreSQL) and REDIS_URL; see docs/operations.md.
-# The task worker runs in the background and is stopped with the web server: a background job of
-# a non-interactive shell ignores Ctrl-C, so without the trap it would outlive `make`.
+# Each task worker runs under a tiny supervisor loop that restarts it when it dies (kill -9, OOM);
+# the loops are stopped with the web server: a background job of a non-interactive shell ignores
+# Ctrl-C, so without the trap they would outlive `make`.
 run-prod: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$SECRET_KEY" || \
 	  (echo "set DATABASE_URL, REDIS_URL and SECRET_KEY (docs/operations.md)" && exit 1)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	export CONVERSA_EMBEDDED_WORKER=0; \
-	$(PY) manage.py conversa_worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
+	supervise() { trap 'kill $$child 2>/dev/null; wait $$child; exit 0' TERM INT; \
+	  while :; do $(PY) manage.py conversa_worker "$$@" & child=$$!; wait $$child; \
+	    echo "conversa_worker $$* exited ($$?); restarting in 2 s" >&2; sleep 2; done; }; \
+	supervise --queues outbound & outbound=$$!; supervise & worker=$$!; \
+	trap 'kill $$outbound $$worker 2>/dev/null; wait $$outbound $$worker' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
 	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --timeout-graceful-shutdown 20
 

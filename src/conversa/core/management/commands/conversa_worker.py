@@ -17,11 +17,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--interval", type=float, default=None, help="Seconds between polls when idle.")
         parser.add_argument("--batch", action="store_true", help="Run what is due, then exit.")
-        parser.add_argument("--queues", default="*",
-                            help="Comma-separated queues to serve (default: all; 'outbound' first in any case).")
+        parser.add_argument("--queues", default="all",
+                            help="Comma-separated queues to serve, or 'all' (default); 'outbound' first always.")
 
     def handle(self, *args: Any, interval: float | None, batch: bool, queues: str, **options: Any) -> None:
-        worker = make_worker(batch=batch, interval=interval, queues=[q for q in queues.split(",") if q])
+        names = [name for name in queues.split(",") if name and name not in ("all", "*")]
+        worker = make_worker(batch=batch, interval=interval, queues=names or None)
 
         def shutdown(signum: int, frame: FrameType | None) -> None:
             worker.running = False  # finish the current task, then leave the loop
