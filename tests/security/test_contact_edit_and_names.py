@@ -23,7 +23,8 @@ OUTSIDER_NAME = "Olga Outsider"
 
 def logged_in(username: str) -> Client:
     client = Client()
-    assert client.login(username=username, password="demo")
+    client.force_login(get_user_model().objects.get(username=username),
+                       backend="django.contrib.auth.backends.ModelBackend")
     return client
 
 

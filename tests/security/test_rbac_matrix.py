@@ -177,6 +177,8 @@ TABLE: dict[str, list[Check]] = {
     "api-conversation": [Check("GET", API_CONV_READ)],
     # Capturing someone's conversation in her campaign is a 409 race answer; outside it, 404.
     "api-capture": [Check("POST", obj(401, 403, 200, 409, 404, 409, 409))],
+    # Marking read: whoever may see the conversation (only its agent's unread count changes).
+    "api-read": [Check("POST", API_CONV_READ)],
     "api-messages": [Check("GET", API_CONV_READ),
                      Check("POST", obj(401, 403, 201, 404, 404, 404, 404), body=_text)],
     "api-identify": [Check("POST", API_CONV_ACT, body=lambda f, o: {"contact": f.objects[o]["contact"].pk})],
@@ -217,6 +219,7 @@ TABLE: dict[str, list[Check]] = {
     "console-pane": [Check("GET", WEB_CONV_READ)],
     "console-messages": [Check("GET", WEB_CONV_READ)],
     "console-side": [Check("GET", WEB_CONV_READ)],
+    "console-read": [Check("POST", WEB_CONV_ACT, json_body=False)],
     "console-capture": [Check("POST", obj(302, 403, 204, 409, 404, 409, 409), json_body=False)],
     "console-send": [Check("POST", obj(302, 403, 204, 404, 404, 404, 404), body=_text, json_body=False)],
     "console-identify": [Check("POST", WEB_CONV_ACT, json_body=False,

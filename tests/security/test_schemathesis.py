@@ -53,7 +53,8 @@ def _database_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def api_server(demo: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+def api_server(demo: dict[str, Any], ids_config: Path, tmp_path: Path) -> Iterator[str]:
+    # After ids_config: the server's own task worker must not race the test's fixture building.
     """uvicorn on 127.0.0.1 over the test database; stopped before the database is flushed."""
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
@@ -94,6 +95,13 @@ def api_server(demo: dict[str, Any], tmp_path: Path) -> Iterator[str]:
                     proc.wait(10)
 
 
+@pytest.fixture
+def ids_config(api: Any, customer_says: Any, tmp_path: Path) -> Path:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(real_ids_config(api, customer_says))
+    return config
+
+
 def real_ids_config(api: Any, customer_says: Any) -> str:
     """schemathesis.toml pointing each operation's `{id}` at a real object agent1 works on (her
     conversation, its contact, campaign, line and a media message), so generated bodies reach the
@@ -118,13 +126,11 @@ def real_ids_config(api: Any, customer_says: Any) -> str:
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("username", ["agent1", "supervisor"])
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api_server: str, username: str, api: Any,
-                                                                   customer_says: Any, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api_server: str, ids_config: Path,
+                                                                   username: str, tmp_path: Path) -> None:
     token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username=username))
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(real_ids_config(api, customer_says))
     command = [
-        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{api_server}/api/schema/",
+        str(SCHEMATHESIS), "--config-file", str(ids_config), "run", f"{api_server}/api/schema/",
         "--checks", CHECKS,
         "--header", f"Authorization: Token {token.key}",
         "--max-examples", str(MAX_EXAMPLES),
