@@ -6,17 +6,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from conversa.accounts import api as accounts_api
 from conversa.campaigns import api as campaigns_api
-from conversa.contacts import api as contacts_api
 from conversa.core.views import healthz, media_link
 from conversa.inbox import api as inbox_api
+from conversa.inbox import api_contacts as inbox_contacts_api
 from conversa.reports import api as reports_api
 from conversa.whatsapp import api as whatsapp_api
 from conversa.whatsapp.webhooks import webhook
 
 api_v1 = [
     path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
-    path("me/", accounts_api.MeView.as_view(), name="api-me"),
-    path("me/status/", accounts_api.MyStatusView.as_view(), name="api-my-status"),
+    path("me/", campaigns_api.MeView.as_view(), name="api-me"),
+    path("me/status/", campaigns_api.MyStatusView.as_view(), name="api-my-status"),
     path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),
     path("inbox/personal/", inbox_api.PersonalInboxView.as_view(), name="api-personal-inbox"),
     path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),
@@ -27,12 +27,12 @@ api_v1 = [
     path("conversations/<int:pk>/transfer/", inbox_api.TransferView.as_view(), name="api-transfer"),
     path("conversations/<int:pk>/close/", inbox_api.CloseView.as_view(), name="api-close"),
     path("messages/<int:pk>/media/", inbox_api.MessageMediaView.as_view(), name="api-message-media"),
-    path("contacts/<int:pk>/", contacts_api.ContactDetailView.as_view(), name="api-contact"),
-    path("contacts/<int:pk>/dispositions/", contacts_api.ContactDispositionsView.as_view(),
+    path("contacts/<int:pk>/", inbox_contacts_api.ContactDetailView.as_view(), name="api-contact"),
+    path("contacts/<int:pk>/dispositions/", inbox_contacts_api.ContactDispositionsView.as_view(),
          name="api-contact-dispositions"),
     path("campaigns/", campaigns_api.CampaignListView.as_view(), name="api-campaigns"),
     path("campaigns/<int:pk>/agents/", campaigns_api.CampaignAgentsView.as_view(), name="api-campaign-agents"),
-    path("campaigns/<int:pk>/contacts/", contacts_api.CampaignContactsView.as_view(), name="api-campaign-contacts"),
+    path("campaigns/<int:pk>/contacts/", campaigns_api.CampaignContactsView.as_view(), name="api-campaign-contacts"),
     path("campaigns/<int:pk>/quick-replies/", campaigns_api.CampaignQuickRepliesView.as_view(),
          name="api-quick-replies"),
     path("campaigns/<int:pk>/dispositions/", campaigns_api.CampaignDispositionsView.as_view(),

@@ -7,4 +7,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from conversa.accounts import tokens  # noqa: F401  (connects the revoke-on-logout receiver)
+        from conversa.accounts import tokens  # (importing it connects the revoke-on-logout receiver)
+        from conversa.realtime.auth import register_token_lookup
+
+        register_token_lookup(lookup=tokens.user_for_token)  # websocket clients presenting an API token

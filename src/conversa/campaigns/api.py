@@ -1,16 +1,33 @@
-"""REST API of campaigns: what an agent works on and the tools to act (replies, dispositions)."""
+"""REST API of campaigns: what an agent works on and the tools to act (replies, dispositions,
+the campaign's contacts), and the signed-in user ("me"), whose answer lists her campaigns: this is
+the lowest layer that knows them (accounts sits below campaigns)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from conversa.accounts.selectors import display_name, has_whatsapp_skill, require_whatsapp_access
+from conversa.accounts.selectors import (
+    display_name,
+    has_whatsapp_skill,
+    is_supervisor,
+    profile_of,
+    require_whatsapp_access,
+)
+from conversa.accounts.services import set_status
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
 from conversa.campaigns.selectors import campaigns_for
+from conversa.contacts.api import ContactSerializer
+from conversa.contacts.models import Contact
+from conversa.core.api import current_user, request_object
 from conversa.core.errors import NotFound
 
 User = get_user_model()
@@ -97,3 +114,61 @@ class CampaignAgentsView(generics.ListAPIView):
              "whatsapp": has_whatsapp_skill(u)}
             for u in users
         ]
+
+
+class CampaignContactsView(generics.ListAPIView):
+    """Search the campaign's contact database (to identify a customer as an existing contact)."""
+
+    serializer_class = ContactSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("q", str, description="name, phone or email fragment")])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        campaign = _campaign(self.request, self.kwargs["pk"])
+        qs = Contact.objects.filter(database_id=campaign.contact_database_id)
+        term = (self.request.query_params.get("q") or "").strip()
+        if term:
+            qs = qs.filter(Q(first_name__icontains=term) | Q(last_name__icontains=term)
+                           | Q(phone__icontains=term) | Q(email__icontains=term))
+        return qs.order_by("first_name", "last_name", "id")
+
+
+# --------------------------------------------------------------------------- the signed-in user
+MeSerializer = inline_serializer("Me", {
+    "id": serializers.IntegerField(), "username": serializers.CharField(), "full_name": serializers.CharField(),
+    "status": serializers.CharField(), "capacity": serializers.IntegerField(),
+    "whatsapp": serializers.BooleanField(), "supervisor": serializers.BooleanField(),
+    "campaigns": serializers.ListField(child=serializers.IntegerField()),
+})
+
+
+def _me(request: Request) -> dict[str, object]:
+    user = current_user(request)
+    profile = profile_of(user)
+    return {
+        "id": user.pk, "username": user.get_username(), "full_name": display_name(user),
+        "status": profile.status if profile else "offline", "capacity": profile.capacity if profile else 0,
+        "whatsapp": has_whatsapp_skill(user), "supervisor": is_supervisor(user),
+        "campaigns": list(campaigns_for(user).values_list("pk", flat=True)),
+    }
+
+
+class MeView(APIView):
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(_me(request))
+
+
+class StatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ready", "paused", "offline"])
+
+
+class MyStatusView(APIView):
+    @extend_schema(request=StatusSerializer, responses=MeSerializer)
+    def post(self, request: Request) -> Response:
+        payload = StatusSerializer(data=request_object(request))
+        payload.is_valid(raise_exception=True)
+        set_status(current_user(request), payload.validated_data["status"])
+        return Response(_me(request))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -33,11 +33,23 @@ def presented_token(scope: Scope) -> str | None:
     return query_param(scope, "token")
 
 
+class TokenLookup(Protocol):
+    def __call__(self, *, key: str) -> AbstractBaseUser | None: ...
+
+
+# Which user an API token names is accounts' business (expiry included): accounts registers its
+# lookup in AppConfig.ready(), as realtime sits below it. None registered: every token is refused.
+_token_lookups: dict[str, TokenLookup] = {}
+
+
+def register_token_lookup(*, lookup: TokenLookup) -> None:
+    _token_lookups["token"] = lookup
+
+
 @database_sync_to_async
 def _token_user(key: str) -> AbstractBaseUser | AnonymousUser:
-    from conversa.accounts.tokens import user_for_token
-
-    return user_for_token(key=key) or AnonymousUser()
+    lookup = _token_lookups.get("token")
+    return (lookup(key=key) if lookup is not None else None) or AnonymousUser()
 
 
 class TokenQueryAuthMiddleware:
