@@ -285,6 +285,8 @@ SPECTACULAR_SETTINGS = {
     # Every 4xx is documented with the one error envelope (conversa.core.api).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "conversa.core.api.document_error_envelope"],
+    # Several "status" fields with different choices: name the one spectacular cannot (W001).
+    "ENUM_NAME_OVERRIDES": {"AgentStatusEnum": "conversa.accounts.models.AgentProfile.Status"},
 }
 
 # API tokens (`Authorization: Token <key>`) expire this many hours after they are issued; the token

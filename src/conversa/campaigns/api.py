@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from conversa.accounts.models import AgentProfile
 from conversa.accounts.selectors import (
     display_name,
     has_whatsapp_skill,
@@ -162,7 +163,7 @@ class MeView(APIView):
 
 
 class StatusSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ready", "paused", "offline"])
+    status = serializers.ChoiceField(choices=AgentProfile.Status.choices)
 
 
 class MyStatusView(APIView):
