@@ -4,7 +4,7 @@ Every figure comes from a fixed handful of GROUP BY queries over the whole campa
 range, never one query per conversation, agent or campaign: Chatwoot's reports took tens of
 seconds at 50 agents (#12874) because they looped. The query count of `summary()` and
 `live_snapshot()` does not depend on how many conversations, agents or campaigns there are
-(tests/reports/test_queries.py holds this).
+(tests/reports/test_summary.py, test_query_count_does_not_grow, holds this).
 
 Durations (first response, capture, resolution) are computed in Python from one slim row per
 conversation: datetime subtraction and medians differ between SQLite and PostgreSQL, and a median
