@@ -228,3 +228,53 @@ def deployment(cluster: Cluster, tmp_path: Path) -> Iterator[Deployment]:
         deployment.stop_all()
         with contextlib.suppress(psycopg.OperationalError):  # the cluster goes with the session anyway
             cluster.sql("postgres", f"DROP DATABASE IF EXISTS {deployment.database} WITH (FORCE)")
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, without persistence (as a channel layer's
+    Redis usually runs): a restart loses every key, group memberships and queued messages included."""
+
+    def __init__(self, logs: Path) -> None:
+        found = shutil.which("redis-server")
+        if found is None:
+            pytest.fail("redis-server not found (bash .ci/services.sh installs it)")
+        self.binary = found
+        self.logs = logs
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.logs / "redis.log").open("ab")
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.logs)],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        poll("redis-server to answer", self._pong, deadline=10)
+
+    def _pong(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from conversa.realtime.auth import query_param
@@ -30,6 +31,7 @@ from conversa.realtime.stream import (
     catch_up,
     current_event_id,
     event_frame,
+    missed,
 )
 
 logger = logging.getLogger(__name__)
@@ -37,10 +39,12 @@ logger = logging.getLogger(__name__)
 # Ids remembered for de-duplication. Duplicates come from an event reaching several of the
 # socket's groups, or from catch-up racing live delivery; both within moments of each other.
 DEDUP_WINDOW = 4096
+# Every CONVERSA_EVENT_RECHECK_EVERY seconds a socket re-joins its groups and re-reads the log.
 # Group memberships live in Redis: they expire after `group_expiry` (a day) and vanish when Redis
-# restarts, which would leave an open socket silently deaf (Chatwoot #14703). Re-joining is an
-# idempotent, cheap set insert, so every socket does it often enough to bound that silence.
-REJOIN_EVERY = 30.0
+# restarts, which would leave an open socket silently deaf (Chatwoot #14703); re-joining is an
+# idempotent, cheap set insert. The re-read repairs what the live feed lost while the socket stayed
+# open (a group send that failed even on a fresh connection, messages lost with Redis, a full
+# channel): decisions #34.
 
 
 def _parse_event_id(value: Any) -> int | None:
@@ -65,6 +69,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._sent_order: deque[int] = deque()
         self._resumed = False
         self._rejoin: asyncio.Task[None] | None = None
+        # The re-read covers (log max id two checks ago, log max id now]: an event that commits
+        # late, below the last cursor, is still found on the next check.
+        self._checked: tuple[int, int] = (0, 0)
         audience = await self.get_audience()
         # Accept before closing so the client sees our close code (a refused handshake reaches
         # browsers as a bare 1006).
@@ -76,8 +83,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # Join first, then read the log: an event committed in between arrives both ways and
         # is de-duplicated, never lost.
         await self._join()
-        self._rejoin = asyncio.create_task(self._rejoin_forever())
         latest = await database_sync_to_async(current_event_id)()
+        self._checked = (latest, latest)
+        self._rejoin = asyncio.create_task(self._maintain_forever())
         await self._send_json({"event": "hello", "payload": {"last_event_id": latest}})
         after = _parse_event_id(query_param(self.scope, "last_event_id"))
         if after is not None:
@@ -88,13 +96,30 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         for group in sorted(self.audience.groups):
             await self.channel_layer.group_add(group, self.channel_name)
 
-    async def _rejoin_forever(self) -> None:
+    async def _maintain_forever(self) -> None:
         while True:
-            await asyncio.sleep(REJOIN_EVERY)
+            await asyncio.sleep(settings.CONVERSA_EVENT_RECHECK_EVERY)
             try:
                 await self._join()
             except Exception:
                 logger.exception("re-joining channel-layer groups failed")
+            try:
+                await self._recheck()
+            except Exception:
+                logger.exception("re-reading the event log failed")
+
+    async def _recheck(self) -> None:
+        assert self.audience is not None
+        latest = await database_sync_to_async(current_event_id)()
+        after = self._checked[0]
+        result = await database_sync_to_async(missed)(self.audience, after, latest, frozenset(self._sent))
+        self._checked = (self._checked[1], latest)
+        if result.refetch is not None:
+            await self._send_json(result.refetch)
+            return
+        for frame in result.frames:
+            if self._first_time(frame["id"]):
+                await self._send_json(frame)
 
     async def disconnect(self, code: int) -> None:
         if self._rejoin is not None:

@@ -102,10 +102,44 @@ async def _group_send_all(batch: list[tuple[list[str], dict[str, Any]]]) -> None
         return
     for groups, message in batch:
         for group in groups:
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # the event log still has it; clients catch up on reconnect
-                logger.exception("channel layer send to %s failed", group)
+            await _group_send(layer, group, message)
+
+
+async def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """One group send, retried once on a fresh connection.
+
+    After a Redis restart the pool can hold connections that look idle and fine but fail on first
+    use (a proxy, NAT or container restart leaves them half-open); redis-py, as channels_redis
+    configures it, does not retry. A send that fails twice is logged and left to the sockets'
+    periodic re-read of the event log (consumers.EventStreamConsumer), which delivers it within
+    CONVERSA_EVENT_RECHECK_EVERY seconds.
+    """
+    try:
+        await layer.group_send(group, message)
+        return
+    except Exception:
+        logger.warning("channel layer send of event %s to %s failed; retrying on a fresh connection",
+                       message["id"], group, exc_info=True)
+    await _drop_idle_connections(layer, group)
+    try:
+        await layer.group_send(group, message)
+    except Exception:
+        logger.exception("channel layer send of event %s to %s failed twice; sockets will catch up "
+                         "from the event log", message["id"], group)
+
+
+async def _drop_idle_connections(layer: Any, group: str) -> None:
+    """Close the idle pooled connections serving `group` (channels_redis), so the retry opens a new
+    one instead of taking the next stale connection. Connections in use (a consumer's blocking pop)
+    are left alone. Other layers have no pool: nothing to do."""
+    connection = getattr(layer, "connection", None)
+    consistent_hash = getattr(layer, "consistent_hash", None)
+    if connection is None or consistent_hash is None:
+        return
+    try:
+        await connection(consistent_hash(group)).connection_pool.disconnect(inuse_connections=False)
+    except Exception:
+        logger.warning("dropping idle channel-layer connections failed", exc_info=True)
 
 
 _publisher_loop: asyncio.AbstractEventLoop | None = None

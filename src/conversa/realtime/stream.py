@@ -7,7 +7,7 @@ the consumers so the rules can be read (and tested) without a socket.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,5 +122,28 @@ def catch_up(audience: Audience, after: int, latest: int) -> CatchUp:
         targets.setdefault(event_id, set()).add(group)
     return CatchUp([
         event_frame(e.pk, e.type, e.payload) for e in events
+        if audience.admits(e.type, targets.get(e.pk, ()), e.payload)
+    ])
+
+
+def missed(audience: Audience, after: int, latest: int, sent: Collection[int]) -> CatchUp:
+    """The admitted events in (`after`, `latest`] this socket has not been sent: the periodic
+    re-read that repairs a live feed which lost events while the socket stayed open. Reads ids
+    first (normally every one was sent and nothing more is loaded); a refetch when too many are
+    missing to replay."""
+    if after >= latest:
+        return CatchUp([])
+    ids = set(EventTarget.objects.filter(group__in=audience.groups, event_id__gt=after, event_id__lte=latest)
+              .values_list("event_id", flat=True))
+    missing = sorted(ids.difference(sent))
+    if not missing:
+        return CatchUp([])
+    if len(missing) > settings.CONVERSA_EVENT_REPLAY_MAX_EVENTS:
+        return CatchUp([], refetch_frame("too many missed events", latest))
+    targets: dict[int, set[str]] = {}
+    for event_id, group in EventTarget.objects.filter(event_id__in=missing).values_list("event_id", "group"):
+        targets.setdefault(event_id, set()).add(group)
+    return CatchUp([
+        event_frame(e.pk, e.type, e.payload) for e in StreamEvent.objects.filter(pk__in=missing).order_by("pk")
         if audience.admits(e.type, targets.get(e.pk, ()), e.payload)
     ])
