@@ -174,6 +174,9 @@ else:
 CONVERSA_EVENT_RETENTION = float(os.environ.get("CONVERSA_EVENT_RETENTION", str(24 * 3600)))
 CONVERSA_EVENT_REPLAY_MAX_AGE = float(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_AGE", "600"))
 CONVERSA_EVENT_REPLAY_MAX_EVENTS = int(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_EVENTS", "1000"))
+# Every open socket re-reads the log this often (seconds) for events its live feed missed: a group
+# send that failed twice, memberships or queued messages lost in a Redis restart, a full channel.
+CONVERSA_EVENT_RECHECK_EVERY = float(os.environ.get("CONVERSA_EVENT_RECHECK_EVERY", "10"))
 
 TASKS = {
     "default": {
