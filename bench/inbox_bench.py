@@ -1,6 +1,6 @@
 """Inbox hot paths, each beside a baseline measured in the same run (ratios are what count).
 
-- ingest: customer messages stored through inbox.services.receive_inbound (dedupe, conversation
+- ingest: customer messages stored through inbox.actions.inbound.receive_inbound (dedupe, conversation
   lookup, audit, event log) vs. a bare ORM insert of the same Message rows.
 - general_inbox: GET /api/v1/inbox/general/ (auth, visibility, serialisation of 100 rows) with
   5,000 open conversations vs. the bare SQL count of the same rows.
@@ -37,7 +37,7 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from conversa.inbox import services  # noqa: E402
+from conversa.inbox.actions import inbound  # noqa: E402
 from conversa.inbox.models import Conversation, Message  # noqa: E402
 from conversa.web.demo import load_demo  # noqa: E402
 from conversa.whatsapp.adapters.base import InboundMessage  # noqa: E402
@@ -51,7 +51,7 @@ def rate(count: int, seconds: float) -> float:
 def bench_ingest(line: Line, n: int) -> dict[str, Any]:
     start = time.perf_counter()
     for i in range(n):
-        services.receive_inbound(line, InboundMessage(provider_message_id=f"bench-{i}", from_phone=f"+549115{i:07d}",
+        inbound.receive_inbound(line, InboundMessage(provider_message_id=f"bench-{i}", from_phone=f"+549115{i:07d}",
                                                       kind="text", body="hola", profile_name="Bench"))
     ours = time.perf_counter() - start
     conversation = Conversation.objects.filter(line=line).first()

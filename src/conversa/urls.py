@@ -22,6 +22,7 @@ api_v1 = [
     path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),
     path("conversations/<int:pk>/", inbox_api.ConversationDetailView.as_view(), name="api-conversation"),
     path("conversations/<int:pk>/capture/", inbox_api.CaptureView.as_view(), name="api-capture"),
+    path("conversations/<int:pk>/read/", inbox_api.ReadView.as_view(), name="api-read"),
     path("conversations/<int:pk>/messages/", inbox_api.MessagesView.as_view(), name="api-messages"),
     path("conversations/<int:pk>/identify/", inbox_api.IdentifyView.as_view(), name="api-identify"),
     path("conversations/<int:pk>/transfer/", inbox_api.TransferView.as_view(), name="api-transfer"),

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
-from conversa.inbox.models import Conversation, AuditEntry
+from conversa.inbox.models import AuditEntry, Conversation
 
 
 def test_capture_moves_the_conversation_to_her_personal_inbox(api, customer_says):

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from conftest import results
 from conversa.campaigns.models import Disposition, DispositionOption
 from conversa.contacts.models import Contact
-from conversa.inbox.models import Conversation, AuditEntry, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.whatsapp.models import MessageTemplate
 
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 from conversa.accounts.models import AgentProfile
 from conversa.campaigns.models import Campaign, DispositionOption
-from conversa.inbox.models import Conversation
+from conversa.inbox.models import AuditEntry, Conversation
+from conversa.realtime.models import StreamEvent
 
 
 def set_routing(policy: str) -> None:
@@ -70,3 +71,15 @@ def test_me_endpoint_and_status_validation(api, demo):
     assert me["username"] == "agent1" and me["whatsapp"] is True and me["status"] == "ready"
     bad = api("agent1").post("/api/v1/me/status/", {"status": "sleeping"}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "status"
+
+
+def test_automatic_assignment_is_announced_as_assigned_not_captured(customer_says):
+    set_routing("round_robin")
+    conversation = customer_says("hola", phone="+5491155554101")
+    conversation.refresh_from_db()
+    assert conversation.status == "attended" and conversation.agent is not None
+    assigned = StreamEvent.objects.get(type="conversation.assigned")
+    assert assigned.payload["conversation"]["id"] == conversation.pk
+    assert assigned.payload["conversation"]["agent"] == conversation.agent_id
+    assert not StreamEvent.objects.filter(type="conversation.captured").exists()
+    assert AuditEntry.objects.get(kind="assigned", conversation=conversation).data["agent"] == conversation.agent_id

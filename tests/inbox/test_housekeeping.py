@@ -10,7 +10,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import results
-from conversa.inbox.models import Conversation, AuditEntry
+from conversa.accounts.models import AgentProfile
+from conversa.campaigns.models import Campaign
+from conversa.inbox.models import AuditEntry, Conversation
 
 
 def age(conversation: Conversation, days: int) -> None:
@@ -38,6 +40,22 @@ def test_only_idle_conversations_of_the_chosen_statuses_close(api, customer_says
     assert Conversation.objects.get(pk=fresh.pk).status == "new"
     assert results(api("agent1").get("/api/v1/inbox/personal/")) == []
     assert AuditEntry.objects.filter(kind="closed", data__reason="stale").count() == 2
+
+
+def test_an_agent_freed_by_housekeeping_gets_the_waiting_conversations(customer_says):
+    Campaign.objects.filter(name="Sales").update(routing="round_robin")
+    AgentProfile.objects.filter(user__username="agent1").update(capacity=1)
+    AgentProfile.objects.filter(user__username__in=["agent2", "agent3"]).update(status="offline")
+    abandoned = customer_says("hola", phone="+5491155554021")
+    waiting = customer_says("hola", phone="+5491155554022")
+    assert Conversation.objects.get(pk=abandoned.pk).agent.username == "agent1"
+    assert Conversation.objects.get(pk=waiting.pk).status == "new"  # agent1 is full
+    age(abandoned, 10)
+
+    call_command("close_stale_conversations", "--days", "7", "--status", "attended", stdout=StringIO())
+    assert Conversation.objects.get(pk=abandoned.pk).status == "closed"
+    handed = Conversation.objects.get(pk=waiting.pk)
+    assert handed.status == "attended" and handed.agent.username == "agent1"
 
 
 def test_bad_arguments_are_refused(demo):

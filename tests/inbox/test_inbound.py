@@ -99,7 +99,7 @@ def test_webhook_secret_is_enforced_when_set(demo, client, run_tasks):
 def test_thread_follows_the_customers_order_when_webhooks_are_processed_out_of_order(api, demo):
     import datetime
 
-    from conversa.inbox.services import receive_inbound
+    from conversa.inbox.actions.inbound import receive_inbound
     from conversa.whatsapp.adapters.base import InboundMessage
 
     line = demo["sales_line"]

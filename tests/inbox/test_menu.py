@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from conftest import results
 from conversa.campaigns.models import Campaign
-from conversa.inbox.models import Conversation, AuditEntry, Message
-from conversa.inbox.services import route_menu_timeouts
+from conversa.inbox.actions.menu import route_menu_timeouts
+from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.whatsapp.models import InteractiveMenu, MenuOption
 
 

@@ -13,6 +13,7 @@ from django_tasks_db.models import DBTaskResult
 from conftest import post_sandbox
 from conversa.campaigns.models import QuickReply
 from conversa.inbox.models import Conversation, Message
+from conversa.realtime.models import EventTarget, StreamEvent
 from conversa.whatsapp.models import MessageTemplate
 
 from .relay import relay_server
@@ -200,9 +201,23 @@ def test_media_upload_is_checked_and_sent(api, attended, run_tasks):
     assert sent.status == Message.Status.SENT and sent.body == "mirá" and sent.media_mime == "image/png"
 
 
-def test_reading_the_thread_clears_unread(api, attended):
+def test_reading_the_thread_is_a_post_that_clears_unread_and_tells_her_screens(api, attended):
     attended.refresh_from_db()
     assert attended.unread_count == 1
-    api("agent1").get(f"/api/v1/conversations/{attended.pk}/messages/")
+    # Fetching the thread changes nothing: a GET has no side effects.
+    assert api("agent1").get(f"/api/v1/conversations/{attended.pk}/messages/").status_code == 200
+    attended.refresh_from_db()
+    assert attended.unread_count == 1
+    # Another agent cannot mark it (not hers to see: 404); a supervisor reading it changes nothing.
+    assert api("agent2").post(f"/api/v1/conversations/{attended.pk}/read/").status_code == 404
+    assert api("supervisor").post(f"/api/v1/conversations/{attended.pk}/read/").json()["unread_count"] == 1
+    response = api("agent1").post(f"/api/v1/conversations/{attended.pk}/read/")
+    assert response.status_code == 200 and response.json()["unread_count"] == 0
     attended.refresh_from_db()
     assert attended.unread_count == 0
+    read = StreamEvent.objects.filter(type="conversation.read").get()
+    assert read.payload["conversation"]["id"] == attended.pk and read.payload["conversation"]["unread_count"] == 0
+    assert EventTarget.objects.filter(event=read, group=f"agent-{attended.agent_id}").exists()
+    # Reading again: nothing unread, nothing announced.
+    assert api("agent1").post(f"/api/v1/conversations/{attended.pk}/read/").status_code == 200
+    assert StreamEvent.objects.filter(type="conversation.read").count() == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -9,8 +11,22 @@ from django.utils.translation import gettext as _
 
 from conversa.accounts.models import AgentProfile
 from conversa.core.errors import InvalidInput
-from conversa.realtime import groups
+from conversa.realtime import event_types, groups
 from conversa.realtime.services import publish
+
+# Called after the commit with the id of an agent who became ready: the inbox (above this layer)
+# hands her waiting conversations; it registers itself in AppConfig.ready().
+_ready_handlers: list[Callable[[int], None]] = []
+
+
+def register_ready_handler(*, handler: Callable[[int], None]) -> None:
+    if handler not in _ready_handlers:
+        _ready_handlers.append(handler)
+
+
+def _agent_ready(agent_id: int) -> None:
+    for handler in _ready_handlers:
+        handler(agent_id)
 
 
 def set_status(user: User, status: str) -> AgentProfile:
@@ -25,10 +41,8 @@ def set_status(user: User, status: str) -> AgentProfile:
         profile.status_changed_at = timezone.now()
         profile.save(update_fields=["status", "status_changed_at"])
         campaign_ids = list(user.campaigns.values_list("pk", flat=True))
-        publish("agent.status", {"agent": user.pk, "status": status},
+        publish(event_types.AGENT_STATUS, {"agent": user.pk, "status": status},
                 [groups.SUPERVISORS, groups.agent_group(user.pk), *(groups.campaign_group(c) for c in campaign_ids)])
         if status == AgentProfile.Status.READY:
-            from conversa.inbox.services import _distribute_safely
-
-            transaction.on_commit(lambda: _distribute_safely(agent_id=user.pk))
+            transaction.on_commit(lambda: _agent_ready(user.pk))
     return profile

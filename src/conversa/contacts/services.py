@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -10,65 +9,48 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from conversa.contacts.fields import clean_values
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.core.errors import Conflict, InvalidInput
 
 STANDARD_FIELDS = ("first_name", "last_name", "email")
 
 
-class ContactError(Exception):
-    """A contact could not be saved; `errors` maps field name → message."""
+class ContactError(InvalidInput):
+    """A contact could not be saved (400); `errors` maps field name → message, `field` is the first.
+    The one place contact problems become the API's error: callers let it through, or nest it."""
 
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    def __init__(self, errors: dict[str, str], *, prefix: str = ""):
+        field, message = next(iter(errors.items()))
+        super().__init__(message, field=f"{prefix}{field}", extra={"errors": errors})
         self.errors = errors
 
+    def nested_under(self, name: str) -> ContactError:
+        """The same problems for a contact sent inside another body (`contact.email`)."""
+        return ContactError(self.errors, prefix=f"{name}.")
 
-class ContactExists(Exception):
+
+class ContactExists(Conflict):
+    """The database already has a contact with that phone (409 naming it)."""
+
     def __init__(self, contact: Contact):
         super().__init__(_("A contact with phone %(phone)s already exists (id %(contact)s).")
-                         % {"phone": contact.phone, "contact": contact.pk})
+                         % {"phone": contact.phone, "contact": contact.pk}, extra={"contact": contact.pk})
         self.contact = contact
 
 
 def _clean_custom(database: ContactDatabase, values: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    cleaned, problems = clean_values(database.fields, values, partial=partial, keep_empty=True, max_text=500)
     errors: dict[str, str] = {}
-    defined = {f["name"]: f for f in database.fields or []}
-    cleaned: dict[str, Any] = {}
-    for name in values:
-        if name not in defined:
-            errors[name] = (_("Unknown field '%(field)s' for contact database '%(database)s'.")
-                            % {"field": name, "database": database.name})
-    for name, spec in defined.items():
-        if name not in values:
-            if spec.get("required") and not partial:
-                errors[name] = _("This field is required.")
-            continue
-        value = values[name]
-        if value in (None, ""):
-            if spec.get("required"):
-                errors[name] = _("This field is required.")
-            cleaned[name] = ""
-            continue
-        kind = spec.get("type", "text")
-        try:
-            if kind == "number":
-                cleaned[name] = float(value) if "." in str(value) else int(value)
-            elif kind == "email":
-                validate_email(str(value))
-                cleaned[name] = str(value)
-            elif kind == "date":
-                cleaned[name] = datetime.date.fromisoformat(str(value)).isoformat()
-            elif kind == "choice":
-                if value not in spec.get("choices", []):
-                    raise ValueError(_("must be one of %(choices)s")
-                                     % {"choices": ", ".join(map(str, spec.get("choices", [])))})
-                cleaned[name] = value
-            else:
-                cleaned[name] = str(value)[:500]
-        except (ValueError, ValidationError) as exc:
-            msg = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
-            errors[name] = _("Invalid %(kind)s: %(error)s") % {"kind": kind, "error": msg}
+    for problem in problems:
+        if problem.problem == "unknown":
+            errors[problem.name] = (_("Unknown field '%(field)s' for contact database '%(database)s'.")
+                                    % {"field": problem.name, "database": database.name})
+        elif problem.problem == "required":
+            errors[problem.name] = _("This field is required.")
+        else:
+            errors[problem.name] = _("Invalid %(kind)s: %(error)s") % {"kind": problem.kind, "error": problem.detail}
     if errors:
         raise ContactError(errors)
     return cleaned

@@ -52,7 +52,7 @@ class ConversationAdmin(ReadOnly, admin.ModelAdmin):
 
     @admin.action(description="Close selected open conversations (by the system)", permissions=["close"])
     def close_by_system(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        from conversa.inbox.services import close_stale_conversations
+        from conversa.inbox.actions.closing import close_stale_conversations
 
         open_ids = list(queryset.exclude(status=Conversation.Status.CLOSED).values_list("pk", flat=True))
         # "Idle for zero seconds" selects every one of them; the service audits and announces each.

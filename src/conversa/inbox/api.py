@@ -1,4 +1,4 @@
-"""REST API of the inbox: thin views over inbox.services and inbox.selectors."""
+"""REST API of the inbox: thin views over inbox.actions (writes) and inbox.selectors (reads)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
 from conversa.core.errors import InvalidInput
 from conversa.core.media import media_response
-from conversa.inbox import selectors, services
+from conversa.inbox import selectors
+from conversa.inbox.actions import assignment, closing, contacts, outbound, replies
 from conversa.inbox.models import Conversation
 from conversa.inbox.serializers import ConversationSerializer, MessageSerializer
 
@@ -55,7 +56,7 @@ class CaptureView(APIView):
     @extend_schema(request=None, responses={200: ConversationSerializer,
                                             409: OpenApiResponse(description="Already taken by another agent")})
     def post(self, request: Request, pk: int) -> Response:
-        conversation = services.capture(pk, current_user(request))
+        conversation = assignment.capture(conversation_id=pk, agent=current_user(request))
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -78,7 +79,6 @@ class MessagesView(generics.ListAPIView):
 
     def get_queryset(self) -> Any:
         conversation = selectors.get_visible_conversation(current_user(self.request), self.kwargs["pk"])
-        services.mark_read(conversation, current_user(self.request))
         return selectors.conversation_messages(conversation)
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
@@ -86,11 +86,12 @@ class MessagesView(generics.ListAPIView):
         payload = SendMessageSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        message, created = services.send_reply(pk, current_user(request), services.ReplyRequest(
+        reply = replies.ReplyRequest(
             text=data.get("text"), quick_reply=data.get("quick_reply"), template=data.get("template"),
             params=data.get("params"), media=data.get("file"), client_message_id=data.get("client_message_id"),
             reply_to=data.get("reply_to"),
-        ))
+        )
+        message, created = replies.send_reply(conversation_id=pk, agent=current_user(request), request=reply)
         return Response(MessageSerializer(message).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -116,9 +117,9 @@ class IdentifyView(APIView):
                 contact_id = contact.run_validation(data["contact"])
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"contact": exc.detail}) from None
-            conversation = services.identify(pk, current_user(request), contact_id=contact_id)
+            conversation = contacts.identify(conversation_id=pk, agent=current_user(request), contact_id=contact_id)
         else:
-            conversation = services.identify(pk, current_user(request), data=data)
+            conversation = contacts.identify(conversation_id=pk, agent=current_user(request), data=data)
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -131,7 +132,8 @@ class TransferView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         payload = TransferSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
-        conversation = services.transfer(pk, current_user(request), payload.validated_data["agent"])
+        conversation = assignment.transfer(conversation_id=pk, user=current_user(request),
+                                           target_agent_id=payload.validated_data["agent"])
         return Response(ConversationSerializer(conversation).data)
 
 
@@ -154,9 +156,9 @@ class CloseView(APIView):
         payload = CloseSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        disposition = services.close(pk, current_user(request), option_id=data["disposition"], notes=data["notes"],
-                                     sub_option=data["sub_option"], form=data.get("form"),
-                                     follow_up_at=data.get("follow_up_at"))
+        disposition = closing.close(conversation_id=pk, user=current_user(request), option_id=data["disposition"],
+                                    notes=data["notes"], sub_option=data["sub_option"], form=data.get("form"),
+                                    follow_up_at=data.get("follow_up_at"))
         conversation = Conversation.objects.select_related("campaign", "line", "contact", "agent").get(pk=pk)
         body = ConversationSerializer(conversation).data
         body["disposition"] = disposition.pk
@@ -178,11 +180,20 @@ class ConversationsView(APIView):
         payload = StartConversationSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        conversation = services.start_outbound(
-            current_user(request), line_id=data["line"], phone=data["phone"], template_id=data["template"],
+        conversation = outbound.start_outbound(
+            agent=current_user(request), line_id=data["line"], phone=data["phone"], template_id=data["template"],
             params=data["params"], contact_data=data.get("contact"),
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+
+
+class ReadView(APIView):
+    """The agent opened the thread: her unread count for it goes to 0 (announced to her screens)."""
+
+    @extend_schema(request=None, responses=ConversationSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        conversation = replies.mark_read(conversation_id=pk, user=current_user(request))
+        return Response(ConversationSerializer(conversation).data)
 
 
 class MessageMediaView(APIView):

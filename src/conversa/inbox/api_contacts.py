@@ -18,7 +18,8 @@ from conversa.campaigns.models import Disposition
 from conversa.contacts.api import ContactSerializer
 from conversa.core.api import current_user, request_object
 from conversa.core.errors import InvalidInput
-from conversa.inbox import services
+from conversa.inbox import selectors
+from conversa.inbox.actions import contacts as contact_actions
 
 
 class DispositionSerializer(serializers.ModelSerializer):
@@ -39,14 +40,14 @@ class DispositionSerializer(serializers.ModelSerializer):
 class ContactDetailView(APIView):
     @extend_schema(responses=ContactSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(ContactSerializer(services.visible_contact(current_user(request), pk)).data)
+        return Response(ContactSerializer(selectors.visible_contact(current_user(request), pk)).data)
 
     @extend_schema(request=ContactSerializer, responses=ContactSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         data = request_object(request)  # `null`, a list, a string: 400 naming the body
         if not data:
             raise InvalidInput(_("Send the fields to change."), field="first_name")
-        contact = services.edit_contact(pk, current_user(request), data)
+        contact = contact_actions.edit_contact(contact_id=pk, user=current_user(request), data=data)
         return Response(ContactSerializer(contact).data)
 
 
@@ -56,6 +57,6 @@ class ContactDispositionsView(generics.ListAPIView):
     serializer_class = DispositionSerializer
 
     def get_queryset(self) -> Any:
-        contact = services.visible_contact(current_user(self.request), self.kwargs["pk"])
+        contact = selectors.visible_contact(current_user(self.request), self.kwargs["pk"])
         return (Disposition.objects.filter(contact=contact)
                 .select_related("campaign", "option", "agent").order_by("-created_at", "-id"))

@@ -7,8 +7,12 @@ class InboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from conversa.accounts.services import register_ready_handler
         from conversa.core.worker import register_sweep
-        from conversa.inbox.services import apply_status, receive_inbound, route_menu_timeouts
+        from conversa.inbox.actions.assignment import hand_out_to_ready_agent
+        from conversa.inbox.actions.delivery import apply_status
+        from conversa.inbox.actions.inbound import receive_inbound
+        from conversa.inbox.actions.menu import route_menu_timeouts
         from conversa.inbox.streams import agent_audience
         from conversa.inbox.sweeps import requeue_overdue_messages
         from conversa.realtime.stream import register_stream
@@ -16,5 +20,6 @@ class InboxConfig(AppConfig):
 
         register_stream(name="agent", resolver=agent_audience)
         register_webhook_handlers(inbound=receive_inbound, status=apply_status)
+        register_ready_handler(handler=hand_out_to_ready_agent)
         register_sweep(name="menu_timeouts", job=route_menu_timeouts)
         register_sweep(name="messages", job=requeue_overdue_messages)

@@ -6,16 +6,19 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from conversa.accounts.selectors import AnyUser, display_name, has_whatsapp_skill, is_admin, is_supervisor
-from conversa.accounts.selectors import require_whatsapp_access as require_whatsapp_access
+from conversa.accounts.selectors import (
+    AnyUser,
+    display_name,
+    has_whatsapp_skill,
+    is_admin,
+    is_supervisor,
+    require_whatsapp_access,
+)
 from conversa.campaigns.models import Campaign
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.errors import NotFound
 from conversa.inbox.models import Conversation, Message
-
-# campaigns_for and require_whatsapp_access now live in campaigns.selectors and accounts.selectors;
-# still imported from here by code the inbox split will move (pyproject.toml: reexport_importers).
 
 
 def may_know(viewer: AnyUser, user: AnyUser) -> bool:
@@ -99,3 +102,12 @@ def visible_media_message(user: AnyUser, message_id: int) -> Message:
     if message is None:
         raise NotFound(_("File not found."))
     return message
+
+
+def visible_contact(user: AnyUser, contact_id: int) -> Contact:
+    """A contact of a database one of the user's campaigns uses; NotFound otherwise."""
+    require_whatsapp_access(user)
+    contact = Contact.objects.filter(pk=contact_id, database__campaigns__in=campaigns_for(user)).distinct().first()
+    if contact is None:
+        raise NotFound(_("Contact not found."))
+    return contact

@@ -1,4 +1,5 @@
-"""Background work of the inbox: outbound sends (with retries) and inbound media downloads."""
+"""Background work of the inbox: outbound sends (with retries) and inbound media downloads. The
+tasks talk to the provider; every write they cause is an action (inbox.actions.delivery/inbound)."""
 
 from __future__ import annotations
 
@@ -7,42 +8,26 @@ import logging
 import random
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks import task
 
 from conversa.contacts.phones import wa_id
 from conversa.core import media as stored_media
-from conversa.inbox import services
+from conversa.inbox.actions import delivery
+from conversa.inbox.actions.delivery import CLAIM_TIMEOUT as CLAIM_TIMEOUT
+from conversa.inbox.actions.inbound import record_media_failure, store_inbound_media
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import ListRow, OutboundList, OutboundMedia, SendError, SendResult
 from conversa.whatsapp.services import clear_line_problem, flag_line_problem
 
 logger = logging.getLogger(__name__)
-# A claim older than this belongs to a worker that died mid-send.
-CLAIM_TIMEOUT = datetime.timedelta(minutes=5)
 
 
 def backoff_delay(attempt: int) -> float:
     """Exponential backoff with full jitter, capped at 10 minutes."""
     ceiling = min(600.0, settings.CONVERSA_SEND_BACKOFF_BASE ** attempt)
     return random.uniform(ceiling / 2, ceiling)
-
-
-def _claim(message_id: int) -> Message | None:
-    """Take the right to send this message. A conditional update: two workers never both win."""
-    now = timezone.now()
-    claimed = (
-        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED,
-                               direction=Message.Direction.OUTBOUND, provider_message_id__isnull=True)
-        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - CLAIM_TIMEOUT))
-        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
-    )
-    if not claimed:
-        return None
-    return Message.objects.select_related("conversation__line__provider", "template").get(pk=message_id)
 
 
 def _deliver(message: Message) -> SendResult:
@@ -70,7 +55,7 @@ def _deliver(message: Message) -> SendResult:
 
 @task(queue_name="outbound")
 def send_outbound_message(message_id: int) -> str:
-    message = _claim(message_id)
+    message = delivery.claim_for_send(message_id=message_id)
     if message is None:
         return "skipped: already sent, failed or being sent"
     try:
@@ -79,22 +64,21 @@ def send_outbound_message(message_id: int) -> str:
         if exc.retryable and message.send_attempts < settings.CONVERSA_SEND_MAX_ATTEMPTS:
             delay = backoff_delay(message.send_attempts)
             run_after = timezone.now() + datetime.timedelta(seconds=delay)
-            Message.objects.filter(pk=message.pk).update(send_claimed_at=None, next_attempt_at=run_after,
-                                                         error_code=exc.code, error_title=exc.title)
+            delivery.schedule_retry(message_id=message.pk, run_after=run_after, code=exc.code, title=exc.title)
             send_outbound_message.using(run_after=run_after).enqueue(message.pk)
             logger.warning("send of message %s failed (%s); retry %s in %.1fs", message.pk, exc,
                            message.send_attempts, delay)
             return f"retry in {delay:.1f}s: {exc}"
-        services.record_send_failure(message, code=exc.code, title=exc.title, reason=exc.reason)
+        delivery.record_send_failure(message=message, code=exc.code, title=exc.title, reason=exc.reason)
         if exc.line_unusable:
             flag_line_problem(message.conversation.line, exc.title)
         return f"failed: {exc}"
     except Exception as exc:
         # A bug or an unexpected answer: the agent must see it failed, not wait forever.
         logger.exception("send of message %s crashed", message.pk)
-        services.record_send_failure(message, code="internal", title=f"Could not send: {exc}")
+        delivery.record_send_failure(message=message, code="internal", title=f"Could not send: {exc}")
         raise
-    services.record_send_success(message, result.provider_message_id)
+    delivery.record_send_success(message=message, provider_message_id=result.provider_message_id)
     clear_line_problem(message.conversation.line)
     return f"sent: {result.provider_message_id}"
 
@@ -103,18 +87,6 @@ def _media_limit(kind: str) -> int:
     limits = settings.CONVERSA_MEDIA_LIMITS
     key = "image" if kind == "sticker" else kind
     return int(limits[key][0] if key in limits else max(limit for limit, _types in limits.values()))
-
-
-def _record_media_failure(message: Message, *, attempt: int, error: str, final: bool) -> None:
-    """Shown on the message: the attachment is still coming (retry) or could not be had (final)."""
-    payload = {**message.payload, "media_attempts": attempt, "media_error": error}
-    if final:
-        payload["media_failed"] = True
-    Message.objects.filter(pk=message.pk).update(payload=payload)
-    message.payload = payload
-    from conversa.inbox.events import publish_message
-
-    publish_message("message.updated", message)
 
 
 @task(queue_name="media")
@@ -132,7 +104,7 @@ def fetch_inbound_media(message_id: int) -> str:
         content, mime = adapter.download_media(message.media_provider_id, max_bytes=_media_limit(message.kind))
     except SendError as exc:
         retry = attempt < settings.CONVERSA_SEND_MAX_ATTEMPTS and exc.retryable
-        _record_media_failure(message, attempt=attempt, error=exc.title, final=not retry)
+        record_media_failure(message_id=message.pk, attempt=attempt, error=exc.title, final=not retry)
         if retry:
             run_after = timezone.now() + datetime.timedelta(seconds=backoff_delay(attempt))
             fetch_inbound_media.using(run_after=run_after).enqueue(message.pk)
@@ -141,19 +113,8 @@ def fetch_inbound_media(message_id: int) -> str:
     except Exception as exc:
         # A bug or an unexpected answer: the agent must see the attachment is missing.
         logger.exception("media download of message %s crashed", message.pk)
-        _record_media_failure(message, attempt=attempt, error=f"Could not download the file: {exc}", final=True)
+        record_media_failure(message_id=message.pk, attempt=attempt, error=f"Could not download the file: {exc}",
+                             final=True)
         raise
-    declared = message.media_mime or mime
-    sniffed = stored_media.sniff_bytes(content, declared_mime=declared)
-    message.media.save(stored_media.new_storage_name(sniffed), ContentFile(content), save=False)
-    # What the file is when we could tell; else what the provider declared (informational only:
-    # it is served as application/octet-stream, as an attachment).
-    message.media_mime = sniffed.mime if sniffed.known else declared.split(";")[0].strip()[:120]
-    message.media_filename = stored_media.clean_display_name(message.media_filename)
-    message.media_provider_id = ""
-    message.payload = {k: v for k, v in message.payload.items() if k not in ("media_error", "media_failed")}
-    message.save(update_fields=["media", "media_mime", "media_filename", "media_provider_id", "payload"])
-    from conversa.inbox.events import publish_message
-
-    publish_message("message.updated", message)
+    store_inbound_media(message_id=message.pk, content=content, provider_mime=mime)
     return f"stored {len(content)} bytes"

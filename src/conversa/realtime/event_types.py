@@ -9,7 +9,9 @@ from typing import Final
 
 # The conversation lifecycle (inbox).
 CONVERSATION_CREATED: Final = "conversation.created"
-CONVERSATION_CAPTURED: Final = "conversation.captured"
+CONVERSATION_CAPTURED: Final = "conversation.captured"  # an agent took it from the general inbox
+CONVERSATION_ASSIGNED: Final = "conversation.assigned"  # automatic distribution gave it to an agent
+CONVERSATION_READ: Final = "conversation.read"  # its agent opened the thread (unread count 0)
 CONVERSATION_TRANSFERRED: Final = "conversation.transferred"
 CONVERSATION_CLOSED: Final = "conversation.closed"
 
@@ -27,6 +29,7 @@ CONTACT_UPDATED: Final = "contact.updated"
 AGENT_STATUS: Final = "agent.status"
 
 ALL: Final = frozenset({
-    CONVERSATION_CREATED, CONVERSATION_CAPTURED, CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED,
+    CONVERSATION_CREATED, CONVERSATION_CAPTURED, CONVERSATION_ASSIGNED, CONVERSATION_READ,
+    CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED,
     MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_STATUS, CONTACT_IDENTIFIED, CONTACT_UPDATED, AGENT_STATUS,
 })

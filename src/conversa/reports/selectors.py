@@ -28,10 +28,10 @@ from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import AnyUser, is_supervisor
 from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.campaigns.selectors import campaigns_for
 from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
 from conversa.inbox.models import Conversation, Message
-from conversa.inbox.selectors import campaigns_for
 
 DEFAULT_DAYS = 7
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("console/c/<int:pk>/", views.conversation_pane, name="console-pane"),
     path("console/c/<int:pk>/messages/", views.conversation_messages, name="console-messages"),
     path("console/c/<int:pk>/side/", views.side_panel, name="console-side"),
+    path("console/c/<int:pk>/read/", views.mark_read, name="console-read"),
     path("console/c/<int:pk>/capture/", views.capture, name="console-capture"),
     path("console/c/<int:pk>/send/", views.send, name="console-send"),
     path("console/c/<int:pk>/identify/", views.identify, name="console-identify"),

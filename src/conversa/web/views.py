@@ -1,7 +1,7 @@
 """Agent console and sandbox customer simulator.
 
-Thin views: every rule lives in inbox.services (writes) and inbox.selectors (visibility); these
-views only turn form posts into service calls and render templates. Domain errors come back to
+Thin views: every rule lives in inbox.actions (writes) and inbox.selectors (visibility); these
+views only turn form posts into action calls and render templates. Domain errors come back to
 htmx as an `HX-Trigger: {"conversa:error": {...}}` header with the error's HTTP status, so the
 page shows the service's own message (e.g. "Already taken by Martín Pérez.").
 """
@@ -27,13 +27,21 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from conversa.accounts.selectors import display_name, has_whatsapp_skill, is_supervisor, profile_of
+from conversa.accounts.selectors import (
+    display_name,
+    has_whatsapp_skill,
+    is_supervisor,
+    profile_of,
+    require_whatsapp_access,
+)
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption
+from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core.api import error_response
-from conversa.core.errors import DomainError, NotAllowed
-from conversa.inbox import selectors, services
+from conversa.core.errors import DomainError, InvalidInput, NotAllowed
+from conversa.inbox import selectors
+from conversa.inbox.actions import assignment, closing, contacts, outbound, replies
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
@@ -168,6 +176,13 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _template_id(value: Any) -> int:
+    template_id = _int(value)
+    if template_id is None:
+        raise InvalidInput(_("template must be an id."), field="template")
+    return template_id
+
+
 def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
     user = _user(request)
     mine = conversation.agent_id == user.pk
@@ -195,7 +210,6 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
 def conversation_pane(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     conversation = selectors.get_visible_conversation(user, pk)
-    services.mark_read(conversation, user)
     context = _conversation_context(request, conversation)
     context.update(_messages_context(conversation))
     context.update(_side_context(request, conversation))
@@ -211,7 +225,6 @@ def _messages_context(conversation: Conversation) -> dict[str, Any]:
 def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     conversation = selectors.get_visible_conversation(user, pk)
-    services.mark_read(conversation, user)
     return render(request, "web/partials/messages.html", _messages_context(conversation))
 
 
@@ -242,6 +255,13 @@ def _side_context(request: HttpRequest, conversation: Conversation) -> dict[str,
     }
 
 
+@htmx_action
+def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
+    """The console shows the agent her thread: nothing of it is unread any more."""
+    replies.mark_read(conversation_id=pk, user=_user(request))
+    return HttpResponse(status=204)
+
+
 @htmx_read
 def side_panel(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.get_visible_conversation(_user(request), pk)
@@ -253,7 +273,7 @@ def side_panel(request: HttpRequest, pk: int) -> HttpResponse:
 # --------------------------------------------------------------------------- actions
 @htmx_action
 def capture(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = services.capture(pk, _user(request))
+    conversation = assignment.capture(conversation_id=pk, agent=_user(request))
     return _done("conversa:lists", **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})
 
 
@@ -264,18 +284,17 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     text = request.POST.get("text", "")
     upload = request.FILES.get("file")
     if request.POST.get("quick_reply"):
-        services.send_reply(pk, user, services.ReplyRequest(
-            quick_reply=_int(request.POST["quick_reply"]), client_message_id=client_id))
+        reply = replies.ReplyRequest(quick_reply=_int(request.POST["quick_reply"]), client_message_id=client_id)
     elif request.POST.get("template"):
         params = request.POST.getlist("params")
-        services.send_reply(pk, user, services.ReplyRequest(
-            template=_int(request.POST["template"]), params=params, client_message_id=client_id))
+        reply = replies.ReplyRequest(template=_int(request.POST["template"]), params=params,
+                                     client_message_id=client_id)
     elif upload is not None:
         # Typed text goes with the file as its caption.
-        services.send_reply(pk, user, services.ReplyRequest(media=upload, text=text.strip() or None,
-                                                            client_message_id=client_id))
+        reply = replies.ReplyRequest(media=upload, text=text.strip() or None, client_message_id=client_id)
     else:
-        services.send_reply(pk, user, services.ReplyRequest(text=text, client_message_id=client_id))
+        reply = replies.ReplyRequest(text=text, client_message_id=client_id)
+    replies.send_reply(conversation_id=pk, agent=user, request=reply)
     return _done("conversa:sent", "conversa:thread")
 
 
@@ -300,9 +319,9 @@ def identify(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.get_visible_conversation(user, pk)
     contact_id = request.POST.get("contact")
     if contact_id:
-        services.identify(pk, user, contact_id=contact_id)
+        contacts.identify(conversation_id=pk, agent=user, contact_id=_int(contact_id) or 0)
     else:
-        services.identify(pk, user, data=_contact_data(request, conversation))
+        contacts.identify(conversation_id=pk, agent=user, data=_contact_data(request, conversation))
     return _done("conversa:pane", "conversa:lists", **{"conversa:toast": {"message": _("Contact saved.")}})
 
 
@@ -312,7 +331,7 @@ def edit_contact(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.get_visible_conversation(user, pk)
     if conversation.contact_id is None:
         raise NotAllowed(_("Identify the contact first."))
-    services.edit_contact(conversation.contact_id, user, _contact_data(request, conversation))
+    contacts.edit_contact(contact_id=conversation.contact_id, user=user, data=_contact_data(request, conversation))
     return _done("conversa:pane", "conversa:lists", **{"conversa:toast": {"message": _("Contact saved.")}})
 
 
@@ -335,7 +354,8 @@ def transfer_dialog(request: HttpRequest, pk: int) -> HttpResponse:
 
 @htmx_action
 def transfer(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = services.transfer(pk, _user(request), request.POST.get("agent"))
+    conversation = assignment.transfer(conversation_id=pk, user=_user(request),
+                                       target_agent_id=_int(request.POST.get("agent")) or 0)
     name = display_name(conversation.agent) if conversation.agent else ""
     return _done("conversa:lists", "conversa:closeDialogs",
                  **{"conversa:left": {"id": pk},
@@ -367,21 +387,22 @@ def close(request: HttpRequest, pk: int) -> HttpResponse:
     raw_follow_up = request.POST.get("follow_up_at", "").strip()
     if raw_follow_up:
         follow_up = parse_datetime(raw_follow_up)
-    services.close(pk, _user(request), option_id=option_id, notes=request.POST.get("notes", ""),
-                   sub_option=request.POST.get("sub_option", ""), form=form or None, follow_up_at=follow_up)
+    closing.close(conversation_id=pk, user=_user(request), option_id=_int(option_id) or 0,
+                  notes=request.POST.get("notes", ""), sub_option=request.POST.get("sub_option", ""),
+                  form=form or None, follow_up_at=follow_up)
     return _done("conversa:lists", "conversa:closeDialogs", "conversa:pane",
                  **{"conversa:toast": {"message": _("Conversation closed.")}})
 
 
 def _visible_lines(user: AbstractBaseUser) -> Any:
-    return Line.objects.filter(active=True, campaign__in=selectors.campaigns_for(user)) \
+    return Line.objects.filter(active=True, campaign__in=campaigns_for(user)) \
         .select_related("campaign__contact_database").order_by("number")
 
 
 @htmx_read
 def new_conversation_dialog(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    selectors.require_whatsapp_access(user)
+    require_whatsapp_access(user)
     lines = list(_visible_lines(user))
     templates = list(MessageTemplate.objects.filter(line__in=lines, status=MessageTemplate.Status.APPROVED)
                      .order_by("name"))
@@ -402,9 +423,9 @@ def start_conversation(request: HttpRequest) -> HttpResponse:
                 custom[spec["name"]] = value
         if custom:
             contact_data["custom"] = custom
-    conversation = services.start_outbound(
-        user, line_id=request.POST.get("line"), phone=request.POST.get("phone", ""),
-        template_id=request.POST.get("template"), params=request.POST.getlist("params"),
+    conversation = outbound.start_outbound(
+        agent=user, line_id=_int(request.POST.get("line")) or 0, phone=request.POST.get("phone", ""),
+        template_id=_template_id(request.POST.get("template")), params=request.POST.getlist("params"),
         contact_data=contact_data)
     return _done("conversa:lists", "conversa:closeDialogs",
                  **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})

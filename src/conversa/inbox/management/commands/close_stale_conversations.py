@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from conversa.core.errors import DomainError
-from conversa.inbox.services import close_stale_conversations
+from conversa.inbox.actions.closing import close_stale_conversations
 
 
 class Command(BaseCommand):

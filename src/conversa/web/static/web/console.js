@@ -239,6 +239,7 @@
       if (thread) thread.scrollTop = thread.scrollHeight;
     }
     if (target.id === 'thread') renderOutbox();
+    if (target.id === 'pane' || target.id === 'thread') markRead();
     if (target.id === 'thread' && target.dataset.stick !== 'false') target.scrollTop = target.scrollHeight;
     if (target.id === 'lists') markSelected();
     if (target.id === 'dialog-body') {
@@ -337,6 +338,16 @@
     const thread = $('#thread');
     if (thread) thread.scrollTop = thread.scrollHeight;
     pumpOutbox();
+  }
+  // Showing the agent her own conversation's thread marks it read: a POST (an action that tells
+  // her other screens), never a side effect of the GET that rendered it.
+  function markRead() {
+    const conv = $('#pane .conv');
+    if (!conv || Number(conv.dataset.agentId) !== me || conv.dataset.status === 'closed') return;
+    fetch(`/console/c/${conv.dataset.conversationId}/read/`, {
+      method: 'POST', credentials: 'same-origin', redirect: 'manual',
+      headers: { 'X-CSRFToken': csrfToken, 'HX-Request': 'true' },
+    }).catch(() => {});
   }
   async function errorOf(response) {
     let d = {};
@@ -669,6 +680,7 @@
   function onEvent(type, payload) {
     const c = payload && payload.conversation;
     if (type === 'refetch' || !c) { schedule('lists'); schedule('pane'); return; }
+    if (type === 'conversation.read') { schedule('lists'); return; }  // only the unread badges change
     if (type.startsWith('message.')) {
       if (c.id === openId) schedule('thread');
       if (type === 'message.created') schedule('lists');

@@ -1,0 +1,180 @@
+"""Who works on a conversation: capture from the general inbox, transfer, automatic distribution
+(round robin and least busy, honouring agent status and capacity), and handing waiting
+conversations to an agent who frees up (closes one, transfers one out, becomes ready).
+
+Distribution runs under a lock on the campaign row, so two conversations arriving together cannot
+both see the same free slot; when nobody can take a conversation it stays in the general inbox
+and is handed out as soon as an agent frees up."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from conversa.accounts.models import WHATSAPP_SKILL, AgentProfile
+from conversa.accounts.selectors import display_name, has_whatsapp_skill, require_whatsapp_access
+from conversa.campaigns.models import Campaign
+from conversa.campaigns.selectors import campaigns_for
+from conversa.core.errors import Conflict, InvalidInput, NotFound
+from conversa.inbox import audit
+from conversa.inbox.actions.common import owned_conversation
+from conversa.inbox.events import publish_conversation
+from conversa.inbox.models import AuditEntry, Conversation
+from conversa.inbox.selectors import may_know, name_for
+from conversa.realtime import event_types, groups
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- automatic distribution
+def available_agents(campaign: Campaign) -> list[User]:
+    """Ready agents of the campaign with the WhatsApp skill and a free slot, best candidate first."""
+    agents = (
+        campaign.agents.filter(is_active=True, profile__status=AgentProfile.Status.READY)
+        .select_related("profile__group")
+        .annotate(open_count=Count("conversations", filter=Q(conversations__status=Conversation.Status.ATTENDED)))
+    )
+    free: list[User] = [a for a in agents if a.profile.group and a.profile.group.has_skill(WHATSAPP_SKILL)
+                        and a.open_count < a.profile.capacity]  # type: ignore[attr-defined]
+    epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    if campaign.routing == Campaign.Routing.LEAST_BUSY:
+        free.sort(key=lambda a: (a.open_count, a.profile.last_assigned_at or epoch, a.pk))  # type: ignore[attr-defined]
+    else:  # round robin: whoever has waited longest since her last assignment
+        free.sort(key=lambda a: (a.profile.last_assigned_at or epoch, a.pk))
+    return free
+
+
+def distribute(*, campaign_id: int) -> list[int]:
+    """Hand the campaign's waiting conversations (oldest first) to available agents.
+    Returns the ids of the conversations assigned. Manual campaigns are left alone."""
+    assigned: list[int] = []
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.routing == Campaign.Routing.MANUAL:
+            return assigned
+        waiting = list(
+            Conversation.objects.filter(campaign=campaign, status=Conversation.Status.NEW, agent__isnull=True)
+            .order_by("created_at", "id").values_list("pk", flat=True)[:200]
+        )
+        for conversation_id in waiting:
+            candidates = available_agents(campaign)
+            if not candidates:
+                break
+            agent = candidates[0]
+            now = timezone.now()
+            won = Conversation.objects.filter(
+                pk=conversation_id, status=Conversation.Status.NEW, agent__isnull=True
+            ).update(agent=agent, status=Conversation.Status.ATTENDED, attended_at=now)
+            if not won:  # captured by hand meanwhile
+                continue
+            AgentProfile.objects.filter(user=agent).update(last_assigned_at=now)
+            conversation = Conversation.objects.select_related("contact", "line__provider").get(pk=conversation_id)
+            audit.record(kind=AuditEntry.Kind.ASSIGNED, conversation=conversation, agent=agent.pk,
+                         policy=campaign.routing)
+            publish_conversation(event_types.CONVERSATION_ASSIGNED, conversation, groups.campaign_group(campaign.pk),
+                                 assigned_by="distribution")
+            assigned.append(conversation_id)
+    return assigned
+
+
+def distribute_for_agent(*, agent_id: int) -> list[int]:
+    """An agent freed up: offer her campaigns' waiting conversations."""
+    assigned: list[int] = []
+    campaign_ids = (Campaign.objects.filter(agents=agent_id).exclude(routing=Campaign.Routing.MANUAL)
+                    .values_list("pk", flat=True))
+    for campaign_id in campaign_ids:
+        assigned += distribute(campaign_id=campaign_id)
+    return assigned
+
+
+def hand_out_now(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:
+    """Automatic distribution after a commit; a failure there must not undo what committed."""
+    try:
+        if campaign_id is not None:
+            distribute(campaign_id=campaign_id)
+        if agent_id is not None:
+            distribute_for_agent(agent_id=agent_id)
+    except Exception:
+        logger.exception("automatic distribution failed (campaign %s, agent %s)", campaign_id, agent_id)
+
+
+def hand_out_to_ready_agent(agent_id: int) -> None:
+    """accounts.services calls this (registered in InboxConfig.ready()) after an agent became ready."""
+    hand_out_now(agent_id=agent_id)
+
+
+def hand_out_on_commit(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:
+    """Distribute the campaign's waiting conversations, or offer them to a freed agent, once the
+    current transaction commits."""
+    transaction.on_commit(lambda: hand_out_now(campaign_id=campaign_id, agent_id=agent_id))
+
+
+# --------------------------------------------------------------------------- by hand
+def capture(*, conversation_id: int, agent: User) -> Conversation:
+    """Take a conversation from the general inbox. Atomic: one conditional UPDATE decides the race."""
+    require_whatsapp_access(agent)
+    conversation = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent)).first()
+    if conversation is None:
+        raise NotFound(_("Conversation not found."))
+    now = timezone.now()
+    with transaction.atomic():
+        won = Conversation.objects.filter(
+            pk=conversation_id, status=Conversation.Status.NEW, agent__isnull=True
+        ).update(agent=agent, status=Conversation.Status.ATTENDED, attended_at=now)
+        conversation.refresh_from_db()
+        if not won:
+            if conversation.agent_id == agent.pk and conversation.status == Conversation.Status.ATTENDED:
+                return conversation  # a double click: already hers
+            if conversation.status == Conversation.Status.CLOSED:
+                raise Conflict(_("This conversation is already closed."))
+            if conversation.status == Conversation.Status.MENU:
+                raise Conflict(_("The customer is still choosing an option of the menu."))
+            holder_user = conversation.agent
+            named = holder_user is not None and may_know(agent, holder_user)
+            holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
+            raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
+                           extra={"agent": conversation.agent_id if named else None, "agent_name": holder})
+        audit.record(kind=AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
+        publish_conversation(event_types.CONVERSATION_CAPTURED, conversation,
+                             groups.campaign_group(conversation.campaign_id))
+    return conversation
+
+
+def transfer(*, conversation_id: int, user: User, target_agent_id: int) -> Conversation:
+    """Move a conversation to another agent of its campaign (from an agent, or from the general
+    inbox by a supervisor); the agent who lost it is offered waiting ones."""
+    with transaction.atomic():
+        conversation = owned_conversation(conversation_id=conversation_id, user=user, allow_supervisor=True)
+        target = User.objects.filter(pk=target_agent_id, is_active=True).first()
+        if target is None:
+            raise InvalidInput(_("agent must be the user id of an agent of this campaign."), field="agent")
+        if target.pk == conversation.agent_id:
+            raise InvalidInput(_("The conversation is already in that agent's personal inbox."), field="agent")
+        if not conversation.campaign.agents.filter(pk=target.pk).exists():
+            raise InvalidInput(_("%(agent)s is not an agent of campaign '%(campaign)s'.")
+                               % {"agent": name_for(user, target), "campaign": conversation.campaign.name},
+                               field="agent")
+        if not has_whatsapp_skill(target):
+            raise InvalidInput(_("%(agent)s does not have the WhatsApp skill.") % {"agent": name_for(user, target)},
+                               field="agent")
+        previous = conversation.agent_id
+        conversation.agent = target
+        conversation.status = Conversation.Status.ATTENDED
+        conversation.attended_at = conversation.attended_at or timezone.now()
+        conversation.save(update_fields=["agent", "status", "attended_at"])
+        audit.record(kind=AuditEntry.Kind.TRANSFERRED, actor=user, conversation=conversation,
+                     from_agent=previous, to_agent=target.pk)
+        # From an agent: she loses it. From the general inbox (a supervisor assigning it): it leaves
+        # every campaign agent's New tab.
+        leaving = groups.agent_group(previous) if previous else groups.campaign_group(conversation.campaign_id)
+        publish_conversation(event_types.CONVERSATION_TRANSFERRED, conversation, leaving,
+                             from_agent=previous, to_agent=target.pk)
+        if previous:
+            hand_out_on_commit(agent_id=previous)
+    return conversation

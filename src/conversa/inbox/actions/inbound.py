@@ -1,0 +1,174 @@
+"""A customer's message arrives (registered with whatsapp's webhook processing in
+InboxConfig.ready()): stored once, joined to the customer's open conversation or opening one
+(menu, out of hours, distribution, welcome), and its media fetched afterwards."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversa.campaigns.models import Campaign
+from conversa.contacts.models import Contact
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.core import media as stored_media
+from conversa.inbox import audit
+from conversa.inbox.actions.assignment import hand_out_on_commit
+from conversa.inbox.actions.closing import close_by_system
+from conversa.inbox.actions.common import preview, queue_outbound
+from conversa.inbox.actions.menu import answer_menu, send_menu
+from conversa.inbox.events import publish_conversation, publish_message
+from conversa.inbox.models import AuditEntry, Conversation, Message
+from conversa.realtime import event_types
+from conversa.whatsapp.adapters.base import InboundMessage
+from conversa.whatsapp.models import Line, OutOfHours
+
+OUT_OF_HOURS_REPEAT = datetime.timedelta(hours=1)
+
+
+def _open_conversation_for(line: Line, phone: str, profile_name: str) -> tuple[Conversation, bool]:
+    """The customer's open conversation on the line, or a new one in the general inbox."""
+    existing = (
+        Conversation.objects.select_for_update()
+        .filter(line=line, customer_phone=phone)
+        .exclude(status=Conversation.Status.CLOSED)
+        .first()
+    )
+    if existing:
+        return existing, False
+    campaign = line.campaign
+    contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=phone).first()
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                line=line, campaign=campaign, customer_phone=phone, customer_profile_name=profile_name,
+                contact=contact,
+            )
+    except IntegrityError:
+        # Another message of the same customer opened it first: join that one.
+        return Conversation.objects.select_for_update().get(
+            line=line, customer_phone=phone, status__in=[Conversation.Status.NEW, Conversation.Status.ATTENDED]
+        ), False
+    return conversation, True
+
+
+def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
+    """Store a customer's message once (None when it was already stored: a replay). Positional:
+    the signature whatsapp's webhook processing calls (`register_webhook_handlers`)."""
+    if Message.objects.filter(line=line, provider_message_id=inbound.provider_message_id).exists():
+        return None
+    try:
+        phone = normalize_phone(inbound.from_phone, strict=False)
+    except InvalidPhone:
+        # Never drop a customer's message over formatting: keep what the provider sent.
+        phone = "+" + "".join(ch for ch in inbound.from_phone if ch.isdigit())
+    now = timezone.now()
+    with transaction.atomic():
+        conversation, created = _open_conversation_for(line, phone, inbound.profile_name)
+        reply_to = None
+        if inbound.reply_to_provider_id:
+            reply_to = Message.objects.filter(line=line, provider_message_id=inbound.reply_to_provider_id).first()
+        try:
+            with transaction.atomic():
+                message = Message.objects.create(
+                    conversation=conversation, line=line, direction=Message.Direction.INBOUND,
+                    kind=inbound.kind, body=inbound.body, payload=inbound.payload,
+                    media_provider_id=inbound.media_id, media_mime=inbound.media_mime,
+                    media_filename=stored_media.clean_display_name(inbound.media_filename),
+                    provider_message_id=inbound.provider_message_id,
+                    status=Message.Status.RECEIVED, provider_timestamp=inbound.timestamp or now,
+                    reply_to=reply_to,
+                )
+        except IntegrityError:
+            return None  # a concurrent delivery of the same webhook stored it
+        conversation.last_inbound_at = now
+        conversation.last_message_at = now
+        conversation.last_message_preview = preview(inbound.body or f"[{inbound.kind}]")
+        if inbound.profile_name:
+            conversation.customer_profile_name = inbound.profile_name
+        # The row is locked (or was just created by us), so the in-memory count is exact.
+        conversation.unread_count += 1
+        conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
+                                         "customer_profile_name", "unread_count"])
+        in_hours = not created or line.time_group is None or line.time_group.is_open(now)
+        enters_menu = created and in_hours and line.menu_id is not None
+        if enters_menu:
+            conversation.status = Conversation.Status.MENU
+            conversation.menu_id = line.menu_id
+            conversation.save(update_fields=["status", "menu"])
+        if created:
+            audit.record(kind=AuditEntry.Kind.CREATED, conversation=conversation, via="inbound", in_hours=in_hours)
+            publish_conversation(event_types.CONVERSATION_CREATED, conversation)
+        publish_message(event_types.MESSAGE_CREATED, message)
+        if created and not in_hours:
+            _answer_out_of_hours(conversation, line, now)
+        if enters_menu:
+            if line.welcome_message:
+                queue_outbound(conversation=conversation, sender=None, kind=Message.Kind.TEXT,
+                               body=line.welcome_message)
+            assert line.menu is not None
+            send_menu(conversation=conversation, menu=line.menu)
+        elif not created and conversation.status == Conversation.Status.MENU:
+            answer_menu(conversation=conversation, inbound=inbound)
+        elif created and conversation.status != Conversation.Status.CLOSED:
+            if conversation.campaign.routing != Campaign.Routing.MANUAL:
+                hand_out_on_commit(campaign_id=conversation.campaign_id)
+            if in_hours and line.welcome_message:
+                queue_outbound(conversation=conversation, sender=None, kind=Message.Kind.TEXT,
+                               body=line.welcome_message)
+        if inbound.media_id:
+            from conversa.inbox import tasks  # the task module imports these actions
+
+            transaction.on_commit(lambda: tasks.fetch_inbound_media.enqueue(message.pk))
+    return message
+
+
+def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.datetime) -> None:
+    """Outside the line's business hours: tell the customer (at most once an hour), then keep the
+    conversation waiting in the general inbox or close it, as the line says."""
+    already_told = Message.objects.filter(
+        line=line, conversation__customer_phone=conversation.customer_phone, direction=Message.Direction.OUTBOUND,
+        payload__system="out_of_hours", created_at__gte=now - OUT_OF_HOURS_REPEAT,
+    ).exists()
+    if line.out_of_hours_message and not already_told:
+        queue_outbound(conversation=conversation, sender=None, kind=Message.Kind.TEXT,
+                       body=line.out_of_hours_message, payload={"system": "out_of_hours"})
+    if line.out_of_hours_action == OutOfHours.CLOSE:
+        close_by_system(conversation_id=conversation.pk, reason="out_of_hours")
+        conversation.refresh_from_db()
+
+
+# --------------------------------------------------------------------------- the customer's media
+def record_media_failure(*, message_id: int, attempt: int, error: str, final: bool) -> Message:
+    """Shown on the message: the attachment is still coming (retry) or could not be had (final)."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update(of=("self",)).select_related(
+            "conversation__line__provider").get(pk=message_id)
+        message.payload = {**message.payload, "media_attempts": attempt, "media_error": error}
+        if final:
+            message.payload["media_failed"] = True
+        message.save(update_fields=["payload"])
+        publish_message(event_types.MESSAGE_UPDATED, message)
+    return message
+
+
+def store_inbound_media(*, message_id: int, content: bytes, provider_mime: str) -> Message:
+    """The customer's file arrived: stored under a random name with the extension of its sniffed
+    type; the customer's file name is only the display name."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update(of=("self",)).select_related(
+            "conversation__line__provider").get(pk=message_id)
+        declared = message.media_mime or provider_mime
+        sniffed = stored_media.sniff_bytes(content, declared_mime=declared)
+        message.media.save(stored_media.new_storage_name(sniffed), ContentFile(content), save=False)
+        # What the file is when we could tell; else what the provider declared (informational only:
+        # it is served as application/octet-stream, as an attachment).
+        message.media_mime = sniffed.mime if sniffed.known else declared.split(";")[0].strip()[:120]
+        message.media_filename = stored_media.clean_display_name(message.media_filename)
+        message.media_provider_id = ""
+        message.payload = {k: v for k, v in message.payload.items() if k not in ("media_error", "media_failed")}
+        message.save(update_fields=["media", "media_mime", "media_filename", "media_provider_id", "payload"])
+        publish_message(event_types.MESSAGE_UPDATED, message)
+    return message

@@ -1,0 +1,216 @@
+"""What an agent sends in her conversation — a text, a quick reply (placeholders filled in), an
+approved template with its parameters, or a file — and marking the thread read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from conversa.accounts.selectors import display_name
+from conversa.campaigns.models import QuickReply
+from conversa.core import media as stored_media
+from conversa.core.errors import InvalidInput, NotFound, WindowClosed
+from conversa.inbox import audit
+from conversa.inbox.actions.common import CheckedUpload, owned_conversation, queue_outbound
+from conversa.inbox.events import publish_conversation
+from conversa.inbox.models import AuditEntry, Conversation, Message
+from conversa.inbox.selectors import get_visible_conversation
+from conversa.inbox.window import is_window_open
+from conversa.realtime import event_types
+from conversa.whatsapp.models import Line, MessageTemplate
+
+PLACEHOLDER = re.compile(r"\{(contact|agent|campaign|customer)\.(\w+)\}")
+# WhatsApp's limits (Meta Cloud API, docs/decisions.md): a text message's body, a media caption, and
+# a template body parameter (Meta allows 32,768 only when the template has nothing but a body; 1,024
+# holds for every template). Parameters may not hold new lines, tabs or over four spaces in a row
+# (Meta error 132018).
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_TEMPLATE_PARAM = 1024
+PARAM_FORBIDDEN = re.compile(r"[\n\t]| {5,}")
+
+
+def render_quick_reply(body: str, conversation: Conversation, agent: User) -> str:
+    contact = conversation.contact
+    profile_first = (conversation.customer_profile_name or "").split(" ")[0]
+    values = {
+        ("contact", "first_name"): contact.first_name if contact else profile_first,
+        ("contact", "last_name"): contact.last_name if contact else "",
+        ("contact", "full_name"): contact.full_name if contact else conversation.customer_profile_name,
+        ("contact", "email"): contact.email if contact else "",
+        ("contact", "phone"): conversation.customer_phone,
+        ("customer", "name"): conversation.customer_name,
+        ("customer", "phone"): conversation.customer_phone,
+        ("agent", "first_name"): getattr(agent, "first_name", "") or agent.get_username(),
+        ("agent", "full_name"): display_name(agent),
+        ("campaign", "name"): conversation.campaign.name,
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        key = (match.group(1), match.group(2))
+        if key in values:
+            return str(values[key])
+        if key[0] == "contact" and contact is not None:
+            return str((contact.custom or {}).get(key[1], ""))
+        return match.group(0)
+
+    return PLACEHOLDER.sub(fill, body)
+
+
+def validate_params(template: MessageTemplate, params: list[str] | None) -> list[str]:
+    """The template's parameters, checked against its count and WhatsApp's limits."""
+    if params is None:
+        params = []
+    if not isinstance(params, list) or not all(isinstance(p, str | int | float) for p in params):
+        raise InvalidInput(_("params must be a list of strings."), field="params")
+    cleaned = [str(p).strip() for p in params]
+    if len(cleaned) != template.param_count:
+        raise InvalidInput(
+            _("Template '%(template)s' takes %(expected)d parameter(s); %(given)d given.")
+            % {"template": template.name, "expected": template.param_count, "given": len(cleaned)},
+            field="params",
+        )
+    if any(not p for p in cleaned):
+        raise InvalidInput(_("Template parameters cannot be empty."), field="params")
+    for index, param in enumerate(cleaned):
+        if len(param) > MAX_TEMPLATE_PARAM:
+            raise InvalidInput(_("Each template parameter can be at most %(limit)d characters.")
+                               % {"limit": MAX_TEMPLATE_PARAM}, field=f"params[{index}]")
+        if PARAM_FORBIDDEN.search(param):
+            raise InvalidInput(_("Template parameters cannot contain line breaks, tabs or more than four "
+                                 "spaces in a row."), field=f"params[{index}]")
+    if len(template.render(cleaned)) > MAX_TEXT:
+        raise InvalidInput(_("With these parameters the message is longer than %(limit)d characters.")
+                           % {"limit": MAX_TEXT}, field="params")
+    return cleaned
+
+
+def approved_template(line: Line, template_id: int) -> MessageTemplate:
+    template = MessageTemplate.objects.filter(pk=template_id, line=line).first()
+    if template is None:
+        raise NotFound(_("Template %(template)s does not exist on line %(line)s.")
+                       % {"template": template_id, "line": line.number})
+    if template.status != MessageTemplate.Status.APPROVED:
+        raise InvalidInput(_("Template '%(template)s' is %(status)s, not approved.")
+                           % {"template": template.name, "status": template.status}, field="template")
+    return template
+
+
+@dataclass
+class ReplyRequest:
+    text: str | None = None
+    quick_reply: int | None = None
+    template: int | None = None
+    params: list[str] | None = None
+    media: UploadedFile | None = None
+    client_message_id: str | None = None
+    reply_to: int | None = None
+
+
+def check_upload(upload: UploadedFile) -> CheckedUpload:
+    """Which WhatsApp media kind an upload is, from its sniffed content, enforcing size and type
+    limits. Text files (no magic bytes) count as text only when declared so and really UTF-8 text."""
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    head = upload.read(stored_media.SNIFF_BYTES)
+    upload.seek(0)
+    sniffed = stored_media.sniff(head=head, chunks=upload.chunks(), declared_mime=declared)
+    upload.seek(0)
+    for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
+        if sniffed.mime in types:
+            if upload.size is not None and upload.size > limit:
+                label = str(dict(Message.Kind.choices).get(kind, kind.title()))
+                raise InvalidInput(
+                    _("%(kind)s files can be at most %(limit)d MB (this one is %(size).1f MB).")
+                    % {"kind": label, "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)},
+                    field="file")
+            return CheckedUpload(upload=upload, kind=kind, sniffed=sniffed)
+    allowed = {mime for _limit, types in settings.CONVERSA_MEDIA_LIMITS.values() for mime in types}
+    if declared.startswith("image/") and declared in allowed:
+        raise InvalidInput(_("The file is not a real %(mime)s image.") % {"mime": declared}, field="file")
+    mime = sniffed.mime if sniffed.known else declared
+    raise InvalidInput(_("Files of type '%(mime)s' cannot be sent on WhatsApp.") % {"mime": mime or _("unknown")},
+                       field="file")
+
+
+def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> tuple[Message, bool]:
+    """The agent writes in her conversation. Returns (message, created); a repeated
+    client_message_id returns the first message instead of sending twice."""
+    # With a file, text is its caption.
+    text = None if request.media is not None else request.text
+    chosen = [x for x in (text, request.quick_reply, request.template, request.media) if x not in (None, "")]
+    if len(chosen) != 1:
+        raise InvalidInput(_("Send exactly one of: text, quick_reply, template, file."), field="text")
+    with transaction.atomic():
+        conversation = owned_conversation(conversation_id=conversation_id, user=agent)
+        if request.client_message_id:
+            existing = conversation.messages.filter(client_message_id=request.client_message_id).first()
+            if existing:
+                return existing, False
+        reply_to = None
+        if request.reply_to:
+            reply_to = conversation.messages.filter(pk=request.reply_to).first()
+            if reply_to is None:
+                raise InvalidInput(_("reply_to is not a message of this conversation."), field="reply_to")
+        if request.template is not None:
+            template = approved_template(conversation.line, request.template)
+            params = validate_params(template, request.params)
+            message = queue_outbound(
+                conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(params),
+                template=template, payload={"params": params}, client_message_id=request.client_message_id,
+            )
+        else:
+            if not is_window_open(conversation):
+                raise WindowClosed(
+                    _("More than 24 hours have passed since the customer's last message: "
+                      "only an approved template can be sent now."), field="template")
+            if request.quick_reply is not None:
+                quick_reply = QuickReply.objects.filter(
+                    pk=request.quick_reply, campaigns=conversation.campaign, active=True).first()
+                if quick_reply is None:
+                    raise NotFound(_("Quick reply not found for this campaign."))
+                body = render_quick_reply(quick_reply.body, conversation, agent)
+                if len(body) > MAX_TEXT:
+                    raise InvalidInput(_("This quick reply, filled in, is longer than WhatsApp's %(limit)d "
+                                         "characters.") % {"limit": MAX_TEXT}, field="quick_reply")
+                message = queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEXT, body=body,
+                                         payload={"quick_reply": quick_reply.pk},
+                                         client_message_id=request.client_message_id, reply_to=reply_to)
+            elif request.media is not None:
+                if len(request.text or "") > MAX_CAPTION:
+                    raise InvalidInput(_("WhatsApp captions can be at most %(limit)d characters.")
+                                       % {"limit": MAX_CAPTION}, field="text")
+                checked = check_upload(request.media)
+                message = queue_outbound(conversation=conversation, sender=agent, kind=checked.kind,
+                                         body=request.text or "", media=checked,
+                                         client_message_id=request.client_message_id, reply_to=reply_to)
+            else:
+                text = str(request.text).strip()
+                if not text:
+                    raise InvalidInput(_("text cannot be empty."), field="text")
+                if len(text) > MAX_TEXT:
+                    raise InvalidInput(_("WhatsApp texts can be at most 4096 characters."), field="text")
+                message = queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEXT, body=text,
+                                         client_message_id=request.client_message_id, reply_to=reply_to)
+        audit.record(kind=AuditEntry.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
+                     message=message.pk, message_kind=message.kind)
+    return message, True
+
+
+def mark_read(*, conversation_id: int, user: User) -> Conversation:
+    """The assigned agent opened the thread: nothing unread any more. A POST (opening the thread
+    in the console or an API client says so); only her own unread count changes, and her other
+    screens learn it. Anyone else who may see the conversation: a no-op."""
+    with transaction.atomic():
+        conversation = get_visible_conversation(user, conversation_id)
+        cleared = Conversation.objects.filter(pk=conversation.pk, agent=user.pk, unread_count__gt=0).update(
+            unread_count=0)
+        if cleared:
+            conversation.unread_count = 0
+            publish_conversation(event_types.CONVERSATION_READ, conversation)
+    return conversation
