@@ -22,7 +22,15 @@ from django.utils.translation import gettext_lazy as _
 from conversa.whatsapp import services
 from conversa.whatsapp.adapters import adapter_class, adapter_classes, get_adapter
 from conversa.whatsapp.adapters.base import ConfigField, SendError
-from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, Provider, WebhookEvent
+from conversa.whatsapp.models import (
+    InteractiveMenu,
+    Line,
+    MenuOption,
+    MessageTemplate,
+    Provider,
+    RejectedWebhook,
+    WebhookEvent,
+)
 
 SECRET = forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})
 Scope = Literal["provider", "line"]
@@ -237,6 +245,27 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def payload(self, obj: WebhookEvent) -> SafeString:
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
                            bytes(obj.body).decode("utf-8", errors="replace"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RejectedWebhook)
+class RejectedWebhookAdmin(admin.ModelAdmin):
+    """Samples of callbacks answered 400/413 (never stored as events): read-only, for support."""
+
+    list_display = ["id", "line", "received_at", "status_code", "reason", "size", "verified"]
+    list_filter = ["status_code", "verified", "line"]
+    fields = ("line", "received_at", "status_code", "reason", "verified", "size", "headers", "sample")
+    readonly_fields = fields
+
+    @admin.display(description=_("body (first bytes)"))
+    def sample(self, obj: RejectedWebhook) -> SafeString:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
+                           bytes(obj.body_sample).decode("utf-8", errors="backslashreplace"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

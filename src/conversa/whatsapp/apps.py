@@ -10,9 +10,11 @@ class WhatsappConfig(AppConfig):
         from conversa.core.health import register_health_reading
         from conversa.core.worker import register_sweep
         from conversa.realtime.stream import register_stream
+        from conversa.whatsapp.rejections import prune_rejected_webhooks
         from conversa.whatsapp.streams import sandbox_audience
         from conversa.whatsapp.sweeps import requeue_overdue_webhook_events, webhook_backlog
 
         register_stream(name="sandbox", resolver=sandbox_audience)
         register_sweep(name="webhook_events", job=requeue_overdue_webhook_events)
+        register_sweep(name="rejected_webhooks", job=prune_rejected_webhooks)
         register_health_reading(name="webhook_backlog", read=webhook_backlog)

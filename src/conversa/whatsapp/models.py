@@ -240,3 +240,25 @@ class PendingStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} for {self.provider_message_id}"
+
+
+class RejectedWebhook(models.Model):
+    """A sample of a callback that could never be stored (unreadable, too large): what support needs
+    to tell the provider what went wrong, bounded so hostile traffic cannot fill the database
+    (`whatsapp.rejections`)."""
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="rejected_webhooks")
+    received_at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=300)
+    # Whether the provider's signature checked out (a 413 is answered before the body is read).
+    verified = models.BooleanField(default=False)
+    size = models.BigIntegerField(help_text="Bytes received, or declared by Content-Length when not read.")
+    headers = models.JSONField(default=dict, blank=True)
+    body_sample = models.BinaryField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["line", "received_at"], name="rejected_webhook_line_idx")]
+
+    def __str__(self) -> str:
+        return f"rejected {self.status_code} #{self.pk}"

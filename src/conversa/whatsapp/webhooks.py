@@ -2,7 +2,8 @@
 
 A body the adapter cannot read (not JSON, nested too deep, or nothing in it carries what identifies
 a message or status) is answered 400 in the API's error envelope and not stored: stored, it would
-be work that fails on every retry.
+be work that fails on every retry. Such bodies (and ones over the size limit, 413) leave a bounded
+sample for admins instead (`whatsapp.rejections`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from conversa.core.api import PayloadTooLarge, error_response, read_limited, too
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import MalformedPayload, WebhookRejected
 from conversa.whatsapp.models import Line
+from conversa.whatsapp.rejections import record_rejected_webhook
 from conversa.whatsapp.services import store_webhook
 
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
@@ -47,13 +49,13 @@ def webhook(request: HttpRequest, kind: str, line_id: int) -> HttpResponse:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
+    headers = {k.lower(): v for k, v in request.headers.items()}
     if declared > _body_limit():
-        return too_large_response()
+        return _too_large(line, headers, declared)
     try:
         body = read_limited(request, limit=_body_limit())
     except PayloadTooLarge:
-        return too_large_response()
-    headers = {k.lower(): v for k, v in request.headers.items()}
+        return _too_large(line, headers, max(declared, _body_limit() + 1))
     try:
         adapter.verify(headers=headers, body=body, query=query)
     except WebhookRejected as exc:
@@ -61,10 +63,22 @@ def webhook(request: HttpRequest, kind: str, line_id: int) -> HttpResponse:
     try:
         parsed = adapter.read(body)
     except MalformedPayload as exc:
+        record_rejected_webhook(line=line, status_code=400, reason=str(exc), headers=headers, body_start=body,
+                                size=len(body), verified=True)
         return error_response(status_code=400, code="invalid", message=str(exc), field=exc.field)
     if parsed.rejected and not parsed.usable:
         first = parsed.rejected[0]
+        record_rejected_webhook(line=line, status_code=400, reason=f"{first['field']}: {first['error']}",
+                                headers=headers, body_start=body, size=len(body), verified=True)
         return error_response(status_code=400, code="invalid", message=first["error"], field=first["field"],
                               extra={"rejected": parsed.rejected})
     event, created = store_webhook(line, body, headers)
     return JsonResponse({"status": "stored" if created else "duplicate", "event": event.pk})
+
+
+def _too_large(line: Line, headers: dict[str, str], size: int) -> HttpResponse:
+    # Not read (reading megabytes to keep a few KB is the cost the limit avoids), so not verified
+    # either: the sample is the headers, the size and the reason.
+    record_rejected_webhook(line=line, status_code=413, reason=f"body over {_body_limit()} bytes", headers=headers,
+                            body_start=b"", size=size, verified=False)
+    return too_large_response()
