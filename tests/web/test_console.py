@@ -149,6 +149,37 @@ def test_lost_capture_race_shows_who_took_it(
     assert Conversation.objects.get(customer_phone="+5491155550124").agent.username == "agent1"
 
 
+def _unread(phone: str) -> int:
+    return Conversation.objects.get(customer_phone=phone).unread_count
+
+
+def test_showing_her_thread_marks_it_read_with_a_post(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str,
+) -> None:
+    line = demo["sales_line"].pk
+    customer_writes(server_url, line, "Hola", phone="+5491155550125", name="Carla")
+    customer_writes(server_url, line, "Hola", phone="+5491155550126", name="Diego")
+    laura = agent_page("agent1")
+    posts: list[str] = []
+    laura.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/read/") else None)
+    for name in ("Diego", "Carla"):  # Carla's is the one left open
+        laura.click("#tab-new")
+        new_row(laura, name).get_by_role("button", name=re.compile("Capture")).click()
+        expect(laura.locator("[data-testid=conversation]")).to_contain_text(name)
+    carla = laura.locator("[data-testid=list-mine] .row", has_text="Carla")
+    expect(carla).not_to_have_class(re.compile("has-unread"))
+    assert any(url.endswith(f"/console/c/{Conversation.objects.get(customer_phone='+5491155550125').pk}/read/")
+               for url in posts)
+
+    # New messages in the open thread are read as they appear; those of the other one wait for her.
+    customer_writes(server_url, line, "¿Siguen ahí?", phone="+5491155550125", name="Carla")
+    customer_writes(server_url, line, "¿Hola?", phone="+5491155550126", name="Diego")
+    expect(laura.locator("#thread")).to_contain_text("¿Siguen ahí?")
+    expect(laura.locator("[data-testid=list-mine] .row", has_text="Diego")).to_have_class(re.compile("has-unread"))
+    expect(carla).not_to_have_class(re.compile("has-unread"))
+    assert _unread("+5491155550125") == 0 and _unread("+5491155550126") == 1
+
+
 XSS_BODIES = ['<script>window.__xss=1</script>', '<img src=x onerror="window.__xss=1">']
 
 
