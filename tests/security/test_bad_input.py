@@ -171,3 +171,11 @@ def test_non_object_bodies_elsewhere(api, attended, body):
 def test_out_of_range_ids_are_400(api, attended, field, value):
     response = api("agent1").post(f"/api/v1/conversations/{attended.pk}/messages/", {field: value}, format="json")
     envelope(response, 400, field)
+
+
+@pytest.mark.parametrize("custom", ["null", '{"plan": "gold"}', "x"])
+def test_custom_fields_sent_as_form_text_are_a_400_not_a_500(api, attended, custom):
+    # A multipart form sends "custom" as text; found by the schemathesis run.
+    response = api("agent1").post(f"/api/v1/conversations/{attended.pk}/identify/",
+                                  {"first_name": "Ana", "custom": custom}, format="multipart")
+    envelope(response, 400, "custom")

@@ -79,7 +79,11 @@ def _clean_standard(data: dict[str, Any]) -> dict[str, str]:
 def split_contact_data(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Standard fields vs custom values; custom ones may come flat or under "custom"."""
     standard = {k: v for k, v in data.items() if k in STANDARD_FIELDS}
-    custom = dict(data.get("custom") or {})
+    given = data.get("custom") or {}
+    if not isinstance(given, dict):
+        # A multipart form sends every value as text: "custom" must still be an object.
+        raise ContactError({"custom": _("Custom fields must be an object of field name → value.")})
+    custom = dict(given)
     custom.update({k: v for k, v in data.items() if k not in (*STANDARD_FIELDS, "custom", "phone", "contact")})
     return standard, custom
 

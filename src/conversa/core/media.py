@@ -18,7 +18,7 @@ import filetype
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import NoReverseMatch, resolve, reverse
 from django.urls.exceptions import Resolver404
@@ -144,7 +144,12 @@ def media_response(*, storage_name: str, display_name: str) -> HttpResponseBase:
         response = HttpResponse(content_type=mime)
         response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(storage_name)
     else:
-        response = FileResponse(default_storage.open(storage_name, "rb"), content_type=mime)
+        try:
+            stored = default_storage.open(storage_name, "rb")
+        except FileNotFoundError as exc:
+            # The row outlived its file (restored backup, manual cleanup): nothing to serve.
+            raise Http404("The file of this message is no longer stored.") from exc
+        response = FileResponse(stored, content_type=mime)
     if mime.startswith("text/"):
         response["Content-Type"] = f"{mime}; charset=utf-8"
     disposition = content_disposition_header(

@@ -220,6 +220,9 @@ def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
             objects.append(item)
         else:
             parsed.errors.append({"error": "callback item is not an object"})
+    if not objects:
+        # `[]`, `[null]`: nothing to store, and stored it would be work that does nothing forever.
+        raise MalformedPayload("The body carries no callback object.")
     return objects
 
 

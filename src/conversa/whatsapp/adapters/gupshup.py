@@ -128,7 +128,11 @@ class GupshupAdapter(ProviderAdapter):
 
     def parse(self, body: bytes) -> ParsedWebhook:
         parsed = ParsedWebhook()
-        for event in json_objects(body, parsed):
+        events = json_objects(body, parsed)
+        if not any(isinstance(event.get("type"), str) and event["type"] for event in events):
+            # Every GupShup callback names its type (message, message-event, template-event, ...).
+            raise MalformedPayload("The callback has no type.", field="type")
+        for event in events:
             etype = event.get("type")
             payloads = event.get("payload")
             # Batches are not documented for v2, but iterate if a list ever comes.

@@ -159,6 +159,9 @@ class MetaAdapter(ProviderAdapter):
         parsed = ParsedWebhook()
         if not isinstance(data, dict):
             raise MalformedPayload("The body must be a JSON object.")
+        if not isinstance(data.get("entry"), list):
+            # Every Cloud API notification is {"object": ..., "entry": [...]}; anything else is not one.
+            raise MalformedPayload("The body has no entry list.", field="entry")
         for entry in _dicts(data.get("entry")):
             for change in _dicts(entry.get("changes")):
                 value = _obj(change.get("value"))
