@@ -318,6 +318,9 @@ CONVERSA_MEDIA_LIMITS = {
     "image": (5 * 1024 * 1024, ["image/jpeg", "image/png", "image/webp"]),
     "video": (16 * 1024 * 1024, ["video/mp4", "video/3gpp"]),
     "audio": (16 * 1024 * 1024, ["audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg"]),
+# A webhook item that failed (the rest of its batch applied) is tried again after this many
+# seconds, doubling per attempt up to an hour; inbound media downloads back off the same way.
+CONVERSA_WEBHOOK_ITEM_RETRY_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_ITEM_RETRY_AFTER", "30"))
     "document": (
         100 * 1024 * 1024,
         [

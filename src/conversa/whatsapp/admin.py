@@ -30,6 +30,7 @@ from conversa.whatsapp.models import (
     Provider,
     RejectedWebhook,
     WebhookEvent,
+    WebhookItemFailure,
 )
 
 SECRET = forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})
@@ -266,6 +267,25 @@ class RejectedWebhookAdmin(admin.ModelAdmin):
     def sample(self, obj: RejectedWebhook) -> SafeString:
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
                            bytes(obj.body_sample).decode("utf-8", errors="backslashreplace"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookItemFailure)
+class WebhookItemFailureAdmin(admin.ModelAdmin):
+    """Items of stored webhooks that failed while the rest of their batch was applied: retried by
+    the sweep with back-off; those without a next attempt have been given up on. Read-only."""
+
+    list_display = ["id", "event", "kind", "position", "item_ref", "attempts", "next_attempt_at", "resolved_at",
+                    "error"]
+    list_filter = ["kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    fields = ("event", "kind", "position", "item_ref", "error", "attempts", "first_failed_at", "next_attempt_at",
+              "resolved_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

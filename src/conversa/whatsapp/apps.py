@@ -12,9 +12,16 @@ class WhatsappConfig(AppConfig):
         from conversa.realtime.stream import register_stream
         from conversa.whatsapp.rejections import prune_rejected_webhooks
         from conversa.whatsapp.streams import sandbox_audience
-        from conversa.whatsapp.sweeps import requeue_overdue_webhook_events, webhook_backlog
+        from conversa.whatsapp.sweeps import (
+            requeue_overdue_webhook_events,
+            retry_failed_webhook_items,
+            webhook_backlog,
+            webhook_item_failures,
+        )
 
         register_stream(name="sandbox", resolver=sandbox_audience)
         register_sweep(name="webhook_events", job=requeue_overdue_webhook_events)
         register_sweep(name="rejected_webhooks", job=prune_rejected_webhooks)
+        register_sweep(name="webhook_item_failures", job=retry_failed_webhook_items)
         register_health_reading(name="webhook_backlog", read=webhook_backlog)
+        register_health_reading(name="webhook_item_failures", read=webhook_item_failures)

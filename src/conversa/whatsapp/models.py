@@ -262,3 +262,35 @@ class RejectedWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"rejected {self.status_code} #{self.pk}"
+
+
+class WebhookItemFailure(models.Model):
+    """One item of a stored webhook (a message, status or template update) that could not be
+    applied while the rest of its batch was: kept with its error, retried with back-off by the
+    sweep (`whatsapp.sweeps.retry_failed_webhook_items`), shown to admins and counted on /healthz/.
+    The item itself is read again from the event's body: `position` is its index among the items
+    of its kind, which reading the same bytes always gives again."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", _("Message")
+        STATUS = "status", _("Status")
+        TEMPLATE = "template", _("Template update")
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="item_failures")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    position = models.PositiveIntegerField()
+    item_ref = models.CharField(max_length=200, blank=True, help_text="The provider's id of the item.")
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField(auto_now_add=True)
+    # When the sweep tries again; empty once given up (or resolved).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "kind", "position"],
+                                               name="webhook_item_failure_unique_item")]
+        indexes = [models.Index(fields=["resolved_at", "next_attempt_at"], name="webhook_item_failure_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.position} of event #{self.event_id}"

@@ -9,22 +9,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
     MalformedPayload,
+    ParsedWebhook,
     ProviderAdapter,
     StatusUpdate,
     TemplateInfo,
 )
-from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
+from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent, WebhookItemFailure
 
 logger = logging.getLogger(__name__)
 # Headers worth keeping with the raw event (never authorization material).
 KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-conversa-signature")
+# A webhook item that failed this many times waits for an admin (WebhookItemFailure).
+WEBHOOK_ITEM_MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -69,18 +73,18 @@ def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[Web
 def process_webhook_event(event_id: int) -> str:
     """Parse a stored callback and apply every message, status and template update it carries.
 
-    Each step is idempotent (messages are unique per provider id, statuses only move forward), so
-    processing an event twice, or after a crash half-way, changes nothing more.
+    Each item is applied in its own savepoint: one that fails is recorded (`WebhookItemFailure`,
+    retried with back-off by the sweep) and the others still go through, so one odd item never
+    costs the rest of its batch. Each step is idempotent (messages are unique per provider id,
+    statuses only move forward), so processing an event twice, or after a crash half-way, changes
+    nothing more. A database outage is no item's fault: it fails the whole run, retried as a whole.
     """
-    handlers = _webhook_handlers()
     event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
     if event.processed_at:
         return "already processed"
     WebhookEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
-    line = event.line
-    adapter = get_adapter(line)
     try:
-        parsed = adapter.read(bytes(event.body))
+        parsed = get_adapter(event.line).read(bytes(event.body))
     except MalformedPayload as exc:
         # Unreadable for good (the endpoint refuses these now; older rows may hold some): retrying
         # cannot help, so the event is closed with the reason.
@@ -88,24 +92,85 @@ def process_webhook_event(event_id: int) -> str:
                                                         error=f"unreadable: {exc}"[:2000])
         return "unreadable"
     try:
-        lines: dict[str, Line] = {}
-        stored = 0
-        for inbound in parsed.messages:
-            routed = _routed(adapter, ref=inbound.line_ref, cache=lines, errors=parsed.errors)
-            if handlers.inbound(routed, inbound) is not None:
-                stored += 1
-        for status in parsed.statuses:
-            routed = _routed(adapter, ref=status.line_ref, cache=lines, errors=parsed.errors)
-            handlers.status(routed, status)
-        for template in parsed.templates:
-            apply_template_status(line, template)
-        errors = "; ".join(str(e) for e in parsed.errors)
+        stored, failed = _apply_items(event, parsed, only=None)
     except Exception as exc:
         logger.exception("processing webhook event %s failed", event.pk)
         WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
+    errors = "; ".join([*(str(e) for e in parsed.errors),
+                        *([f"{failed} item(s) failed, kept for retry (webhook item failures)"] if failed else [])])
     WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error=errors[:2000])
-    return f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
+    return (f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
+            + (f", {failed} failed" if failed else ""))
+
+
+def retry_webhook_item_failures(event_id: int) -> str:
+    """Apply again the items of an event whose failure is due (the sweep enqueues this)."""
+    now = timezone.now()
+    due = {(f.kind, f.position) for f in WebhookItemFailure.objects.filter(
+        event_id=event_id, resolved_at__isnull=True, next_attempt_at__lte=now)}
+    if not due:
+        return "nothing due"
+    event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
+    parsed = get_adapter(event.line).read(bytes(event.body))
+    _, failed = _apply_items(event, parsed, only=due)
+    return f"{len(due) - failed} of {len(due)} item(s) applied"
+
+
+Item = tuple[str, int, InboundMessage | StatusUpdate | TemplateInfo]
+
+
+def _apply_items(event: WebhookEvent, parsed: ParsedWebhook, *, only: set[tuple[str, int]] | None) -> tuple[int, int]:
+    """Apply the event's items (or `only` those), each in its own savepoint; (stored messages, failed)."""
+    handlers = _webhook_handlers()
+    adapter = get_adapter(event.line)
+    kinds = WebhookItemFailure.Kind
+    items: list[Item] = [*((kinds.MESSAGE, n, m) for n, m in enumerate(parsed.messages)),
+                         *((kinds.STATUS, n, s) for n, s in enumerate(parsed.statuses)),
+                         *((kinds.TEMPLATE, n, t) for n, t in enumerate(parsed.templates))]
+    lines: dict[str, Line] = {}
+    stored = failed = 0
+    for kind, position, item in items:
+        if only is not None and (kind, position) not in only:
+            continue
+        try:
+            with transaction.atomic():
+                if isinstance(item, InboundMessage):
+                    routed = _routed(adapter, ref=item.line_ref, cache=lines, errors=parsed.errors)
+                    stored += handlers.inbound(routed, item) is not None
+                elif isinstance(item, StatusUpdate):
+                    routed = _routed(adapter, ref=item.line_ref, cache=lines, errors=parsed.errors)
+                    handlers.status(routed, item)
+                else:
+                    apply_template_status(event.line, item)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the item: the whole event is retried
+        except Exception as exc:
+            failed += 1
+            logger.exception("webhook event %s: %s %s failed; kept for retry", event.pk, kind, position)
+            _record_item_failure(event=event, kind=kind, position=position, item=item, exc=exc)
+        else:
+            WebhookItemFailure.objects.filter(event=event, kind=kind, position=position,
+                                              resolved_at__isnull=True).update(resolved_at=timezone.now(),
+                                                                               next_attempt_at=None)
+    return stored, failed
+
+
+def _record_item_failure(*, event: WebhookEvent, kind: str, position: int,
+                         item: InboundMessage | StatusUpdate | TemplateInfo, exc: Exception) -> None:
+    """Kept with its error; the next try after CONVERSA_WEBHOOK_ITEM_RETRY_AFTER s doubling (capped
+    at an hour), none after WEBHOOK_ITEM_MAX_ATTEMPTS (then it waits for an admin)."""
+    ref = getattr(item, "provider_message_id", "") or getattr(item, "provider_template_id", "")
+    failure, _ = WebhookItemFailure.objects.get_or_create(
+        event=event, kind=kind, position=position,
+        defaults={"item_ref": str(ref)[:200], "error": "", "attempts": 0})
+    failure.attempts += 1
+    failure.error = f"{type(exc).__name__}: {exc}"[:2000]
+    failure.resolved_at = None
+    delay = min(3600.0, settings.CONVERSA_WEBHOOK_ITEM_RETRY_AFTER * 2 ** (failure.attempts - 1))
+    failure.next_attempt_at = (timezone.now() + datetime.timedelta(seconds=delay)
+                               if failure.attempts < WEBHOOK_ITEM_MAX_ATTEMPTS else None)
+    failure.save()
 
 
 def _routed(adapter: ProviderAdapter, *, ref: str, cache: dict[str, Line], errors: list[dict[str, Any]]) -> Line:

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from conversa.core.health import HealthReading
 from conversa.core.worker import live_task_exists
-from conversa.whatsapp.models import WebhookEvent
-from conversa.whatsapp.tasks import process_webhook_event
+from conversa.whatsapp.models import WebhookEvent, WebhookItemFailure
+from conversa.whatsapp.tasks import process_webhook_event, retry_webhook_item_failures
 
 # Events that failed this many times are left to the admins (not swept, not counted as backlog).
 WEBHOOK_MAX_ATTEMPTS = 10
@@ -32,6 +32,28 @@ def requeue_overdue_webhook_events() -> int:
     for event_id in orphans:
         process_webhook_event.enqueue(event_id)
     return len(orphans)
+
+
+def retry_failed_webhook_items() -> int:
+    """Events with a failed item whose next try is due and no retry task waiting or running:
+    enqueue one (at most one live task per event, as for the events themselves)."""
+    due = list(
+        WebhookItemFailure.objects.filter(resolved_at__isnull=True, next_attempt_at__lte=timezone.now())
+        .exclude(live_task_exists(task=retry_webhook_item_failures, first_arg=OuterRef("event_id")))
+        .order_by("event_id").values_list("event_id", flat=True).distinct()[:500]
+    )
+    for event_id in due:
+        retry_webhook_item_failures.enqueue(event_id)
+    return len(due)
+
+
+def webhook_item_failures() -> HealthReading:
+    """For /healthz/: webhook items that failed while their batch was applied, still being retried
+    and given up (waiting for an admin). Reported, not a 503: the service itself is fine."""
+    open_failures = WebhookItemFailure.objects.filter(resolved_at__isnull=True)
+    retrying = open_failures.filter(next_attempt_at__isnull=False).count()
+    given_up = open_failures.filter(next_attempt_at__isnull=True).count()
+    return HealthReading(value={"retrying": retrying, "given_up": given_up})
 
 
 def webhook_backlog() -> HealthReading:

@@ -8,3 +8,8 @@ from conversa.whatsapp import services
 @task(queue_name="webhooks")
 def process_webhook_event(event_id: int) -> str:
     return services.process_webhook_event(event_id)
+
+
+@task(queue_name="webhooks")
+def retry_webhook_item_failures(event_id: int) -> str:
+    return services.retry_webhook_item_failures(event_id)

@@ -7,9 +7,11 @@ messages → the vendor's HTTP API. Nothing outside `adapters/` knows a vendor's
 from __future__ import annotations
 
 import abc
+import dataclasses
 import datetime
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,37 +158,82 @@ def _cut_filename(name: str, limit: int) -> str:
     return _cut(stem, limit - len(ext) - 1) + "." + ext
 
 
-def _id_problem(value: str, name: str) -> str | None:
-    if not value:
-        return f"{name} is missing"
-    if len(value) > MAX_ID:
-        return f"{name} is longer than {MAX_ID} characters"
-    return None
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text any database column can hold: NUL removed (PostgreSQL refuses it in text and jsonb,
+    SQLite takes it, so it passes tests there and fails in production), lone surrogates (a JSON
+    "\\ud83d" without its pair, which no UTF-8 encoder accepts) replaced with U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    # A JSON reader already joins valid pairs, so any surrogate left stands alone.
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def clean_value(value: Any) -> Any:
+    """`clean_text` on every string (keys too) of a JSON value."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_value(v) for v in value]
+    return value
+
+
+def fitted_id(value: str) -> str:
+    """An identifier our columns hold: as is up to MAX_ID characters, else `sha256:` and the hex
+    digest of the whole value. Deterministic, so a replay, a status or a reply naming the same long
+    id still finds the same message, and two different ids stay two (cutting would merge them)."""
+    value = clean_text(value)
+    if len(value) <= MAX_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def fitted_phone(value: str) -> str:
+    """A sender our columns hold. Up to 15 digits (E.164): the digits as sent (formatting dropped
+    when the text is long). More is no phone anyone can answer, but the message is still the
+    customer's: its first 11 digits and 8 derived from a hash of all of them (19, the column's
+    room), so every message of that sender lands in the same conversation."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if len(digits) <= MAX_PHONE_DIGITS:
+        return clean_text(value) if len(value) <= 40 else digits
+    derived = int(hashlib.sha256(digits.encode()).hexdigest(), 16) % 10**8
+    return f"{digits[:11]}{derived:08d}"
 
 
 def checked(parsed: ParsedWebhook) -> ParsedWebhook:
-    """Every item an adapter produced, made safe to store: items missing what identifies them (or
-    with identifiers longer than their columns: cutting would confuse two messages) are moved to
-    `rejected`; display values (names, file names) are cut with an ellipsis; values no column can
-    hold and nothing needs (a reply-to id, a media type) are dropped. Vendor-neutral, so every
-    provider gets the same rules."""
+    """Every item an adapter produced, made safe to store, so one odd value never costs the
+    customer's message: text cleaned of what no column takes (`clean_text`), identifiers over their
+    column hashed (`fitted_id`), senders over 15 digits replaced by a stand-in (`fitted_phone`),
+    display values (names, file names) cut with an ellipsis; values no column can hold and nothing
+    needs (a media type) are dropped. Only items missing what identifies them (an id, a sender with
+    a digit, a status) are moved to `rejected`. Vendor-neutral, so every provider gets the same rules."""
     messages: list[InboundMessage] = []
     for inbound in parsed.messages:
-        problem = _id_problem(inbound.provider_message_id, "id")
-        digits = sum(ch.isdigit() for ch in inbound.from_phone)
-        if problem:
-            parsed.rejected.append({"field": "id", "error": problem})
+        if not inbound.provider_message_id:
+            parsed.rejected.append({"field": "id", "error": "id is missing"})
             continue
-        if not inbound.from_phone or not 1 <= digits <= MAX_PHONE_DIGITS or len(inbound.from_phone) > 40:
+        if not any(ch.isdigit() for ch in inbound.from_phone):
             parsed.rejected.append({"field": "from", "error": "from is missing or not a phone number"
                                     if inbound.from_phone else "from is missing"})
             continue
-        inbound.profile_name = _cut(inbound.profile_name, MAX_NAME)
-        inbound.media_filename = _cut_filename(inbound.media_filename, MAX_FILENAME)
+        inbound.provider_message_id = fitted_id(inbound.provider_message_id)
+        inbound.from_phone = fitted_phone(inbound.from_phone)
+        inbound.body = clean_text(inbound.body)
+        inbound.payload = clean_value(inbound.payload)
+        inbound.kind, inbound.line_ref, inbound.reply_id = (
+            clean_text(inbound.kind), clean_text(inbound.line_ref), clean_text(inbound.reply_id))
+        inbound.profile_name = _cut(clean_text(inbound.profile_name), MAX_NAME)
+        inbound.media_filename = _cut_filename(clean_text(inbound.media_filename), MAX_FILENAME)
+        inbound.media_mime = clean_text(inbound.media_mime)
         if len(inbound.media_mime) > MAX_MIME:
             inbound.media_mime = ""  # the stored file's type is sniffed anyway
-        if len(inbound.reply_to_provider_id) > MAX_ID:
-            inbound.reply_to_provider_id = ""  # no stored message can have that id
+        if inbound.reply_to_provider_id:
+            inbound.reply_to_provider_id = fitted_id(inbound.reply_to_provider_id)
+        inbound.media_id = clean_text(inbound.media_id)
         if len(inbound.media_id) > MAX_ID:
             parsed.errors.append({"message": inbound.provider_message_id,
                                   "error": f"media reference longer than {MAX_ID} characters: not fetched"})
@@ -194,14 +241,17 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
         messages.append(inbound)
     statuses: list[StatusUpdate] = []
     for update in parsed.statuses:
-        problem = _id_problem(update.provider_message_id, "status.id")
-        if problem or not update.status or len(update.status) > MAX_STATUS:
-            parsed.rejected.append({"field": "status.id" if problem else "status.status",
-                                    "error": problem or "status.status is missing or unknown"})
+        update.status = clean_text(update.status)
+        if not update.provider_message_id or not update.status or len(update.status) > MAX_STATUS:
+            field_name = "status.status" if update.provider_message_id else "status.id"
+            parsed.rejected.append({"field": field_name, "error": f"{field_name} is missing"
+                                    if field_name == "status.id" else "status.status is missing or unknown"})
             continue
-        update.alternate_ids = [i for i in update.alternate_ids if i and len(i) <= MAX_ID]
-        update.error_code = update.error_code[:MAX_ERROR_CODE]
-        update.error_title = _cut(update.error_title, MAX_ERROR_TITLE)
+        update.provider_message_id = fitted_id(update.provider_message_id)
+        update.alternate_ids = [fitted_id(i) for i in update.alternate_ids if i]
+        update.line_ref = clean_text(update.line_ref)
+        update.error_code = clean_text(update.error_code)[:MAX_ERROR_CODE]
+        update.error_title = _cut(clean_text(update.error_title), MAX_ERROR_TITLE)
         statuses.append(update)
     parsed.messages, parsed.statuses = messages, statuses
     parsed.errors.extend({"rejected": r["field"], "error": r["error"]} for r in parsed.rejected)
@@ -210,6 +260,8 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
 
 def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
     """A callback body as a list of JSON objects (one object or a batch); anything else in a batch
+    parsed.templates = [dataclasses.replace(t, **{f.name: clean_value(getattr(t, f.name))
+                                                  for f in dataclasses.fields(t)}) for t in parsed.templates]
     is recorded in `parsed.errors` instead of breaking the rest."""
     data = load_json(body)
     if not isinstance(data, dict | list):
