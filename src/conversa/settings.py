@@ -306,8 +306,21 @@ CONVERSA_WINDOW_HOURS = 24
 # Outbound send retries (rate limits, 5xx, network): exponential backoff with jitter.
 CONVERSA_SEND_MAX_ATTEMPTS = int(os.environ.get("CONVERSA_SEND_MAX_ATTEMPTS", "6"))
 CONVERSA_SEND_BACKOFF_BASE = float(os.environ.get("CONVERSA_SEND_BACKOFF_BASE", "2.0"))
+# A send's claim older than this (seconds) belongs to a worker that died mid-call: the message is
+# marked unconfirmed, never sent again by itself. Must exceed PROVIDER_HTTP_TIMEOUT plus
+# CONVERSA_SEND_RECORD_RETRY_FOR.
+CONVERSA_SEND_CLAIM_TIMEOUT = float(os.environ.get("CONVERSA_SEND_CLAIM_TIMEOUT", "300"))
+# How long (seconds) a worker keeps trying to write a send's result when the database fails after
+# the provider accepted it (the provider's id is kept in memory meanwhile).
+CONVERSA_SEND_RECORD_RETRY_FOR = float(os.environ.get("CONVERSA_SEND_RECORD_RETRY_FOR", "30"))
+# An unconfirmed message no status callback confirmed within this many seconds is offered to the
+# agent: "Not confirmed — resend?".
+CONVERSA_UNCONFIRMED_AFTER = float(os.environ.get("CONVERSA_UNCONFIRMED_AFTER", "300"))
 # Webhook events not processed after this many seconds are re-enqueued by the worker's sweep.
 CONVERSA_WEBHOOK_SWEEP_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_SWEEP_AFTER", "30"))
+# A webhook item that failed (the rest of its batch applied) is tried again after this many
+# seconds, doubling per attempt up to an hour; inbound media downloads back off the same way.
+CONVERSA_WEBHOOK_ITEM_RETRY_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_ITEM_RETRY_AFTER", "30"))
 # Provider API base URLs: settings so tests point them at a local fake server.
 META_GRAPH_BASE_URL = os.environ.get("META_GRAPH_BASE_URL", "https://graph.facebook.com")
 META_GRAPH_VERSION = os.environ.get("META_GRAPH_VERSION", "v21.0")
@@ -318,9 +331,6 @@ CONVERSA_MEDIA_LIMITS = {
     "image": (5 * 1024 * 1024, ["image/jpeg", "image/png", "image/webp"]),
     "video": (16 * 1024 * 1024, ["video/mp4", "video/3gpp"]),
     "audio": (16 * 1024 * 1024, ["audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg"]),
-# A webhook item that failed (the rest of its batch applied) is tried again after this many
-# seconds, doubling per attempt up to an hour; inbound media downloads back off the same way.
-CONVERSA_WEBHOOK_ITEM_RETRY_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_ITEM_RETRY_AFTER", "30"))
     "document": (
         100 * 1024 * 1024,
         [

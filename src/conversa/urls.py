@@ -28,6 +28,8 @@ api_v1 = [
     path("conversations/<int:pk>/transfer/", inbox_api.TransferView.as_view(), name="api-transfer"),
     path("conversations/<int:pk>/close/", inbox_api.CloseView.as_view(), name="api-close"),
     path("messages/<int:pk>/media/", inbox_api.MessageMediaView.as_view(), name="api-message-media"),
+    path("conversations/<int:pk>/messages/<int:message_id>/resend/", inbox_api.ResendView.as_view(),
+         name="api-resend"),
     path("contacts/<int:pk>/", inbox_contacts_api.ContactDetailView.as_view(), name="api-contact"),
     path("contacts/<int:pk>/dispositions/", inbox_contacts_api.ContactDispositionsView.as_view(),
          name="api-contact-dispositions"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
+from collections import Counter
 
 from .server import FakeServer, Recorded, Reply, fixture
 
@@ -17,6 +19,14 @@ class MetaFake(FakeServer):
         self.media: dict[str, tuple[bytes, str]] = {}  # media id → (bytes, mime)
         self._ids = itertools.count(1)
         self.sent_ids: list[str] = []
+        # Every send the fake accepted (gave a wamid), whatever happened to the answer afterwards:
+        # what the customer would have received. (wamid, biz_opaque_callback_data, body)
+        self.accepted: list[tuple[str, str, dict[str, object]]] = []
+        # What happens to the answers of the next accepted sends, in order: "timeout" (answer after
+        # `answer_delay` s, when the client has given up) or "drop" (close without answering).
+        self.after_accepting: list[str] = []
+        self.answer_delay = 3.0
+        self._accept_lock = threading.Lock()
         v = re.escape(VERSION)
         self.route("POST", rf"/{v}/{phone_number_id}/messages", self._send)
         self.route("GET", rf"/{v}/{waba_id}/message_templates", self._templates)
@@ -36,8 +46,16 @@ class MetaFake(FakeServer):
         wamid = f"wamid.FAKE{next(self._ids):04d}"
         answer["messages"][0]["id"] = wamid
         answer["contacts"][0].update(input=body.get("to"), wa_id=body.get("to"))
-        self.sent_ids.append(wamid)
-        return Reply(200, answer)
+        with self._accept_lock:
+            self.sent_ids.append(wamid)
+            self.accepted.append((wamid, str(body.get("biz_opaque_callback_data") or ""), body))
+            fate = self.after_accepting.pop(0) if self.after_accepting else ""
+        return Reply(200, answer, delay=self.answer_delay if fate == "timeout" else 0.0, drop=fate == "drop")
+
+    def accepted_per_reference(self) -> Counter[str]:
+        """How many times each of our message references reached the provider."""
+        with self._accept_lock:
+            return Counter(reference for _, reference, _ in self.accepted)
 
     def _media_url(self, request: Recorded, match: re.Match[str]) -> Reply:
         media_id = match["media_id"]

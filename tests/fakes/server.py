@@ -6,9 +6,12 @@ unless a test scripted one-shot replies first (errors, rate limits, outages).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +55,10 @@ class Reply:
     status: int = 200
     body: Any = None  # dict/list → JSON; bytes → raw
     headers: dict[str, str] = field(default_factory=dict)
+    # What a flaky network does after the server acted on the request: answer only after this many
+    # seconds (the client has timed out by then), or close the connection without answering.
+    delay: float = 0.0
+    drop: bool = False
 
 
 Handler = Callable[[Recorded, "re.Match[str]"], Reply]
@@ -114,6 +121,12 @@ class FakeServer:
                     body=self.rfile.read(length) if length else b"",
                 )
                 reply = fake._dispatch(request)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if reply.delay:
+                    time.sleep(reply.delay)  # a slow answer is the behaviour being faked
                 if isinstance(reply.body, bytes):
                     data, ctype = reply.body, "application/octet-stream"
                 else:
@@ -124,7 +137,8 @@ class FakeServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(OSError):  # the client may have given up waiting
+                    self.wfile.write(data)
 
             do_GET = do_POST = _handle
 

@@ -237,7 +237,20 @@ def test_wrong_api_key_fails_with_the_reason(gupshup_fake: GupshupFake, conversa
         Message.Status.FAILED, "401", "Authentication Failed")
 
 
-@pytest.mark.parametrize("status", [429, 500, 502])
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_that_may_follow_acceptance_is_left_unconfirmed(gupshup_fake: GupshupFake,
+                                                              conversation: Conversation, agent: APIClient,
+                                                              status: int) -> None:
+    gupshup_fake.script("POST", "/wa/api/v1/msg", Reply(status, {"status": "error", "message": "Oops"}))
+    message = reply(agent, conversation, {"text": "hola"})
+    drain_tasks()
+    message.refresh_from_db()
+    assert message.status == Message.Status.UNCONFIRMED  # never sent again by itself
+    assert not DBTaskResult.objects.filter(status="READY").exists()
+    assert len(gupshup_fake.requests_to("POST", "/wa/api/v1/msg")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
 def test_rate_limit_and_outage_are_retried(gupshup_fake: GupshupFake, conversation: Conversation,
                                            agent: APIClient, status: int) -> None:
     gupshup_fake.script("POST", "/wa/api/v1/msg", Reply(status, {"status": "error", "message": "Try later"}))

@@ -72,6 +72,7 @@ def test_text_reply_quotes_the_customer_message(meta_fake: MetaFake, conversatio
     assert requests[0].json() == {
         "messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER, "type": "text",
         "text": {"body": "Hola Ana, cuesta $100"}, "context": {"message_id": inbound.provider_message_id},
+        "biz_opaque_callback_data": f"conversa:{message.pk}",
     }
     message.refresh_from_db()
     assert message.status == Message.Status.SENT
@@ -80,10 +81,11 @@ def test_text_reply_quotes_the_customer_message(meta_fake: MetaFake, conversatio
 
 def test_text_without_reply_to_has_no_context(meta_fake: MetaFake, conversation: Conversation,
                                               agent: APIClient) -> None:
-    reply(agent, conversation, {"text": "¿En qué te ayudo?"})
+    message = reply(agent, conversation, {"text": "¿En qué te ayudo?"})
     drain_tasks()
     assert sent_bodies(meta_fake) == [{"messaging_product": "whatsapp", "recipient_type": "individual",
-                                       "to": CUSTOMER, "type": "text", "text": {"body": "¿En qué te ayudo?"}}]
+                                       "to": CUSTOMER, "type": "text", "text": {"body": "¿En qué te ayudo?"},
+                                       "biz_opaque_callback_data": f"conversa:{message.pk}"}]
 
 
 def test_document_is_sent_by_link_with_filename_and_caption(meta_fake: MetaFake, conversation: Conversation,
@@ -120,6 +122,7 @@ def test_template_is_sent_with_name_language_and_body_parameters(meta_fake: Meta
         "messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER, "type": "template",
         "template": {"name": "order_update", "language": {"code": "es"}, "components": [
             {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "123"}]}]},
+        "biz_opaque_callback_data": f"conversa:{message.pk}",
     }]
     message.refresh_from_db()
     assert message.status == Message.Status.SENT and message.body == "Hola Ana, tu pedido 123 salió"
@@ -130,9 +133,9 @@ def test_template_is_sent_with_name_language_and_body_parameters(meta_fake: Meta
     (400, {"error": {"message": "(#131056) (Business Account, Consumer Account) pair rate limit hit",
                      "type": "OAuthException", "code": 131056}}, "131056"),
     (429, {"error": {"message": "Too many calls", "code": 80007}}, "80007"),
-    (500, "api_error_500", "1"),
     (503, b"<html>Service Unavailable</html>", "503"),
-], ids=["130429", "131056", "http429", "http500", "http503-html"])
+    (503, {"error": {"message": "(#133004) Server temporarily unavailable", "code": 133004}}, "133004"),
+], ids=["130429", "131056", "http429", "http503-html", "133004"])
 def test_rate_limits_and_outages_are_retried_until_sent(meta_fake: MetaFake, conversation: Conversation,
                                                         agent: APIClient, status: int, body: Any,
                                                         code: str) -> None:

@@ -17,7 +17,7 @@ from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, curren
 from conversa.core.errors import InvalidInput
 from conversa.core.media import media_response
 from conversa.inbox import selectors
-from conversa.inbox.actions import assignment, closing, contacts, outbound, replies
+from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
 from conversa.inbox.models import Conversation
 from conversa.inbox.serializers import ConversationSerializer, MessageSerializer
 
@@ -194,6 +194,17 @@ class ReadView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         conversation = replies.mark_read(conversation_id=pk, user=current_user(request))
         return Response(ConversationSerializer(conversation).data)
+
+
+class ResendView(APIView):
+    """Send again a message the provider never confirmed (status `unconfirmed`): the agent's
+    explicit decision, audited; 409 for any other message."""
+
+    @extend_schema(request=None, responses={200: MessageSerializer,
+                                            409: OpenApiResponse(description="Not waiting for confirmation")})
+    def post(self, request: Request, pk: int, message_id: int) -> Response:
+        message = delivery.resend_unconfirmed(conversation_id=pk, message_id=message_id, user=current_user(request))
+        return Response(MessageSerializer(message).data)
 
 
 class MessageMediaView(APIView):

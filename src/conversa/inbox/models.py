@@ -101,6 +101,9 @@ class Message(models.Model):
         READ = "read", _("Read")
         FAILED = "failed", _("Failed")
         RECEIVED = "received", _("Received")
+        # The provider may or may not have the message (a timeout after the request was written, a
+        # worker killed mid-call): never sent again by itself; a status callback moves it forward.
+        UNCONFIRMED = "unconfirmed", _("Not confirmed")
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="messages")
@@ -130,6 +133,11 @@ class Message(models.Model):
     send_claimed_at = models.DateTimeField(null=True, blank=True)
     # When the next send attempt is due; the worker's sweep re-enqueues overdue queued messages.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the last provider call for it started (set with the claim, before the call): a claim that
+    # expires after it means the call may have been made, so the message is unconfirmed, not re-sent.
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    # When the agent was offered to resend an unconfirmed message nobody confirmed in time.
+    resend_offered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
@@ -175,6 +183,7 @@ class AuditEntry(models.Model):
         CLOSED = "closed", _("Closed")
         OUTBOUND_STARTED = "outbound_started", _("Outbound conversation started")
         ROUTED = "routed", _("Routed by the interactive menu")
+        MESSAGE_RESENT = "message_resent", _("Unconfirmed message sent again")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"

@@ -58,20 +58,25 @@ class ConversationSerializer(ConversationSummarySerializer):
 
 
 class MessageSummarySerializer(serializers.ModelSerializer):
-    """What every message event carries."""
+    """What every message event carries. `resend_offered`: the message is unconfirmed and nothing
+    confirmed it in CONVERSA_UNCONFIRMED_AFTER — the agent may resend it (POST .../resend/)."""
 
     media_url = serializers.SerializerMethodField()
+    resend_offered = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
         fields = [
             "id", "conversation", "direction", "kind", "body", "status", "error_code", "error_title",
-            "provider_message_id", "media_url", "media_filename", "created_at",
+            "provider_message_id", "media_url", "media_filename", "created_at", "resend_offered",
         ]
         read_only_fields = fields
 
     def get_media_url(self, obj: Message) -> str | None:
         return obj.media_path or None
+
+    def get_resend_offered(self, obj: Message) -> bool:
+        return obj.status == Message.Status.UNCONFIRMED and obj.resend_offered_at is not None
 
 
 class MessageSerializer(MessageSummarySerializer):
@@ -82,6 +87,7 @@ class MessageSerializer(MessageSummarySerializer):
             "id", "conversation", "direction", "kind", "body", "payload", "media_url", "media_mime",
             "media_filename", "template", "sender", "sender_name", "status", "error_code", "error_title",
             "provider_message_id", "client_message_id", "reply_to", "created_at", "status_changed_at",
+            "resend_offered",
         ]
         read_only_fields = fields
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import datetime
 import logging
 import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
+from django import db
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from django_tasks import task
 
 from conversa.contacts.phones import wa_id
 from conversa.core import media as stored_media
 from conversa.inbox.actions import delivery
-from conversa.inbox.actions.delivery import CLAIM_TIMEOUT as CLAIM_TIMEOUT
 from conversa.inbox.actions.inbound import record_media_failure, store_inbound_media
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
@@ -22,6 +26,7 @@ from conversa.whatsapp.adapters.base import ListRow, OutboundList, OutboundMedia
 from conversa.whatsapp.services import clear_line_problem, flag_line_problem
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def backoff_delay(attempt: int) -> float:
@@ -34,33 +39,66 @@ def _deliver(message: Message) -> SendResult:
     line = message.conversation.line
     adapter = get_adapter(line)
     to = wa_id(message.conversation.customer_phone)
+    reference = delivery.send_reference(message_id=message.pk)
     reply_to = message.reply_to.provider_message_id if message.reply_to and message.reply_to.provider_message_id else ""
     if message.kind == Message.Kind.TEMPLATE and message.template:
         return adapter.send_template(
             to=to, template_name=message.template.name, template_id=message.template.provider_template_id,
             language=message.template.language, params=list(message.payload.get("params", [])),
+            reference=reference,
         )
     if message.kind == Message.Kind.INTERACTIVE and message.payload.get("list"):
         data = dict(message.payload["list"])
         rows = [ListRow(**row) for row in data.pop("rows", [])]
-        return adapter.send_list(to=to, menu=OutboundList(rows=rows, **data))
+        return adapter.send_list(to=to, menu=OutboundList(rows=rows, **data), reference=reference)
     if message.media:
         # A signed, expiring link to this one file: the provider fetches it without a login.
         link = stored_media.signed_url(message.media.name, display_name=message.media_filename)
         media = OutboundMedia(kind=message.kind, url=link, mime=message.media_mime,
                               filename=message.media_filename, caption=message.body)
-        return adapter.send_media(to=to, media=media, reply_to=reply_to)
-    return adapter.send_text(to=to, text=message.body, reply_to=reply_to)
+        return adapter.send_media(to=to, media=media, reply_to=reply_to, reference=reference)
+    return adapter.send_text(to=to, text=message.body, reply_to=reply_to, reference=reference)
+
+
+def _write_with_retries(what: str, write: Callable[[], T]) -> T | None:
+    """A write after the provider call, retried while the database is away (a restart, a failover)
+    for up to CONVERSA_SEND_RECORD_RETRY_FOR seconds: what the provider said is only in memory, and
+    losing it must never lead to a second send. None if it never went through."""
+    deadline = time.monotonic() + settings.CONVERSA_SEND_RECORD_RETRY_FOR
+    delay = 0.2
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as exc:
+            db.connection.close()  # a broken connection is not reused; the next query reconnects
+            if time.monotonic() + delay > deadline:
+                logger.error("could not record %s: %s", what, exc)
+                return None
+            logger.warning("recording %s failed (%s); again in %.1fs", what, exc, delay)
+            time.sleep(delay)  # backing off from a database that is down: nothing to wait on
+            delay = min(delay * 2, 5.0)
+
+
+def _unconfirmed(message: Message, *, code: str, title: str) -> str:
+    # If even this write fails the claim stays, and the sweep marks it unconfirmed when it expires.
+    _write_with_retries(f"message {message.pk} as unconfirmed",
+                        lambda: delivery.mark_unconfirmed(message_id=message.pk, code=code, title=title))
+    return f"unconfirmed: {code} {title}"
 
 
 @task(queue_name="outbound")
 def send_outbound_message(message_id: int) -> str:
+    """Send once. Repeated by itself only when the provider provably did not get the request; an
+    ambiguous outcome leaves the message unconfirmed for the status callback (docs/decisions.md #37)."""
     message = delivery.claim_for_send(message_id=message_id)
     if message is None:
-        return "skipped: already sent, failed or being sent"
+        return "skipped: already sent, failed, unconfirmed or being sent"
     try:
         result = _deliver(message)
     except SendError as exc:
+        if exc.ambiguous:
+            logger.warning("send of message %s not confirmed (%s): not sent again by itself", message.pk, exc)
+            return _unconfirmed(message, code=exc.code, title=exc.title)
         if exc.retryable and message.send_attempts < settings.CONVERSA_SEND_MAX_ATTEMPTS:
             delay = backoff_delay(message.send_attempts)
             run_after = timezone.now() + datetime.timedelta(seconds=delay)
@@ -74,13 +112,20 @@ def send_outbound_message(message_id: int) -> str:
             flag_line_problem(message.conversation.line, exc.title)
         return f"failed: {exc}"
     except Exception as exc:
-        # A bug or an unexpected answer: the agent must see it failed, not wait forever.
+        # A bug or an unexpected answer, possibly after the provider took the message: the agent
+        # must see it is not confirmed (and decide), not wait forever, and it is never re-sent.
         logger.exception("send of message %s crashed", message.pk)
-        delivery.record_send_failure(message=message, code="internal", title=f"Could not send: {exc}")
+        _unconfirmed(message, code="internal", title=f"Could not confirm the send: {exc}")
         raise
-    delivery.record_send_success(message=message, provider_message_id=result.provider_message_id)
+    provider_id = result.provider_message_id
+    recorded = _write_with_retries(
+        f"the send of message {message.pk} (provider id {provider_id})",
+        lambda: delivery.record_send_success(message=message, provider_message_id=provider_id))
+    if recorded is None:
+        return _unconfirmed(message, code="not-recorded",
+                            title=f"Sent, but the result could not be recorded (provider id {provider_id}).")
     clear_line_problem(message.conversation.line)
-    return f"sent: {result.provider_message_id}"
+    return f"sent: {provider_id}"
 
 
 def _media_limit(kind: str) -> int:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("console/c/<int:pk>/read/", views.mark_read, name="console-read"),
     path("console/c/<int:pk>/capture/", views.capture, name="console-capture"),
     path("console/c/<int:pk>/send/", views.send, name="console-send"),
+    path("console/c/<int:pk>/messages/<int:message_id>/resend/", views.resend, name="console-resend"),
     path("console/c/<int:pk>/identify/", views.identify, name="console-identify"),
     path("console/c/<int:pk>/contact/", views.edit_contact, name="console-edit-contact"),
     path("console/c/<int:pk>/transfer/", views.transfer, name="console-transfer"),

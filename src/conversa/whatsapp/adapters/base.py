@@ -85,6 +85,12 @@ class StatusUpdate:
     line_ref: str = ""  # as InboundMessage.line_ref
     # A vendor-neutral reason the adapter recognised in the failure (WINDOW_CLOSED), or "".
     error_reason: str = ""
+    # The `reference` our send carried, echoed back by providers that can (Meta's
+    # biz_opaque_callback_data, the sandbox's "reference"); "" otherwise.
+    reference: str = ""
+    # The customer the message went to, as the provider writes it ("" when not given): providers
+    # without a reference are reconciled on recipient and time.
+    recipient: str = ""
 
 
 @dataclass
@@ -254,14 +260,14 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
         update.error_title = _cut(clean_text(update.error_title), MAX_ERROR_TITLE)
         statuses.append(update)
     parsed.messages, parsed.statuses = messages, statuses
+    parsed.templates = [dataclasses.replace(t, **{f.name: clean_value(getattr(t, f.name))
+                                                  for f in dataclasses.fields(t)}) for t in parsed.templates]
     parsed.errors.extend({"rejected": r["field"], "error": r["error"]} for r in parsed.rejected)
     return parsed
 
 
 def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
     """A callback body as a list of JSON objects (one object or a batch); anything else in a batch
-    parsed.templates = [dataclasses.replace(t, **{f.name: clean_value(getattr(t, f.name))
-                                                  for f in dataclasses.fields(t)}) for t in parsed.templates]
     is recorded in `parsed.errors` instead of breaking the rest."""
     data = load_json(body)
     if not isinstance(data, dict | list):
@@ -285,14 +291,19 @@ class SendResult:
 
 
 class SendError(Exception):
-    """A send the provider refused. `retryable` errors (rate limits, 5xx, network) are retried."""
+    """A call that did not succeed. `retryable`: the request provably never reached the provider or
+    was refused unprocessed (no connection, 429, a documented "not processed" 5xx): safe to repeat.
+    `ambiguous`: it may have been processed (a timeout or dropped answer after the request was
+    written, an unexplained 5xx, an acceptance without an id): repeating it could send the customer
+    the same message twice, so it never is repeated by itself. Anything else is a refusal."""
 
     def __init__(self, title: str, *, code: str = "", retryable: bool = False, line_unusable: bool = False,
-                 reason: str = ""):
+                 reason: str = "", ambiguous: bool = False):
         super().__init__(f"{code} {title}".strip())
         self.code = str(code)
         self.title = title
-        self.retryable = retryable
+        self.retryable = retryable and not ambiguous
+        self.ambiguous = ambiguous
         self.reason = reason  # as StatusUpdate.error_reason
         # The line's credentials are rejected: every send will fail until an admin fixes them.
         self.line_unusable = line_unusable
@@ -405,22 +416,24 @@ class ProviderAdapter(abc.ABC):
         raise SendError("This provider does not serve media.", retryable=False)
 
     # --- outbound ------------------------------------------------------------------------
+    # Every send takes `reference`: our id for the message, carried where the provider echoes it
+    # back in its status callbacks (StatusUpdate.reference), so an unconfirmed send is reconciled.
     @abc.abstractmethod
-    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+    def send_text(self, *, to: str, text: str, reply_to: str = "", reference: str = "") -> SendResult:
         """Send; return the provider's message id or raise SendError."""
 
     @abc.abstractmethod
-    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "", reference: str = "") -> SendResult:
         """Send; return the provider's message id or raise SendError."""
 
     @abc.abstractmethod
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str]) -> SendResult:
+                      params: list[str], reference: str = "") -> SendResult:
         """Send an approved template with its body parameters, in order."""
 
-    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+    def send_list(self, *, to: str, menu: OutboundList, reference: str = "") -> SendResult:
         """An interactive list; by default its numbered-text form (answered by typing the number)."""
-        return self.send_text(to=to, text=menu.as_text())
+        return self.send_text(to=to, text=menu.as_text(), reference=reference)
 
     def fetch_templates(self) -> list[TemplateInfo]:
         return []

@@ -43,6 +43,7 @@ from conversa.whatsapp.adapters.base import (
     json_objects,
     load_json,
 )
+from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ class GupshupAdapter(ProviderAdapter):
             status=etype,
             timestamp=_millis(inner.get("ts")) or _millis(event.get("timestamp")),
             alternate_ids=[own_id] if gs_id and own_id and own_id != gs_id else [],
+            # GupShup echoes nothing of ours: an unconfirmed send is matched on recipient and time.
+            recipient=str(payload.get("destination") or ""),
         )
         if etype == "failed":
             update.error_code = str(inner.get("code") or "")
@@ -254,7 +257,7 @@ class GupshupAdapter(ProviderAdapter):
             return httpx.request(method, url, headers=headers, timeout=settings.PROVIDER_HTTP_TIMEOUT,
                                  **kwargs)
         except httpx.HTTPError as exc:
-            raise SendError(f"GupShup unreachable: {exc}", code="network", retryable=True) from exc
+            raise transport_error(exc, vendor="GupShup", idempotent=method == "GET") from exc
 
     @staticmethod
     def _answer(response: httpx.Response) -> dict[str, Any]:
@@ -265,7 +268,9 @@ class GupshupAdapter(ProviderAdapter):
             data = {}
         if not isinstance(data, dict):
             data = {}
-        retryable = response.status_code == 429 or response.status_code >= 500
+        # GupShup documents 4001 as "API rate limited"; a 5xx on a GET may always be repeated.
+        outcome = status_outcome(response.status_code, not_processed=str(data.get("code")) == "4001",
+                                 idempotent=response.request.method == "GET")
         if not response.is_success or data.get("status") == "error":
             message = data.get("message")
             if isinstance(message, dict):  # some endpoints nest {"message": {"message": ...}}
@@ -273,7 +278,7 @@ class GupshupAdapter(ProviderAdapter):
             title = str(message or f"GupShup answered HTTP {response.status_code}")
             code = str(data.get("code") or (response.status_code if not response.is_success else "error"))
             unusable = response.status_code in (401, 403) or "authentication" in title.lower()
-            raise SendError(title, code=code, retryable=retryable, line_unusable=unusable,
+            raise SendError(title, code=code, line_unusable=unusable, **outcome,
                             reason=WINDOW_CLOSED if code in WINDOW_CLOSED_CODES else "")
         return data
 
@@ -285,17 +290,19 @@ class GupshupAdapter(ProviderAdapter):
         data = self._answer(self._request("POST", f"{self._base()}{path}", data=form))
         message_id = data.get("messageId")
         if data.get("status") != "submitted" or not message_id:
-            raise SendError(f"Unexpected GupShup answer: {json.dumps(data)[:300]}", code="unexpected")
+            # A 2xx we cannot read: GupShup may have taken the message.
+            raise SendError(f"Unexpected GupShup answer: {json.dumps(data)[:300]}", code="unexpected",
+                            ambiguous=True)
         return SendResult(provider_message_id=str(message_id), raw=data)
 
     # --- outbound ------------------------------------------------------------------------
-    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+    def send_text(self, *, to: str, text: str, reply_to: str = "", reference: str = "") -> SendResult:
         message: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             message["context"] = {"msgId": reply_to}
         return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
 
-    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+    def send_list(self, *, to: str, menu: OutboundList, reference: str = "") -> SendResult:
         # GupShup's "list" message; the chosen row comes back as a list_reply with its postbackText.
         message = {
             "type": "list", "title": menu.header or menu.button, "body": menu.body, "msgid": "menu",
@@ -306,7 +313,7 @@ class GupshupAdapter(ProviderAdapter):
         }
         return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
 
-    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "", reference: str = "") -> SendResult:
         message: dict[str, Any]
         if media.kind == "image":
             message = {"type": "image", "originalUrl": media.url, "previewUrl": media.url}
@@ -321,7 +328,7 @@ class GupshupAdapter(ProviderAdapter):
         return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str]) -> SendResult:
+                      params: list[str], reference: str = "") -> SendResult:
         template = {"id": template_id, "params": [str(p) for p in params]}
         return self._post_message("/wa/api/v1/template/msg",
                                   {"destination": to, "template": json.dumps(template)})

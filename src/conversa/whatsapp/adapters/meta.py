@@ -40,14 +40,17 @@ from conversa.whatsapp.adapters.base import (
     load_json,
     signature_matches,
 )
+from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 MEDIA_TYPES = {"image", "document", "audio", "video", "sticker"}
-# Error codes Meta documents as "try again later": throughput (130429), pair rate limit (131056),
-# application/account rate limits (4, 80007) and a temporarily unavailable service (133004).
-RETRYABLE_CODES = {4, 80007, 130429, 131056, 133004}
+# Error codes Meta documents as refused unprocessed, "try again later": throughput (130429), pair
+# rate limit (131056), application/account rate limits (4, 80007), the API down or overloaded (2)
+# and a service temporarily unavailable (131016, 133004). Others with a 5xx (1 "unknown", 131000
+# "something went wrong") may come after the message was accepted: ambiguous, never re-sent.
+RETRYABLE_CODES = {2, 4, 80007, 130429, 131016, 131056, 133004}
 # Meta's template statuses folded onto ours. A FLAGGED template can still be sent (it is only
 # warned about), IN_APPEAL is still under review, and anything on its way out is disabled.
 TEMPLATE_STATUS = {
@@ -200,6 +203,8 @@ class MetaAdapter(ProviderAdapter):
                 error_title=_error_text(first) if first else "",
                 error_reason=_reason(first.get("code")),
                 line_ref=line_ref,
+                reference=str(status.get("biz_opaque_callback_data") or ""),
+                recipient=str(status.get("recipient_id") or ""),
             ))
 
     def _inbound(self, message: dict[str, Any], names: dict[str, str]) -> InboundMessage:
@@ -303,11 +308,12 @@ class MetaAdapter(ProviderAdapter):
             return httpx.request(method, url, headers=self._headers(), timeout=settings.PROVIDER_HTTP_TIMEOUT,
                                  **kwargs)
         except httpx.HTTPError as exc:
-            raise SendError(f"Meta unreachable: {exc}", code="network", retryable=True) from exc
+            raise transport_error(exc, vendor="Meta", idempotent=method == "GET") from exc
 
     @staticmethod
     def _raise_for_error(response: httpx.Response) -> dict[str, Any]:
-        """The JSON answer of a successful call, or the SendError Meta's error maps to."""
+        """The JSON answer of a successful call, or the SendError Meta's error maps to (for a GET any
+        5xx may be repeated: reading twice harms nobody)."""
         try:
             data = response.json()
         except ValueError:
@@ -318,36 +324,40 @@ class MetaAdapter(ProviderAdapter):
             return data
         error = _obj(data.get("error"))
         code = error.get("code")
-        retryable = response.status_code == 429 or response.status_code >= 500 or code in RETRYABLE_CODES
+        outcome = status_outcome(response.status_code, not_processed=code in RETRYABLE_CODES,
+                                 idempotent=response.request.method == "GET")
         title = str(_details(error) or error.get("message") or f"Meta answered HTTP {response.status_code}")
         if code == 190:
             title = f"Access token expired or invalid; update the provider's access token ({title})"
         code_text = str(code if code is not None else response.status_code)
-        raise SendError(title, code=code_text, retryable=retryable, reason=_reason(code),
-                        line_unusable=code == 190 or response.status_code == 401)
+        raise SendError(title, code=code_text, reason=_reason(code),
+                        line_unusable=code == 190 or response.status_code == 401, **outcome)
 
-    def _send(self, payload: dict[str, Any]) -> SendResult:
+    def _send(self, payload: dict[str, Any], reference: str) -> SendResult:
         phone_number_id = str(self.config.get("phone_number_id") or "")
         if not phone_number_id:
             raise SendError("The line has no Meta phone number id configured.", code="config")
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        if reference:
+            # Echoed back in every status webhook of this message (StatusUpdate.reference).
+            body["biz_opaque_callback_data"] = reference
         response = self._request("POST", self._url(phone_number_id, "messages"), json=body)
         data = self._raise_for_error(response)
         messages = _dicts(data.get("messages"))
         if not messages or not messages[0].get("id"):
-            # Accepted without an id: we could never match its statuses. Treat as a transient glitch.
+            # Accepted without an id: it may well go out. Its statuses reconcile it by reference.
             raise SendError("Meta accepted the message without returning its id.", code="no-id",
-                            retryable=True)
+                            ambiguous=True)
         return SendResult(provider_message_id=str(messages[0]["id"]), raw=data)
 
     # --- outbound ------------------------------------------------------------------------
-    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
+    def send_text(self, *, to: str, text: str, reply_to: str = "", reference: str = "") -> SendResult:
         payload: dict[str, Any] = {"to": to, "type": "text", "text": {"body": text}}
         if reply_to:
             payload["context"] = {"message_id": reply_to}
-        return self._send(payload)
+        return self._send(payload, reference)
 
-    def send_list(self, *, to: str, menu: OutboundList) -> SendResult:
+    def send_list(self, *, to: str, menu: OutboundList, reference: str = "") -> SendResult:
         interactive: dict[str, Any] = {
             "type": "list",
             "body": {"text": menu.body},
@@ -361,9 +371,9 @@ class MetaAdapter(ProviderAdapter):
         if menu.footer:
             interactive["footer"] = {"text": menu.footer[:60]}
         return self._send({"recipient_type": "individual", "to": to, "type": "interactive",
-                           "interactive": interactive})
+                           "interactive": interactive}, reference)
 
-    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "", reference: str = "") -> SendResult:
         kind = media.kind if media.kind in MEDIA_TYPES else "document"
         obj: dict[str, Any] = {"link": media.url}
         # Meta rejects captions on audio and stickers, and filenames on anything but documents.
@@ -374,16 +384,16 @@ class MetaAdapter(ProviderAdapter):
         payload: dict[str, Any] = {"to": to, "type": kind, kind: obj}
         if reply_to:
             payload["context"] = {"message_id": reply_to}
-        return self._send(payload)
+        return self._send(payload, reference)
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str]) -> SendResult:
+                      params: list[str], reference: str = "") -> SendResult:
         template: dict[str, Any] = {"name": template_name, "language": {"code": language}}
         if params:
             template["components"] = [
                 {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in params]},
             ]
-        return self._send({"to": to, "type": "template", "template": template})
+        return self._send({"to": to, "type": "template", "template": template}, reference)
 
     def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
         # Step 1: the media id resolves to a short-lived URL (and the mime type).

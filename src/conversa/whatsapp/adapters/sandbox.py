@@ -8,12 +8,14 @@ Webhook (POST /webhooks/sandbox/<line_id>/), one JSON object or a list of them:
 - a choice from a list or buttons: {"id": "m2", "from": ..., "type": "interactive", "reply_id":
   "<the row's id>", "text": "<its title>"}.
 - a delivery status: {"status": {"id": "<provider message id>", "status": "delivered"}}
-  (also "error_code" / "error_title" for failed; "error_code": "window_closed" for a closed window).
+  (also "error_code" / "error_title" for failed; "error_code": "window_closed" for a closed window;
+  "reference": the "reference" of the relayed send, as Meta's biz_opaque_callback_data).
 If the provider has a webhook secret, requests must carry X-Conversa-Signature:
 sha256=<HMAC-SHA256(secret, raw body)>.
 
 Sends are accepted locally (the customer simulator reads them from the database), unless the
-provider config has "api_url": then they are POSTed there as JSON and the answer's "id" is kept.
+provider config has "api_url": then they are POSTed there as JSON (with our "reference") and the
+answer's "id" is kept.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from conversa.whatsapp.adapters.base import (
     json_objects,
     signature_matches,
 )
+from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
 
 MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
 
@@ -81,6 +84,7 @@ class SandboxAdapter(ProviderAdapter):
                         error_title=str(st.get("error_title", "")),
                         error_reason=WINDOW_CLOSED if error_code == WINDOW_CLOSED else "",
                         timestamp=datetime.datetime.now(datetime.UTC),
+                        reference=_scalar(st.get("reference")),
                     )
                 )
                 continue
@@ -110,21 +114,22 @@ class SandboxAdapter(ProviderAdapter):
             )
         return parsed
 
-    def _relay(self, payload: dict[str, Any]) -> SendResult:
+    def _relay(self, payload: dict[str, Any], reference: str) -> SendResult:
         api_url = self.config.get("api_url")
         if not api_url:
             return SendResult(provider_message_id=f"sandbox-{uuid.uuid4().hex}")
         try:
-            response = httpx.post(api_url, json=payload, timeout=settings.PROVIDER_HTTP_TIMEOUT)
+            response = httpx.post(api_url, json={**payload, "reference": reference},
+                                  timeout=settings.PROVIDER_HTTP_TIMEOUT)
         except httpx.HTTPError as exc:
-            raise SendError(f"Sandbox relay unreachable: {exc}", code="network", retryable=True) from exc
+            raise transport_error(exc, vendor="Sandbox relay") from exc
         try:
             data = response.json()
         except ValueError:
             data = {}
         if response.status_code >= 500 or response.status_code == 429:
             raise SendError(f"Sandbox relay answered {response.status_code}", code=str(response.status_code),
-                            retryable=True)
+                            **status_outcome(response.status_code))
         if response.status_code >= 400 or "id" not in data:
             error = data.get("error") or {}
             raise SendError(str(error.get("message") or f"HTTP {response.status_code}"),
@@ -148,14 +153,14 @@ class SandboxAdapter(ProviderAdapter):
             raise SendError(f"The file is too big (over {max_bytes} bytes).", code="too-big")
         return content, stored_media.stored_mime(name)
 
-    def send_text(self, *, to: str, text: str, reply_to: str = "") -> SendResult:
-        return self._relay({"to": to, "type": "text", "text": text, "reply_to": reply_to})
+    def send_text(self, *, to: str, text: str, reply_to: str = "", reference: str = "") -> SendResult:
+        return self._relay({"to": to, "type": "text", "text": text, "reply_to": reply_to}, reference)
 
-    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "") -> SendResult:
+    def send_media(self, *, to: str, media: OutboundMedia, reply_to: str = "", reference: str = "") -> SendResult:
         return self._relay({"to": to, "type": media.kind, "url": media.url, "filename": media.filename,
-                            "caption": media.caption})
+                            "caption": media.caption}, reference)
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str]) -> SendResult:
+                      params: list[str], reference: str = "") -> SendResult:
         return self._relay({"to": to, "type": "template", "template": template_name, "language": language,
-                            "params": params})
+                            "params": params}, reference)
