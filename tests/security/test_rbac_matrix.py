@@ -179,6 +179,7 @@ TABLE: dict[str, list[Check]] = {
     "api-capture": [Check("POST", obj(401, 403, 200, 409, 404, 409, 409))],
     # Marking read: whoever may see the conversation (only its agent's unread count changes).
     "api-read": [Check("POST", API_CONV_READ)],
+    "api-resend": [Check("POST", API_CONV_ACT)],
     "api-messages": [Check("GET", API_CONV_READ),
                      Check("POST", obj(401, 403, 201, 404, 404, 404, 404), body=_text)],
     "api-identify": [Check("POST", API_CONV_ACT, body=lambda f, o: {"contact": f.objects[o]["contact"].pk})],
@@ -222,6 +223,8 @@ TABLE: dict[str, list[Check]] = {
     "console-read": [Check("POST", WEB_CONV_ACT, json_body=False)],
     "console-capture": [Check("POST", obj(302, 403, 204, 409, 404, 409, 409), json_body=False)],
     "console-send": [Check("POST", obj(302, 403, 204, 404, 404, 404, 404), body=_text, json_body=False)],
+    "console-resend": [Check("POST", WEB_CONV_ACT, json_body=False)],  # her reply nobody confirmed
+    "console-retry-media": [Check("POST", WEB_CONV_ACT, json_body=False)],  # a failed attachment of hers
     "console-identify": [Check("POST", WEB_CONV_ACT, json_body=False,
                                body=lambda f, o: {"contact": f.objects[o]["contact"].pk})],
     "console-edit-contact": [Check("POST", WEB_CONV_ACT, json_body=False, body=lambda f, o: {"last_name": "X"})],
@@ -303,7 +306,16 @@ def world(api: Any, customer_says: Callable[..., Conversation], demo: dict[str, 
                                  {"file": io.BytesIO(PNG), "text": "foto"}, format="multipart")
         assert upload.status_code == 201, upload.content
         conversation.refresh_from_db()
+        failed_media = Message.objects.create(  # a customer's attachment that could not be downloaded
+            conversation=conversation, line=line, direction=Message.Direction.INBOUND, kind=Message.Kind.IMAGE,
+            media_provider_id="lost-media", provider_message_id=f"rbac-media-{phone}",
+            status=Message.Status.RECEIVED, payload={"media_failed": True, "media_error": "HTTP 404"})
+        unconfirmed = Message.objects.create(  # a reply the provider never confirmed, offered for resending
+            conversation=conversation, line=line, direction=Message.Direction.OUTBOUND, body="¿Llegó?",
+            status=Message.Status.UNCONFIRMED, resend_offered_at=conversation.created_at)
         return {"conversation": conversation, "contact": conversation.contact, "campaign": conversation.campaign,
+                "unconfirmed": unconfirmed,
+                "failed_media": failed_media,
                 "line": line, "transfer_to": transfer_to, "media": Message.objects.get(pk=upload.json()["id"]),
                 "option": DispositionOption.objects.filter(campaign=conversation.campaign, form_fields=[])
                 .order_by("id").first()}
@@ -348,6 +360,10 @@ def kwarg_values(route: Route, fixture: Fixture, key: str | None) -> dict[str, A
         values["pk"] = o["campaign"].pk
     elif name == "api-line-templates":
         values["pk"] = o["line"].pk
+    elif name in ("api-resend", "console-resend"):
+        values["pk"], values["message_id"] = o["conversation"].pk, o["unconfirmed"].pk
+    elif name == "console-retry-media":
+        values["pk"], values["message_id"] = o["conversation"].pk, o["failed_media"].pk
     elif "media" in name:
         values["pk"] = o["media"].pk
     else:

@@ -14,7 +14,7 @@ class InboxConfig(AppConfig):
         from conversa.inbox.actions.inbound import receive_inbound
         from conversa.inbox.actions.menu import route_menu_timeouts
         from conversa.inbox.streams import agent_audience
-        from conversa.inbox.sweeps import requeue_overdue_messages
+        from conversa.inbox.sweeps import requeue_media_downloads, requeue_overdue_messages
         from conversa.realtime.stream import register_stream
         from conversa.whatsapp.services import register_webhook_handlers
 
@@ -23,3 +23,4 @@ class InboxConfig(AppConfig):
         register_ready_handler(handler=hand_out_to_ready_agent)
         register_sweep(name="menu_timeouts", job=route_menu_timeouts)
         register_sweep(name="messages", job=requeue_overdue_messages)
+        register_sweep(name="media_downloads", job=requeue_media_downloads)

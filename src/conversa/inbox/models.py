@@ -183,6 +183,7 @@ class AuditEntry(models.Model):
         CLOSED = "closed", _("Closed")
         OUTBOUND_STARTED = "outbound_started", _("Outbound conversation started")
         ROUTED = "routed", _("Routed by the interactive menu")
+        MEDIA_RETRIED = "media_retried", _("Attachment download retried")
         MESSAGE_RESENT = "message_resent", _("Unconfirmed message sent again")
 
     conversation = models.ForeignKey(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 
+from conversa.core.worker import live_task_exists
 from conversa.inbox.actions.delivery import expire_send_claims, offer_resends
 from conversa.inbox.models import Message
-from conversa.inbox.tasks import send_outbound_message
+from conversa.inbox.tasks import fetch_inbound_media, send_outbound_message
 
 
 def requeue_overdue_messages() -> int:
@@ -32,3 +34,22 @@ def requeue_overdue_messages() -> int:
         send_outbound_message.enqueue(message_id)
     return len(overdue)
 
+
+
+def requeue_media_downloads() -> int:
+    """Customers' attachments still to download (no file, not given up) whose task is gone — a
+    worker killed mid-download whose row ran out of runs, an enqueue lost in a crash — and whose
+    back-off (`next_attempt_at`) has passed: enqueue again. A message whose task is still waiting
+    or running is left alone (at most one live task per message, as for webhook events)."""
+    now = timezone.now()
+    settled = now - datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER)
+    orphans = list(
+        Message.objects.filter(direction=Message.Direction.INBOUND, media="", created_at__lt=settled)
+        .exclude(media_provider_id="").exclude(payload__has_key="media_failed")
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exclude(live_task_exists(task=fetch_inbound_media, first_arg=OuterRef("pk")))
+        .order_by("pk").values_list("pk", flat=True)[:500]
+    )
+    for message_id in orphans:
+        fetch_inbound_media.enqueue(message_id)
+    return len(orphans)

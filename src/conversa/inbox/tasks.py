@@ -19,7 +19,7 @@ from django_tasks import task
 from conversa.contacts.phones import wa_id
 from conversa.core import media as stored_media
 from conversa.inbox.actions import delivery
-from conversa.inbox.actions.inbound import record_media_failure, store_inbound_media
+from conversa.inbox.actions.inbound import begin_media_download, record_media_failure, store_inbound_media
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import ListRow, OutboundList, OutboundMedia, SendError, SendResult
@@ -138,20 +138,24 @@ def _media_limit(kind: str) -> int:
 def fetch_inbound_media(message_id: int) -> str:
     """Download a customer's media (the message text is already stored; this only adds the file).
     The file is stored under a random name with the extension of its sniffed type; the customer's
-    file name is only the display name. A failure is recorded on the message: retried with back-off
-    when transient, marked failed when permanent."""
-    message = Message.objects.select_related("conversation__line__provider").get(pk=message_id)
-    if not message.media_provider_id or message.media or message.payload.get("media_failed"):
+    file name is only the display name. Each attempt is counted before it starts (a worker killed
+    mid-download still used one; the media sweep tries again after the back-off). A failure is
+    recorded on the message: retried with back-off when transient, marked failed when permanent or
+    after CONVERSA_SEND_MAX_ATTEMPTS (the console then offers a retry)."""
+    max_attempts = settings.CONVERSA_SEND_MAX_ATTEMPTS
+    message = begin_media_download(message_id=message_id, max_attempts=max_attempts, backoff=backoff_delay)
+    if message is None:
         return "nothing to fetch"
     adapter = get_adapter(message.conversation.line)
-    attempt = int(message.payload.get("media_attempts", 0)) + 1
+    attempt = int(message.payload["media_attempts"])
     try:
         content, mime = adapter.download_media(message.media_provider_id, max_bytes=_media_limit(message.kind))
     except SendError as exc:
-        retry = attempt < settings.CONVERSA_SEND_MAX_ATTEMPTS and exc.retryable
-        record_media_failure(message_id=message.pk, attempt=attempt, error=exc.title, final=not retry)
-        if retry:
-            run_after = timezone.now() + datetime.timedelta(seconds=backoff_delay(attempt))
+        retry = attempt < max_attempts and exc.retryable
+        run_after = timezone.now() + datetime.timedelta(seconds=backoff_delay(attempt)) if retry else None
+        record_media_failure(message_id=message.pk, attempt=attempt, error=exc.title, final=not retry,
+                             retry_at=run_after)
+        if run_after is not None:
             fetch_inbound_media.using(run_after=run_after).enqueue(message.pk)
             return f"retry: {exc}"
         return f"gave up: {exc}"
@@ -163,3 +167,4 @@ def fetch_inbound_media(message_id: int) -> str:
         raise
     store_inbound_media(message_id=message.pk, content=content, provider_mime=mime)
     return f"stored {len(content)} bytes"
+

@@ -20,6 +20,7 @@ urlpatterns = [
     path("console/c/<int:pk>/capture/", views.capture, name="console-capture"),
     path("console/c/<int:pk>/send/", views.send, name="console-send"),
     path("console/c/<int:pk>/messages/<int:message_id>/resend/", views.resend, name="console-resend"),
+    path("console/c/<int:pk>/media/<int:message_id>/retry/", views.retry_media, name="console-retry-media"),
     path("console/c/<int:pk>/identify/", views.identify, name="console-identify"),
     path("console/c/<int:pk>/contact/", views.edit_contact, name="console-edit-contact"),
     path("console/c/<int:pk>/transfer/", views.transfer, name="console-transfer"),

@@ -41,7 +41,7 @@ from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core.api import error_response
 from conversa.core.errors import DomainError, InvalidInput, NotAllowed
 from conversa.inbox import selectors
-from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
+from conversa.inbox.actions import assignment, closing, contacts, delivery, inbound, outbound, replies
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
@@ -275,6 +275,13 @@ def side_panel(request: HttpRequest, pk: int) -> HttpResponse:
 def capture(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = assignment.capture(conversation_id=pk, agent=_user(request))
     return _done("conversa:lists", **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})
+
+
+@htmx_action
+def retry_media(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    """Try again to download a customer's attachment that could not be had."""
+    inbound.retry_media_download(conversation_id=pk, message_id=message_id, user=_user(request))
+    return _done("conversa:thread")
 
 
 @htmx_action

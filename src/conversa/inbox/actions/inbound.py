@@ -5,15 +5,19 @@ InboxConfig.ready()): stored once, joined to the customer's open conversation or
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core import media as stored_media
+from conversa.core.errors import Conflict, NotFound
 from conversa.inbox import audit
 from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.closing import close_by_system
@@ -21,6 +25,7 @@ from conversa.inbox.actions.common import preview, queue_outbound
 from conversa.inbox.actions.menu import answer_menu, send_menu
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import AuditEntry, Conversation, Message
+from conversa.inbox.selectors import get_visible_conversation
 from conversa.realtime import event_types
 from conversa.whatsapp.adapters.base import InboundMessage
 from conversa.whatsapp.models import Line, OutOfHours
@@ -141,16 +146,65 @@ def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.d
 
 
 # --------------------------------------------------------------------------- the customer's media
-def record_media_failure(*, message_id: int, attempt: int, error: str, final: bool) -> Message:
-    """Shown on the message: the attachment is still coming (retry) or could not be had (final)."""
+def begin_media_download(*, message_id: int, max_attempts: int,
+                         backoff: Callable[[int], float]) -> Message | None:
+    """A download attempt starts: counted, and the message's `next_attempt_at` set `backoff(attempt)`
+    seconds ahead, so if this attempt vanishes (its worker killed) the media sweep tries again
+    then. None when there is nothing to fetch; past `max_attempts` it is a final failure."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update(of=("self",)).select_related(
+            "conversation__line__provider").filter(pk=message_id).first()
+        if message is None or not message.media_provider_id or message.media or message.payload.get("media_failed"):
+            return None
+        attempt = int(message.payload.get("media_attempts", 0)) + 1
+        if attempt > max_attempts:
+            record_media_failure(message_id=message.pk, attempt=attempt - 1, final=True,
+                                 error=str(message.payload.get("media_error") or "too many attempts"))
+            return None
+        message.payload = {**message.payload, "media_attempts": attempt}
+        message.next_attempt_at = timezone.now() + datetime.timedelta(seconds=backoff(attempt))
+        message.save(update_fields=["payload", "next_attempt_at"])
+    return message
+
+
+def record_media_failure(*, message_id: int, attempt: int, error: str, final: bool,
+                         retry_at: datetime.datetime | None = None) -> Message:
+    """Shown on the message: the attachment is still coming (retried at `retry_at`) or could not be
+    had (final: the console offers a retry)."""
     with transaction.atomic():
         message = Message.objects.select_for_update(of=("self",)).select_related(
             "conversation__line__provider").get(pk=message_id)
         message.payload = {**message.payload, "media_attempts": attempt, "media_error": error}
         if final:
             message.payload["media_failed"] = True
-        message.save(update_fields=["payload"])
+        message.next_attempt_at = None if final else retry_at
+        message.save(update_fields=["payload", "next_attempt_at"])
         publish_message(event_types.MESSAGE_UPDATED, message)
+    return message
+
+
+def retry_media_download(*, conversation_id: int, message_id: int, user: User) -> Message:
+    """An agent asks to try a failed attachment again (the customer's file may be back, or the
+    line's credentials fixed): the failure is cleared, the attempts start over, audited. Whoever
+    may see the conversation may ask; anyone else gets the same 404 as for a missing one."""
+    with transaction.atomic():
+        conversation = get_visible_conversation(user, conversation_id)
+        message = Message.objects.select_for_update(of=("self",)).filter(
+            pk=message_id, conversation=conversation, direction=Message.Direction.INBOUND).first()
+        if message is None:
+            raise NotFound(_("Message not found."))
+        if message.media or not message.media_provider_id or not message.payload.get("media_failed"):
+            raise Conflict(_("This attachment is not waiting for a retry."))
+        message.payload = {k: v for k, v in message.payload.items()
+                           if k not in ("media_error", "media_failed", "media_attempts")}
+        message.next_attempt_at = None
+        message.save(update_fields=["payload", "next_attempt_at"])
+        audit.record(kind=AuditEntry.Kind.MEDIA_RETRIED, actor=user, conversation=conversation,
+                     message=message.pk)
+        publish_message(event_types.MESSAGE_UPDATED, message)
+        from conversa.inbox import tasks  # the task module imports these actions
+
+        transaction.on_commit(lambda: tasks.fetch_inbound_media.enqueue(message.pk))
     return message
 
 
@@ -169,6 +223,8 @@ def store_inbound_media(*, message_id: int, content: bytes, provider_mime: str) 
         message.media_filename = stored_media.clean_display_name(message.media_filename)
         message.media_provider_id = ""
         message.payload = {k: v for k, v in message.payload.items() if k not in ("media_error", "media_failed")}
-        message.save(update_fields=["media", "media_mime", "media_filename", "media_provider_id", "payload"])
+        message.next_attempt_at = None
+        message.save(update_fields=["media", "media_mime", "media_filename", "media_provider_id", "payload",
+                                    "next_attempt_at"])
         publish_message(event_types.MESSAGE_UPDATED, message)
     return message
