@@ -89,7 +89,7 @@ def _unconfirmed(message: Message, *, code: str, title: str) -> str:
 @task(queue_name="outbound")
 def send_outbound_message(message_id: int) -> str:
     """Send once. Repeated by itself only when the provider provably did not get the request; an
-    ambiguous outcome leaves the message unconfirmed for the status callback (docs/decisions.md #37)."""
+    ambiguous outcome leaves the message unconfirmed for the status callback (docs/decisions.md #39)."""
     message = delivery.claim_for_send(message_id=message_id)
     if message is None:
         return "skipped: already sent, failed, unconfirmed or being sent"

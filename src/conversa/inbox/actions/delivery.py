@@ -3,7 +3,7 @@ and the provider's delivery statuses, which move forward only (`queued < unconfi
 delivered < read`; `failed` only before anybody received it). Statuses for messages we do not know
 yet are kept (PendingStatus) and applied when the send result names them.
 
-A send is made at most once by itself (docs/decisions.md #37): the claim is taken right before the
+A send is made at most once by itself (docs/decisions.md #39): the claim is taken right before the
 provider call, so a claim that expires means the call may have happened and the message becomes
 `unconfirmed` instead of being sent again; an ambiguous answer does the same. A status callback
 carrying our reference (or, for providers without one, the same recipient shortly after) binds the

@@ -1,5 +1,5 @@
 """What a failed provider call means for a send: may it be repeated? Vendor-neutral; the adapters
-add their vendor's documented codes (docs/decisions.md #37).
+add their vendor's documented codes (docs/decisions.md #39).
 
 A send is repeated automatically only when the request provably never reached the provider, or
 the provider said it did not process it. Everything else that is not a clear refusal is
