@@ -256,6 +256,9 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
         update.provider_message_id = fitted_id(update.provider_message_id)
         update.alternate_ids = [fitted_id(i) for i in update.alternate_ids if i]
         update.line_ref = clean_text(update.line_ref)
+        # Echoed values are the provider's (or anyone's, on an open sandbox): cleaned like the rest.
+        update.reference = clean_text(update.reference)[:MAX_ID]
+        update.recipient = clean_text(update.recipient)[:MAX_ID]
         update.error_code = clean_text(update.error_code)[:MAX_ERROR_CODE]
         update.error_title = _cut(clean_text(update.error_title), MAX_ERROR_TITLE)
         statuses.append(update)
