@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import httpx
 import psycopg
 import pytest
 from django.db import connection
+from tests.servers import REPO, Processes, free_port, local_url
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
 _databases = itertools.count(1)
@@ -56,12 +55,6 @@ def poll(what: str, check: Callable[[], T | None], *, deadline: float = 30.0,
                 return last
         time.sleep(0.1)  # polling other processes: nothing to wait on but their effects
     pytest.fail(f"timed out after {deadline}s waiting for {what} (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres(args: list[str]) -> list[str]:
@@ -144,15 +137,15 @@ def base_env() -> dict[str, str]:
     return env
 
 
-class Deployment:
-    """A fresh database (copy of the template) and the processes a test starts against it."""
+class Deployment(Processes):
+    """A fresh database (copy of the template) and the processes a test starts against it; a worker
+    the test kills with SIGKILL is no failure of check_alive."""
 
     def __init__(self, cluster: Cluster, logs: Path) -> None:
+        super().__init__(logs, log_tail=6000, killed_ok=True)
         self.cluster = cluster
-        self.logs = logs
         self.database = f"chaos_{os.getpid()}_{next(_databases)}"
         cluster.sql("postgres", f"CREATE DATABASE {self.database} TEMPLATE template_chaos")
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.line_id = self.sql("SELECT id FROM whatsapp_line WHERE number = '+15550100001'")[0][0]
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -161,17 +154,10 @@ class Deployment:
     def env(self, **extra: str) -> dict[str, str]:
         return {**base_env(), "DATABASE_URL": self.cluster.url(self.database), **extra}
 
-    def start(self, name: str, args: list[str], **extra: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(args, cwd=REPO, env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-        return proc
-
     def worker(self, name: str, *args: str, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
         """A `manage.py conversa_worker` process, once it said it started; and its worker id."""
         proc = self.start(name, [str(BIN / "python"), "manage.py", "conversa_worker", "--interval", "0.1", *args],
-                          **extra)
+                          env=self.env(**extra))
 
         def started() -> str | None:
             for line in self.log(name).splitlines():
@@ -182,12 +168,8 @@ class Deployment:
         return proc, poll(f"{name} to start", started, alive=self.check_alive)
 
     def web(self, **extra: str) -> str:
-        port = free_port()
-        self.start("web", [str(BIN / "uvicorn"), "conversa.asgi:application", "--app-dir", "src", "--host",
-                           "127.0.0.1", "--port", str(port), "--no-access-log"], **extra)
-        url = f"http://127.0.0.1:{port}"
-        poll("the web server", lambda: httpx.get(f"{url}/api/schema/", timeout=5).status_code == 200,
-             alive=self.check_alive)
+        url = local_url(self.start_uvicorn("web", env=self.env(**extra)))
+        self.wait_http("the web server", f"{url}/api/schema/", deadline=30.0, timeout=5.0)
         return url
 
     def post_webhook(self, url: str, n: int) -> None:
@@ -198,34 +180,14 @@ class Deployment:
     def unprocessed(self) -> int:
         return int(self.sql("SELECT count(*) FROM whatsapp_webhookevent WHERE processed_at IS NULL")[0][0])
 
-    def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None and proc.returncode != -signal.SIGKILL:
-                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
-
-    def stop_all(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _, proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-
 
 @pytest.fixture
 def deployment(cluster: Cluster, tmp_path: Path) -> Iterator[Deployment]:
     deployment = Deployment(cluster, tmp_path)
     try:
-        yield deployment
+        with deployment:
+            yield deployment
     finally:
-        deployment.stop_all()
         with contextlib.suppress(psycopg.OperationalError):  # the cluster goes with the session anyway
             cluster.sql("postgres", f"DROP DATABASE IF EXISTS {deployment.database} WITH (FORCE)")
 

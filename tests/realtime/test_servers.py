@@ -15,120 +15,43 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
-from django.db import connection
+from tests.servers import Processes, local_url, server_env
 from websockets.asyncio.client import ClientConnection, connect
 
 from conversa.realtime.stream import current_event_id
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEADLINE = 30.0
 IDLE = 6.5  # longer than channels_redis's 5 s blocking pop
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def database_env() -> dict[str, str]:
-    """Point a subprocess at the database this test runs on."""
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        url = (f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
-               f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
-        return {"DATABASE_URL": url}
-    assert connection.vendor == "sqlite"
-    return {"SQLITE_PATH": str(db["NAME"])}
-
-
-class Launcher:
-    """Starts subprocesses, each in its own session, and kills every one of them at teardown."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+class Launcher(Processes):
+    """Web and worker processes on the test database, each in its own session; all stopped at teardown."""
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
-        env.update(database_env())
-        env.update({"SECRET_KEY": "realtime-test-secret", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                    "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
-        env.update(extra)
-        return env
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-        return proc
+        return server_env(**{"SECRET_KEY": "realtime-test-secret", **extra})
 
     def uvicorn(self, name: str, env: dict[str, str]) -> int:
-        port = free_port()
-        self.start(name, [str(BIN / "uvicorn"), "conversa.asgi:application", "--app-dir", "src",
-                          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"], env)
-        self.wait_http(name, f"http://127.0.0.1:{port}/api/schema/")
+        port = self.start_uvicorn(name, env=env)
+        self.wait_http(name, f"{local_url(port)}/api/schema/", deadline=DEADLINE, ready=lambda status: status < 500)
         return port
 
     def worker(self, env: dict[str, str]) -> None:
-        self.start("worker", [str(BIN / "python"), "manage.py", "conversa_worker", "--interval", "0.1"], env)
-
-    def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
-
-    def wait_http(self, name: str, url: str) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if httpx.get(url, timeout=2).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # polling a starting server: nothing to wait on but its port
-        pytest.fail(f"{name} did not answer {url} within {DEADLINE}s:\n{self.log(name)}")
-
-    def stop_all(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _, proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        self.start("worker", [str(BIN / "python"), "manage.py", "conversa_worker", "--interval", "0.1"], env=env)
 
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    launcher = Launcher(tmp_path)
-    try:
+    with Launcher(tmp_path, log_tail=4000) as launcher:
         yield launcher
-    finally:
-        launcher.stop_all()
 
 
 def token_for(port: int, username: str) -> str:

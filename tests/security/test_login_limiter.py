@@ -6,26 +6,21 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
+from tests.servers import REPO, Processes, local_url, server_env
 
-REPO = Path(__file__).resolve().parents[2]
 ATTACKS = 30  # the review's 30 wrong admin passwords
 
 
@@ -132,64 +127,16 @@ def test_forwarded_addresses_are_trusted_only_behind_the_tls_proxy(tmp_path: Pat
 
 
 # --------------------------------------------------------------------------- across processes
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _database_env() -> dict[str, str]:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return {"DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
-                                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
-    return {"SQLITE_PATH": str(db["NAME"])}
-
-
 @pytest.fixture
 def two_servers(demo: dict[str, Any], tmp_path: Path) -> Iterator[list[str]]:
     """Two uvicorn processes on the test database (no shared memory between them)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
-    env.update(_database_env())
-    env.update({"CONVERSA_EMBEDDED_WORKER": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "MEDIA_ROOT": str(tmp_path / "media")})
-    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-    urls = []
-    try:
-        for n in range(2):
-            port = _free_port()
-            log_path = tmp_path / f"server{n}.log"
-            with log_path.open("wb") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "conversa.asgi:application", "--app-dir", "src",
-                     "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            procs.append((proc, log_path))
-            urls.append(f"http://127.0.0.1:{port}")
-        for (proc, log_path), url in zip(procs, urls, strict=True):
-            deadline = time.monotonic() + 40
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-                try:
-                    if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not start:\n{log_path.read_text(errors='replace')}")
-                time.sleep(0.1)  # polling a starting server's port: there is nothing to wait on
-        yield urls
-    finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+    env = server_env(CONVERSA_EMBEDDED_WORKER="0", MEDIA_ROOT=str(tmp_path / "media"))
+    with Processes(tmp_path) as servers:
+        # Both start before either is waited for.
+        urls = {f"server{n}": local_url(servers.start_uvicorn(f"server{n}", env=env)) for n in range(2)}
+        for name, url in urls.items():
+            servers.wait_http(name, f"{url}/login/", deadline=40)
+        yield list(urls.values())
 
 
 def _console_login(*, base_url: str, username: str, password: str) -> httpx.Response:

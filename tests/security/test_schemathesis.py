@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
+from tests.servers import running_server, server_env
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 STARTUP_DEADLINE = 40.0
 CHECKS = "not_a_server_error,response_schema_conformance"
@@ -38,61 +32,15 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
        b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _database_env() -> dict[str, str]:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return {"DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
-                                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
-    return {"SQLITE_PATH": str(db["NAME"])}
-
-
 @pytest.fixture
 def api_server(demo: dict[str, Any], ids_config: Path, tmp_path: Path) -> Iterator[str]:
     # After ids_config: the server's own task worker must not race the test's fixture building.
     """uvicorn on 127.0.0.1 over the test database; stopped before the database is flushed."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
-    env.update(_database_env())
-    env.update({"CONVERSA_EMBEDDED_WORKER": "1", "CONVERSA_WORKER_INTERVAL": "0.2",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-                # The files the test uploads are where the server looks for them.
-                "MEDIA_ROOT": str(settings.MEDIA_ROOT)})
-    port = _free_port()
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "conversa.asgi:application", "--app-dir", "src",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        try:
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-                try:
-                    if httpx.get(f"{url}/healthz/", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not start:\n{log_path.read_text(errors='replace')}")
-                time.sleep(0.1)  # polling a starting server's port: there is nothing to wait on
-            yield url
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+    env = server_env(CONVERSA_EMBEDDED_WORKER="1", CONVERSA_WORKER_INTERVAL="0.2",
+                     # The files the test uploads are where the server looks for them.
+                     MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    with running_server(env=env, logs=tmp_path, ready_path="/healthz/", deadline=STARTUP_DEADLINE) as url:
+        yield url
 
 
 @pytest.fixture

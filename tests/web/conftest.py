@@ -8,22 +8,14 @@ every test), its own server, and fresh browser contexts.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
-from django.db import connection
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from tests.servers import REPO, running_server, server_env
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1366, "height": 768}
@@ -38,65 +30,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _database_env() -> dict[str, str]:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        return {"DATABASE_URL": f"postgres://{quote(db['USER'] or '')}:{quote(str(db['PASSWORD'] or ''))}"
-                                f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
-    return {"SQLITE_PATH": str(db["NAME"])}
-
-
 @pytest.fixture
 def server_url(demo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server per test, stopped before the test database is flushed: a live worker polling the
     task table would deadlock PostgreSQL's TRUNCATE (and contend with SQLite's DELETEs)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is not installed: run `make test` (it installs it) or `make browser-deps`")
-    db_env = _database_env()
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "CONVERSA_EMBEDDED_WORKER"}}
-    env.update(db_env)
     # One process, in-memory channel layer, task worker as a thread: the embedded demo shape.
-    env.update({"CONVERSA_EMBEDDED_WORKER": "1", "CONVERSA_WORKER_INTERVAL": "0.05",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-                "MEDIA_ROOT": str(tmp_path_factory.mktemp("media"))})
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "conversa.asgi:application", "--app-dir", "src",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/login/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.1)  # polling a starting server's port: there is nothing to wait on
+    env = server_env(CONVERSA_EMBEDDED_WORKER="1", CONVERSA_WORKER_INTERVAL="0.05",
+                     MEDIA_ROOT=str(tmp_path_factory.mktemp("media")))
+    with running_server(env=env, logs=tmp_path_factory.mktemp("server"), ready_path="/login/",
+                        deadline=STARTUP_DEADLINE) as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        log.close()
 
 
 # Module scope: Playwright's sync API keeps an event loop on the main thread while it runs, which
