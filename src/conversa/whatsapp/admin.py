@@ -76,8 +76,12 @@ class ConfigForm(forms.ModelForm):
         return [spec for specs in _config_fields(self.config_scope).values() for spec in specs]
 
     def _kind(self, data: dict[str, Any]) -> str | None:
-        """The provider kind whose required fields apply (None: not known yet, e.g. invalid)."""
-        raise NotImplementedError
+        """The provider kind whose required fields apply (None: not known yet, e.g. invalid): a
+        provider's own `kind`, or a line's through its provider."""
+        if self.config_scope == "provider":
+            return data.get("kind")
+        provider = data.get("provider")
+        return provider.kind if provider is not None else None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -115,9 +119,6 @@ class _ProviderForm(ConfigForm):
                                 "signs with the app secret."),
         }
 
-    def _kind(self, data: dict[str, Any]) -> str | None:
-        return data.get("kind")
-
 
 class _LineForm(ConfigForm):
     config_scope = "line"
@@ -126,10 +127,6 @@ class _LineForm(ConfigForm):
         model = Line
         fields = ["name", "number", "provider", "campaign", "menu", "welcome_message", "goodbye_message",
                   "time_group", "out_of_hours_message", "out_of_hours_action", "active"]
-
-    def _kind(self, data: dict[str, Any]) -> str | None:
-        provider = data.get("provider")
-        return provider.kind if provider is not None else None
 
 
 # ModelFormMetaclass only collects fields declared at class creation: build the classes with them.
