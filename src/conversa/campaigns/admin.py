@@ -6,11 +6,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.contacts.admin import validate_field_specs
+from conversa.core.admin import ReadOnly
 
 FORM_FIELD_TYPES = {"text", "number", "date", "choice", "boolean"}
 
@@ -79,22 +79,13 @@ class QuickReplyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Disposition)
-class DispositionAdmin(admin.ModelAdmin):
+class DispositionAdmin(ReadOnly, admin.ModelAdmin):
     """The contacts' history: written by agents closing conversations, never edited here."""
 
     list_display = ["created_at", "campaign", "option", "contact", "agent", "channel"]
     list_filter = ["campaign", "option", "channel"]
     search_fields = ["contact__phone", "contact__first_name", "contact__last_name", "notes"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class TimeRangeInline(admin.TabularInline):

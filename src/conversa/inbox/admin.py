@@ -5,27 +5,14 @@ are actions that call them."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from conversa.core.admin import ReadOnly
 from conversa.inbox.models import AuditEntry, Conversation, Message
-
-
-class ReadOnly:
-    """No add, change or delete from the admin: staff see the records (view permission) only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class MessageInline(ReadOnly, admin.TabularInline):

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from conversa.core.admin import NoAddOrChange
 from conversa.whatsapp import services
 from conversa.whatsapp.adapters import adapter_class, adapter_classes, get_adapter
 from conversa.whatsapp.adapters.base import ConfigField, SendError
@@ -225,7 +226,7 @@ class ProcessedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(NoAddOrChange, admin.ModelAdmin):
     """What providers sent, exactly as received: for support, never edited."""
 
     list_display = ["id", "line", "provider_kind", "received_at", "processed_at", "attempts", "short_error"]
@@ -244,15 +245,9 @@ class WebhookEventAdmin(admin.ModelAdmin):
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
                            bytes(obj.body).decode("utf-8", errors="replace"))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(RejectedWebhook)
-class RejectedWebhookAdmin(admin.ModelAdmin):
+class RejectedWebhookAdmin(NoAddOrChange, admin.ModelAdmin):
     """Samples of callbacks answered 400/413 (never stored as events): read-only, for support."""
 
     list_display = ["id", "line", "received_at", "status_code", "reason", "size", "verified"]
@@ -265,15 +260,9 @@ class RejectedWebhookAdmin(admin.ModelAdmin):
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
                            bytes(obj.body_sample).decode("utf-8", errors="backslashreplace"))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(WebhookItemFailure)
-class WebhookItemFailureAdmin(admin.ModelAdmin):
+class WebhookItemFailureAdmin(NoAddOrChange, admin.ModelAdmin):
     """Items of stored webhooks that failed while the rest of their batch was applied: retried by
     the sweep with back-off; those without a next attempt have been given up on. Read-only."""
 
@@ -283,12 +272,6 @@ class WebhookItemFailureAdmin(admin.ModelAdmin):
     fields = ("event", "kind", "position", "item_ref", "error", "attempts", "first_failed_at", "next_attempt_at",
               "resolved_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class MenuOptionInline(admin.TabularInline):
