@@ -124,8 +124,21 @@ TEMPLATES = [
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", VAR_DIR / "conversa.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # A bounded connection pool per process (psycopg_pool through Django's built-in support). Under
+    # ASGI every request runs in a fresh thread, so CONN_MAX_AGE never reused a connection: each
+    # request opened one and left it idle, and a burst ran PostgreSQL out of connections (500s).
+    # With the pool a request borrows a connection and gives it back when it ends; a burst larger
+    # than the pool waits for a free one (up to POOL_TIMEOUT s) instead of failing. A connection is
+    # checked before it is lent, so one broken by a PostgreSQL restart is replaced, not handed out.
+    # Per process: at most CONVERSA_DB_POOL_MAX connections (docs/operations.md, "Connections").
+    DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # With a pool, Django turns this into psycopg_pool's check of each connection before lending it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("CONVERSA_DB_POOL_MIN", "2")),
+        "max_size": int(os.environ.get("CONVERSA_DB_POOL_MAX", "10")),
+        "timeout": float(os.environ.get("CONVERSA_DB_POOL_TIMEOUT", "20")),
+    }
     # PgBouncer in transaction mode cannot keep server-side cursors open.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
     if os.environ.get("CONVERSA_TEST_DB_NAME"):

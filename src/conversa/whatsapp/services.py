@@ -64,10 +64,16 @@ def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[Web
                                                 body_sha256=digest, headers=kept)
     except IntegrityError:
         return WebhookEvent.objects.get(line=line, body_sha256=digest), False
+    transaction.on_commit(lambda: announce_stored_events(event_ids=[event.pk]))
+    return event, True
+
+
+def announce_stored_events(*, event_ids: list[int]) -> None:
+    """Called after the commit that stored these webhook events: get them processed."""
     from conversa.whatsapp import tasks
 
-    transaction.on_commit(lambda: tasks.process_webhook_event.enqueue(event.pk))
-    return event, True
+    for event_id in event_ids:
+        tasks.process_webhook_event.enqueue(event_id)
 
 
 def process_webhook_event(event_id: int) -> str:
