@@ -1,0 +1,211 @@
+"""Webhook intake: a batch of provider callbacks verified, read and durably stored in one round trip.
+
+Both doors use it: the Django view (a batch of one) and the ASGI fast path (`whatsapp.fast_intake`,
+a batch of whatever arrived while the previous one was being committed). For each request: an
+unknown line is 404, a bad signature 401, a body the adapter cannot read or use 400 (a sample kept
+by `whatsapp.rejections`, as for an over-size body, 413). Every accepted body is then inserted with
+one multi-row `INSERT … ON CONFLICT (line_id, body_sha256) DO NOTHING RETURNING`, duplicates found
+by their hash, and the transaction committed before any answer exists: an acknowledgement always
+means the raw body is stored. A database failure answers every stored-to-be request 503 with
+Retry-After (the provider retries; nothing was acknowledged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Field
+from django.utils import timezone
+
+from conversa.core.api import error_body
+from conversa.core.parsers import PayloadTooLarge
+from conversa.whatsapp.adapters import get_adapter
+from conversa.whatsapp.adapters.base import MalformedPayload, WebhookRejected
+from conversa.whatsapp.models import Line, WebhookEvent
+from conversa.whatsapp.rejections import record_rejected_webhook
+from conversa.whatsapp.services import KEPT_HEADERS, announce_stored_events
+
+logger = logging.getLogger(__name__)
+MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+# Seconds a provider is asked to wait before retrying while the database is unreachable.
+RETRY_AFTER_SECONDS = 5
+COLUMNS = ("line", "provider_kind", "body", "body_sha256", "headers", "received_at", "attempts", "error")
+
+
+def webhook_body_limit() -> int:
+    configured = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return MAX_WEBHOOK_BYTES if configured is None else min(MAX_WEBHOOK_BYTES, configured)
+
+
+@dataclass(frozen=True)
+class IncomingWebhook:
+    """One POST to /webhooks/<kind>/<line_id>/: header names lower-case. `too_large` is the size of
+    a body over the limit, which was not read (body empty)."""
+
+    kind: str
+    line_id: int
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    too_large: int | None = None
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content(self) -> bytes:
+        # What Django's JsonResponse writes for the same dict, byte for byte.
+        return json.dumps(self.body, cls=DjangoJSONEncoder).encode()
+
+
+@dataclass
+class _Accepted:
+    index: int
+    line: Line
+    body: bytes
+    digest: str
+    headers: dict[str, str]
+
+
+def _error(status: int, *, code: str, message: str, field: str | None = None,
+           extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> WebhookAnswer:
+    return WebhookAnswer(status=status, body=error_body(code=code, message=message, field=field, extra=extra),
+                         headers=headers or {})
+
+
+def unavailable_answer() -> WebhookAnswer:
+    return _error(503, code="unavailable", message="Temporarily unable to store the webhook; retry later.",
+                  headers={"retry-after": str(RETRY_AFTER_SECONDS)})
+
+
+def receive_webhooks(*, requests: Sequence[IncomingWebhook]) -> list[WebhookAnswer]:
+    """One answer per request, in order; an answer 200 only once its body is committed."""
+    try:
+        return _receive(requests)
+    except (OperationalError, InterfaceError) as exc:  # the database, not the request: retried later
+        logger.warning("webhook intake: database unavailable (%s: %s); answering 503", type(exc).__name__, exc)
+        return [unavailable_answer() for _ in requests]
+
+
+def _receive(requests: Sequence[IncomingWebhook]) -> list[WebhookAnswer]:
+    answers: list[WebhookAnswer | None] = [None] * len(requests)
+    lines = {line.pk: line for line in
+             Line.objects.select_related("provider").filter(pk__in={r.line_id for r in requests})}
+    accepted: list[_Accepted] = []
+    for index, request in enumerate(requests):
+        line = lines.get(request.line_id)
+        if line is None or line.provider.kind != request.kind:
+            answers[index] = _error(404, code="not_found", message="Unknown line.")
+            continue
+        answer = _check(line, request)
+        if answer is not None:
+            answers[index] = answer
+            continue
+        accepted.append(_Accepted(index=index, line=line, body=request.body,
+                                  digest=hashlib.sha256(request.body).hexdigest(),
+                                  headers={k: v for k, v in request.headers.items() if k in KEPT_HEADERS}))
+    for item, (event_id, created) in zip(accepted, _store(accepted), strict=True):
+        answers[item.index] = WebhookAnswer(status=200, body={"status": "stored" if created else "duplicate",
+                                                              "event": event_id})
+    return [a for a in answers if a is not None]
+
+
+def _check(line: Line, request: IncomingWebhook) -> WebhookAnswer | None:
+    """The answer refusing this request, or None when its body is to be stored."""
+    if request.too_large is not None:
+        # Not read (reading megabytes to keep a few KB is the cost the limit avoids), so not verified
+        # either: the sample is the headers, the size and the reason.
+        record_rejected_webhook(line=line, status_code=413, reason=f"body over {webhook_body_limit()} bytes",
+                                headers=request.headers, body_start=b"", size=request.too_large, verified=False)
+        return _error(413, code="too_large", message=str(PayloadTooLarge.default_detail))
+    adapter = get_adapter(line)
+    body = request.body
+    try:
+        adapter.verify(headers=request.headers, body=body, query=request.query)
+    except WebhookRejected as exc:
+        return _error(401, code="not_authenticated", message=str(exc))
+    try:
+        parsed = adapter.read(body)
+    except MalformedPayload as exc:
+        record_rejected_webhook(line=line, status_code=400, reason=str(exc), headers=request.headers,
+                                body_start=body, size=len(body), verified=True)
+        return _error(400, code="invalid", message=str(exc), field=exc.field)
+    if parsed.rejected and not parsed.usable:
+        first = parsed.rejected[0]
+        record_rejected_webhook(line=line, status_code=400, reason=f"{first['field']}: {first['error']}",
+                                headers=request.headers, body_start=body, size=len(body), verified=True)
+        return _error(400, code="invalid", message=first["error"], field=first["field"],
+                      extra={"rejected": parsed.rejected})
+    return None
+
+
+def _store(accepted: list[_Accepted]) -> list[tuple[int, bool]]:
+    """(event id, newly stored) per accepted body, all in one transaction; the new ones announced
+    once it committed. The first of two identical bodies in a batch is the stored one."""
+    if not accepted:
+        return []
+    unique: dict[tuple[int, str], _Accepted] = {}
+    for item in accepted:
+        unique.setdefault((item.line.pk, item.digest), item)
+    with transaction.atomic():
+        created = _insert(list(unique.values()))
+        missing = [key for key in unique if key not in created]
+        existing: dict[tuple[int, str], int] = {}
+        if missing:
+            for pk, line_id, digest in WebhookEvent.objects.filter(
+                    line_id__in={k[0] for k in missing}, body_sha256__in={k[1] for k in missing}
+            ).values_list("pk", "line_id", "body_sha256"):
+                existing[(line_id, digest)] = pk
+        if created:
+            # robust: the bodies are stored whatever happens here; the sweep picks up what was not announced.
+            transaction.on_commit(partial(announce_stored_events, event_ids=sorted(created.values())),
+                                  robust=True)
+    results: list[tuple[int, bool]] = []
+    first_of: dict[tuple[int, str], int] = {}
+    for item in accepted:
+        key = (item.line.pk, item.digest)
+        if key in created and first_of.setdefault(key, item.index) == item.index:
+            results.append((created[key], True))
+        else:
+            results.append((created.get(key) or existing[key], False))
+    return results
+
+
+def _field(name: str) -> Field[Any, Any]:
+    found = WebhookEvent._meta.get_field(name)
+    assert isinstance(found, Field)
+    return found
+
+
+def _insert(items: list[_Accepted]) -> dict[tuple[int, str], int]:
+    """The multi-row insert; {(line id, sha256): id} of the rows it created (not the duplicates)."""
+    fields = [_field(name) for name in COLUMNS]
+    quote = connection.ops.quote_name
+    now = timezone.now()
+    params: list[Any] = []
+    for item in items:
+        values = (item.line.pk, item.line.provider.kind, item.body, item.digest, item.headers, now, 0, "")
+        params += [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    line_col, digest_col = quote(_field("line").column), quote(_field("body_sha256").column)
+    # Identifiers come from the model's own metadata; every value is a parameter.
+    sql = (f"INSERT INTO {quote(WebhookEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+           f"VALUES {', '.join([row] * len(items))} "
+           f"ON CONFLICT ({line_col}, {digest_col}) DO NOTHING "
+           f"RETURNING {quote(_field('id').column)}, {line_col}, {digest_col}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(int(line_id), str(digest)): int(pk) for pk, line_id, digest in cursor.fetchall()}
