@@ -6,11 +6,12 @@ from typing import Any
 
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
@@ -18,6 +19,7 @@ from conversa.core.errors import InvalidInput
 from conversa.core.media import media_response
 from conversa.inbox import selectors
 from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
+from conversa.inbox.keyset import Cursor, decode_cursor, parse_limit
 from conversa.inbox.models import Conversation
 from conversa.inbox.serializers import ConversationSerializer, MessageSerializer
 
@@ -27,22 +29,55 @@ def _body(request: Request) -> Any:
     return request.data if hasattr(request.data, "getlist") else request_object(request)
 
 
-class GeneralInboxView(generics.ListAPIView):
-    """Unassigned conversations of the campaigns the agent works on (the general inbox)."""
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor", str, description="Continue after the previous page: the `next` link's cursor (opaque). "
+    "A malformed cursor is a 400 naming `cursor`.")
+INBOX_LIMIT_PARAMETER = OpenApiParameter(
+    "limit", int, description=f"Page size, 1 to {selectors.INBOX_PAGE_MAX} (default {selectors.INBOX_PAGE}).")
+PAGE_PARAMETER = OpenApiParameter(
+    "page", int, deprecated=True, description="Former page-number pagination: only 1 is accepted; follow `next`.")
+ConversationPageSerializer = inline_serializer("ConversationPage", {
+    "next": serializers.URLField(allow_null=True, help_text="The next page, or null at the end."),
+    "results": ConversationSerializer(many=True),
+})
 
-    serializer_class = ConversationSerializer
 
-    def get_queryset(self) -> Any:
-        return selectors.general_inbox(current_user(self.request))
+class _InboxView(APIView):
+    """Keyset pagination: `next` carries the position of the last row, so conversations arriving,
+    captured or closed between two pages cause no gaps or duplicates and no page costs a count."""
+
+    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
+        raise NotImplementedError
+
+    @extend_schema(parameters=[CURSOR_PARAMETER, INBOX_LIMIT_PARAMETER, PAGE_PARAMETER],
+                   responses=ConversationPageSerializer)
+    def get(self, request: Request) -> Response:
+        if request.query_params.get("page", "").strip() not in ("", "1"):
+            raise InvalidInput(_("page: pages are followed with the next link (cursor), not numbers."), field="page")
+        after = decode_cursor(request.query_params.get("cursor"), field="cursor")
+        limit = parse_limit(request.query_params.get("limit"), default=selectors.INBOX_PAGE,
+                            maximum=selectors.INBOX_PAGE_MAX)
+        page = self.inbox(request, after=after, limit=limit)
+        next_url = None
+        if page.cursor is not None:
+            next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.cursor.encode())
+            next_url = remove_query_param(next_url, "page")
+        return Response({"next": next_url, "results": ConversationSerializer(page.rows, many=True).data})
 
 
-class PersonalInboxView(generics.ListAPIView):
-    """The agent's own conversations that are not closed (the personal inbox)."""
+class GeneralInboxView(_InboxView):
+    """Unassigned conversations of the campaigns the agent works on (the general inbox), oldest
+    activity first."""
 
-    serializer_class = ConversationSerializer
+    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
+        return selectors.general_inbox(current_user(request), after=after, limit=limit)
 
-    def get_queryset(self) -> Any:
-        return selectors.personal_inbox(current_user(self.request))
+
+class PersonalInboxView(_InboxView):
+    """The agent's own conversations that are not closed (the personal inbox), latest activity first."""
+
+    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
+        return selectors.personal_inbox(current_user(request), after=after, limit=limit)
 
 
 class ConversationDetailView(APIView):
@@ -70,16 +105,36 @@ class SendMessageSerializer(serializers.Serializer):
     reply_to = id_field(required=False)
 
 
-class MessagesView(generics.ListAPIView):
-    """GET: the thread, oldest first. POST: send text, a quick reply, a template or a file."""
+class MessagesView(APIView):
+    """GET: the thread, oldest first, newest page. POST: send text, a quick reply, a template or a file."""
 
-    serializer_class = MessageSerializer
     parser_classes = [SafeJSONParser, MultiPartParser, FormParser]
-    pagination_class = None
 
-    def get_queryset(self) -> Any:
-        conversation = selectors.get_visible_conversation(current_user(self.request), self.kwargs["pk"])
-        return selectors.conversation_messages(conversation)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", str, description="Load earlier: the cursor of the `Link: rel=\"prev\"` "
+                             "header of the page shown (opaque). A malformed cursor is a 400 naming `before`."),
+            OpenApiParameter("limit", int, description=f"Page size, 1 to {selectors.THREAD_PAGE_MAX} "
+                             f"(default {selectors.THREAD_PAGE})."),
+            OpenApiParameter("Link", str, location=OpenApiParameter.HEADER, response=True,
+                             description='`<...?before=...>; rel="prev"` when earlier messages exist.'),
+        ],
+        responses=MessageSerializer(many=True),
+        description="The newest messages of the thread (50 by default), oldest first. Earlier ones are "
+                    "loaded page by page through the `Link: <...>; rel=\"prev\"` response header (keyset "
+                    "pagination: messages arriving meanwhile shift nothing).",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        before = decode_cursor(request.query_params.get("before"), field="before")
+        limit = parse_limit(request.query_params.get("limit"), default=selectors.THREAD_PAGE,
+                            maximum=selectors.THREAD_PAGE_MAX)
+        conversation = selectors.get_visible_conversation(current_user(request), pk)
+        page = selectors.conversation_messages(conversation, before=before, limit=limit)
+        response = Response(MessageSerializer(page.rows, many=True).data)
+        if page.cursor is not None:
+            earlier = replace_query_param(request.build_absolute_uri(), "before", page.cursor.encode())
+            response["Link"] = f'<{earlier}>; rel="prev"'
+        return response
 
     @extend_schema(request=SendMessageSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
     def post(self, request: Request, pk: int) -> Response:

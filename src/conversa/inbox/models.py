@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -62,6 +63,11 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["campaign", "status", "last_message_at"], name="conv_general_inbox_idx"),
             models.Index(fields=["agent", "status", "last_message_at"], name="conv_personal_inbox_idx"),
+            # The inboxes' exact ORDER BY, one ordered range per campaign / agent (inbox.selectors).
+            models.Index(fields=["campaign", "last_message_at", "id"], name="conv_new_by_campaign_idx",
+                         condition=Q(status="new", agent__isnull=True)),
+            models.Index(fields=["agent", "last_message_at", "id"], name="conv_open_by_agent_idx",
+                         condition=~Q(status="closed")),
         ]
 
     def __str__(self) -> str:
@@ -146,6 +152,11 @@ class Message(models.Model):
         verbose_name = _("message")
         verbose_name_plural = _("messages")
         ordering = ["created_at", "id"]
+        indexes = [
+            # The thread's order (inbox.selectors._thread): pages of it are ranges of this index.
+            models.Index(F("conversation"), Coalesce("provider_timestamp", "created_at"), F("id"),
+                         name="msg_thread_order_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["line", "provider_message_id"],

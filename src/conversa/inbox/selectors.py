@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
@@ -18,7 +21,10 @@ from conversa.campaigns.models import Campaign
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.errors import NotFound
+from conversa.inbox.keyset import Cursor, cursor_of, merge, seek
 from conversa.inbox.models import Conversation, Message
+
+T = TypeVar("T")
 
 
 def may_know(viewer: AnyUser, user: AnyUser) -> bool:
@@ -50,18 +56,55 @@ def _with_related(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
     return qs.select_related("contact", "agent", "campaign", "line")
 
 
-def general_inbox(user: AnyUser) -> QuerySet[Conversation]:
-    require_whatsapp_access(user)
-    qs = Conversation.objects.filter(
-        status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user)
-    )
-    return _with_related(qs).order_by("last_message_at", "id")
+INBOX_PAGE = 100
+INBOX_PAGE_MAX = 200
+THREAD_PAGE = 50
+THREAD_PAGE_MAX = 200
+# The console's thread refresh re-reads what the agent has on screen; past this it keeps the newest.
+THREAD_SHOWN_MAX = 1000
 
 
-def personal_inbox(user: AnyUser) -> QuerySet[Conversation]:
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Rows of one page and the cursor that continues it (None: nothing more)."""
+
+    rows: list[T]
+    cursor: Cursor | None
+
+
+def _page(rows: list[T], *, limit: int, field: str) -> Page[T]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows=rows, cursor=cursor_of(rows[-1], field=field) if more and rows else None)
+
+
+def campaign_ids_for(user: AnyUser) -> list[int]:
+    """The user's campaigns as literal ids: an IN (subquery) hides the partial index from the planner."""
+    return sorted(campaigns_for(user).values_list("id", flat=True))
+
+
+def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
+    """Unassigned conversations of her campaigns, oldest activity first. One query per campaign,
+    each an ordered range of conv_general_inbox_idx (campaign, last_message_at, id; partial on new
+    and unassigned), merged: no sort, whatever the size of the inbox."""
     require_whatsapp_access(user)
-    qs = Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED)
-    return _with_related(qs).order_by("-last_message_at", "-id")
+    pages = [
+        seek(_with_related(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
+                                                       campaign_id=campaign_id)),
+             field="last_message_at", cursor=after, limit=limit + 1, descending=False)
+        for campaign_id in campaign_ids_for(user)
+    ]
+    rows = merge(pages, field="last_message_at", limit=limit + 1, descending=False)
+    return _page(rows, limit=limit, field="last_message_at")
+
+
+def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
+    """Her open conversations, latest activity first: a backward range of conv_personal_inbox_idx
+    (agent, last_message_at, id; partial on not closed)."""
+    require_whatsapp_access(user)
+    qs = _with_related(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
+    rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+    return _page(rows, limit=limit, field="last_message_at")
 
 
 def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
@@ -87,11 +130,39 @@ def get_visible_conversation(user: AnyUser, conversation_id: int) -> Conversatio
     return conversation
 
 
-def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
-    """Oldest first, in the order the customer wrote: two webhooks processed by different
-    workers may be stored out of order, so inbound messages sort by the provider's timestamp."""
-    return (conversation.messages.select_related("sender", "template")
-            .order_by(Coalesce("provider_timestamp", "created_at"), "id"))
+def _thread(conversation: Conversation) -> QuerySet[Message]:
+    """The thread in the order the customer wrote: two webhooks processed by different workers may
+    be stored out of order, so inbound messages sort by the provider's timestamp. The expression is
+    msg_thread_order_idx's own (conversation, COALESCE(provider_timestamp, created_at), id)."""
+    return (Message.objects.filter(conversation=conversation.pk).select_related("sender", "template")
+            .annotate(sort_at=Coalesce("provider_timestamp", "created_at")))
+
+
+def conversation_messages(conversation: Conversation, *, before: Cursor | None = None,
+                          limit: int = THREAD_PAGE) -> Page[Message]:
+    """The newest `limit` messages before `before` (the newest of all without it), oldest first;
+    the page's cursor loads the ones before it ("load earlier")."""
+    rows = seek(_thread(conversation), field="sort_at", cursor=before, limit=limit + 1, descending=True,
+                nullable=False)
+    page = _page(rows, limit=limit, field="sort_at")
+    page.rows.reverse()
+    return page
+
+
+def conversation_messages_from(conversation: Conversation, *, start: Cursor) -> Page[Message]:
+    """Every message from `start` (included) to the newest, oldest first, at most THREAD_SHOWN_MAX
+    (then the newest of them): what the console shows again when the thread changes."""
+    qs = _thread(conversation).filter(Q(sort_at__gte=start.at), Q(sort_at__gt=start.at) | Q(id__gte=start.id))
+    rows = list(qs.order_by("-sort_at", "-id")[:THREAD_SHOWN_MAX + 1])
+    page = _page(rows, limit=THREAD_SHOWN_MAX, field="sort_at")
+    if page.cursor is None:
+        # Nothing hidden between `start` and the newest: earlier messages continue at `start`.
+        earlier = _thread(conversation).filter(Q(sort_at__lte=start.at),
+                                               Q(sort_at__lt=start.at) | Q(id__lt=start.id)).exists()
+        page = Page(rows=page.rows, cursor=cursor_of(page.rows[-1], field="sort_at") if earlier and page.rows
+                    else None)
+    page.rows.reverse()
+    return page
 
 
 def visible_media_message(user: AnyUser, message_id: int) -> Message:

@@ -45,6 +45,7 @@ from conversa.inbox.actions import assignment, closing, contacts, delivery, inbo
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
+from conversa.web.views_thread import thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
 
 ViewFunc = Callable[..., HttpResponse]
@@ -113,12 +114,15 @@ def _row(conversation: Conversation) -> dict[str, Any]:
 
 
 def _inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
+    # One keyset page of each (no counts): the badges read the page, "100+" when it continues, and
+    # the unread badge sums the counts kept on each conversation.
     try:
-        new = [_row(c) for c in selectors.general_inbox(user)[:200]]
-        mine = [_row(c) for c in selectors.personal_inbox(user)[:200]]
+        new_page, mine_page = selectors.general_inbox(user), selectors.personal_inbox(user)
     except NotAllowed as exc:
         return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
-    return {"new": new, "mine": mine, "mine_unread": sum(r["c"].unread_count for r in mine),
+    mine = [_row(c) for c in mine_page.rows]
+    return {"new": [_row(c) for c in new_page.rows], "new_more": new_page.cursor is not None, "mine": mine,
+            "mine_more": mine_page.cursor is not None, "mine_unread": sum(r["c"].unread_count for r in mine),
             "no_access": ""}
 
 
@@ -211,21 +215,16 @@ def conversation_pane(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     conversation = selectors.get_visible_conversation(user, pk)
     context = _conversation_context(request, conversation)
-    context.update(_messages_context(conversation))
+    context.update(thread_context(conversation))
     context.update(_side_context(request, conversation))
     return render(request, "web/partials/conversation.html", context)
 
 
-def _messages_context(conversation: Conversation) -> dict[str, Any]:
-    messages = list(selectors.conversation_messages(conversation))
-    return {"messages": messages[-300:], "c": conversation}
-
-
 @htmx_read
 def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    conversation = selectors.get_visible_conversation(user, pk)
-    return render(request, "web/partials/messages.html", _messages_context(conversation))
+    """The thread's newest page, an earlier page (?before=) or all shown from a cursor (?from=)."""
+    conversation = selectors.get_visible_conversation(_user(request), pk)
+    return render(request, "web/partials/messages.html", thread_context(conversation, request.GET))
 
 
 def _field_specs(conversation: Conversation, contact: Contact | None) -> list[dict[str, Any]]:

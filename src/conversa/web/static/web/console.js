@@ -84,10 +84,58 @@
       what.add('thread');
     }
     if (what.has('pane')) loadPane(openId, false);
-    else if (what.has('thread')) {
-      ajax('GET', `/console/c/${openId}/messages/`, '#thread');
-    }
+    else if (what.has('thread')) refreshThread();
   }
+  // A refresh re-reads the thread from its oldest shown message on (?from=), so pages the agent
+  // loaded with "Load earlier messages" stay; one asked before such a page arrived is dropped
+  // (htmx:beforeSwap) and asked again.
+  function threadStart() {
+    const start = $('#thread [data-thread-start]');
+    return start ? start.dataset.threadStart : '';
+  }
+  function refreshThread() {
+    const from = threadStart();
+    const query = from ? `?from=${encodeURIComponent(from)}` : '';
+    ajax('GET', `/console/c/${openId}/messages/${query}`, '#thread');
+  }
+
+  // ------------------------------------------------------------------ load earlier messages
+  // The page before the first shown message replaces the button's row at the top of the thread;
+  // the messages the agent was reading stay where they were on screen.
+  document.addEventListener('click', async (e) => {
+    const button = e.target.closest('[data-load-earlier]');
+    if (!button || button.disabled) return;
+    const start = button.closest('[data-thread-start]');
+    const thread = $('#thread');
+    button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
+    let html;
+    try {
+      const response = await fetch(button.dataset.loadEarlier, {
+        credentials: 'same-origin', redirect: 'manual', headers: { 'HX-Request': 'true' },
+      });
+      if (!response.ok || response.type === 'opaqueredirect') throw new Error(String(response.status));
+      html = await response.text();
+    } catch (err) {
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+      toast(T.error, 'error');
+      return;
+    }
+    if (!start.isConnected || !thread || !thread.contains(start)) return;  // the thread was replaced meanwhile
+    const hadFocus = document.activeElement === button;
+    const fromBottom = thread.scrollHeight - thread.scrollTop;
+    const page = document.createElement('template');
+    page.innerHTML = html;  // server-rendered and escaped, as every htmx swap
+    const added = Array.from(page.content.children);
+    start.replaceWith(page.content);
+    thread.scrollTop = thread.scrollHeight - fromBottom;
+    for (const el of added) { htmx.process(el); localTimes(el); }
+    if (hadFocus) {
+      const next = $('[data-load-earlier]', thread);
+      (next || thread).focus({ preventScroll: true });
+    }
+  });
 
   function loadPane(id, push) {
     openId = id;
@@ -222,6 +270,12 @@
     }
     if (e.detail.target.id === 'thread') {
       const t = e.detail.target;
+      const asked = new URL(e.detail.xhr.responseURL || location.href, location.href).searchParams.get('from') || '';
+      if (e.detail.xhr.status === 200 && asked !== threadStart()) {
+        e.detail.shouldSwap = false;
+        schedule('thread');
+        return;
+      }
       t.dataset.stick = String(t.scrollHeight - t.scrollTop - t.clientHeight < 40);
     }
   });

@@ -1,0 +1,127 @@
+"""Keyset ("seek") pagination for the inboxes and the thread.
+
+A page continues after the sort key of the last row shown, never at an offset: an index serving
+the ORDER BY reads exactly one page whatever the depth, and rows that arrive or move between two
+requests cause neither gaps nor duplicates. Cursors are opaque to clients (base64 of the sort
+value and the id); a cursor that does not decode is a 400 naming its parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db.models import Model, Q, QuerySet
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from conversa.core.api import MAX_ID
+from conversa.core.errors import InvalidInput
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in an ordering by (`at`, id); `at` None sorts after every time (NULLS LAST
+    ascending, NULLS FIRST descending: PostgreSQL's default and what a plain btree serves)."""
+
+    at: datetime | None
+    id: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.at.isoformat() if self.at else None, self.id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str | None, *, field: str) -> Cursor | None:
+    """The cursor of a query parameter: None when absent, a 400 naming `field` when malformed."""
+    if value in (None, ""):
+        return None
+    assert value is not None
+    try:
+        raw = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+        at_text, pk = json.loads(raw)
+        at = parse_datetime(at_text) if at_text is not None else None
+        valid = (isinstance(pk, int) and not isinstance(pk, bool) and 1 <= pk <= MAX_ID
+                 and (at_text is None or (at is not None and at.tzinfo is not None)))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        valid = False
+    if not valid:
+        raise InvalidInput(_("%(field)s is not a valid cursor: use the link the previous page gave.")
+                           % {"field": field}, field=field)
+    return Cursor(at=at, id=pk)
+
+
+def cursor_of(obj: Any, *, field: str) -> Cursor:
+    return Cursor(at=getattr(obj, field), id=obj.pk)
+
+
+def parse_limit(value: str | None, *, default: int, maximum: int, field: str = "limit") -> int:
+    """A page size: `default` when absent, a 400 naming `field` outside 1..`maximum`."""
+    if value in (None, ""):
+        return default
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(_("%(field)s must be a whole number from 1 to %(maximum)d.")
+                           % {"field": field, "maximum": maximum}, field=field)
+    return limit
+
+
+def _after(qs: QuerySet[M], *, field: str, cursor: Cursor, descending: bool) -> QuerySet[M]:
+    """Rows strictly after `cursor` among rows whose `field` is set. The `gte`/`lte` bound lets
+    the index scan start at the cursor; the OR only breaks ties within one timestamp."""
+    at = cursor.at
+    if descending:
+        return qs.filter(**{f"{field}__lte": at}).filter(Q(**{f"{field}__lt": at}) | Q(id__lt=cursor.id))
+    return qs.filter(**{f"{field}__gte": at}).filter(Q(**{f"{field}__gt": at}) | Q(id__gt=cursor.id))
+
+
+def seek(qs: QuerySet[M], *, field: str, cursor: Cursor | None, limit: int, descending: bool,
+         nullable: bool = True) -> list[M]:
+    """Up to `limit` rows of `qs` after `cursor` in (field, id) order (both ascending or both
+    descending). Rows whose `field` is empty come last ascending / first descending, fetched
+    separately so that each query is one ordered range of the index."""
+    sign = "-" if descending else ""
+    if not nullable:
+        qs = qs.order_by(f"{sign}{field}", f"{sign}id")
+        return list((qs if cursor is None else _after(qs, field=field, cursor=cursor, descending=descending))[:limit])
+    valued = qs.filter(**{f"{field}__isnull": False}).order_by(f"{sign}{field}", f"{sign}id")
+    empty = qs.filter(**{f"{field}__isnull": True}).order_by(f"{sign}id")
+    segments: list[QuerySet[M]]
+    if cursor is None:
+        segments = [empty, valued] if descending else [valued, empty]
+    elif cursor.at is None:
+        empty = empty.filter(id__lt=cursor.id) if descending else empty.filter(id__gt=cursor.id)
+        segments = [empty, valued] if descending else [empty]
+    else:
+        segments = [_after(valued, field=field, cursor=cursor, descending=descending)]
+        if not descending:
+            segments.append(empty)
+    rows: list[M] = []
+    for segment in segments:
+        rows += list(segment[: limit - len(rows)])
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def merge(pages: Iterable[list[M]], *, field: str, limit: int, descending: bool) -> list[M]:
+    """The first `limit` rows of several pages each sorted by (field, id): the general inbox reads
+    one ordered index range per campaign and merges them here."""
+
+    def key(row: M) -> tuple[bool, Any, int]:
+        at = getattr(row, field)
+        return (at is None, at or datetime.min, row.pk)
+
+    merged = heapq.merge(*pages, key=key, reverse=descending)
+    return [row for _index, row in zip(range(limit), merged, strict=False)]
