@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP (Django), websockets (Channels), and lifespan (embedded worker)."""
+"""ASGI entry point: webhook POSTs (the fast path), HTTP (Django), websockets (Channels), and lifespan
+(embedded worker)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from conversa.realtime.services import remember_server_loop  # noqa: E402
+from conversa.whatsapp.fast_intake import webhook_app, webhook_route  # noqa: E402
 
 
 def _websocket_app() -> Any:
@@ -46,4 +48,9 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    # Webhook POSTs skip Django's request stack: verified and group-committed (whatsapp.fast_intake).
+    if (webhook := webhook_route(scope)) is not None:
+        kind, line_id = webhook
+        await webhook_app(scope, receive, send, kind=kind, line_id=line_id)
+        return
     await router(scope, receive, send)

@@ -1,0 +1,166 @@
+"""The webhook fast path: POST /webhooks/<kind>/<id>/ answered by a small ASGI app ahead of Django.
+
+A burst of callbacks is the busiest thing this server does, and through Django each one paid for
+thread hops and the whole synchronous middleware stack (issue 10: 42 % of web CPU). Here the
+event loop reads the body (same size limit, 413) and queues the request for the process's one
+group-commit writer: a thread with its own pooled Django connection that takes everything queued
+(up to MAX_BATCH), runs `intake.receive_webhooks` on it once (one INSERT, one commit for the
+batch) and resolves each request's future. Every answer is sent after its batch committed; a
+database outage is 503 with Retry-After (`intake`), never 200, never a traceback. The GET
+handshake and anything else go to Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import re
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import connection
+
+from conversa.whatsapp.intake import (
+    IncomingWebhook,
+    WebhookAnswer,
+    receive_webhooks,
+    unavailable_answer,
+    webhook_body_limit,
+)
+
+logger = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# The same URL as the Django route webhooks/<str:kind>/<int:line_id>/.
+WEBHOOK_PATH = re.compile(r"/webhooks/(?P<kind>[^/]+)/(?P<line_id>[0-9]+)/")
+# The most requests one INSERT stores: bounds a statement's parameters and a batch's latency.
+MAX_BATCH = 500
+# Headers every Django answer carries (SecurityMiddleware, XFrameOptionsMiddleware).
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"), (b"cross-origin-opener-policy", b"same-origin")]
+
+
+def webhook_route(scope: Scope) -> tuple[str, int] | None:
+    """(kind, line id) when this is a webhook POST for the fast path; None for everything else
+    (and for plain HTTP where HTTPS is required: Django's SecurityMiddleware redirects those)."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    match = WEBHOOK_PATH.fullmatch(scope["path"])
+    if match is None or (settings.SECURE_SSL_REDIRECT and not _secure(scope)):
+        return None
+    return match["kind"], int(match["line_id"])
+
+
+def _secure(scope: Scope) -> bool:
+    if scope.get("scheme") == "https":
+        return True
+    if not settings.SECURE_PROXY_SSL_HEADER:
+        return False
+    meta_name, expected = settings.SECURE_PROXY_SSL_HEADER
+    wanted = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin-1")
+    return any(name.lower() == wanted and value.decode("latin-1").split(",")[0].strip() == expected
+               for name, value in scope["headers"])
+
+
+@dataclass
+class _Pending:
+    request: IncomingWebhook
+    future: asyncio.Future[WebhookAnswer]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitWriter:
+    """One per process: requests queue up while a batch is being written, and go together next."""
+
+    def __init__(self, *, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def submit(self, request: IncomingWebhook) -> WebhookAnswer:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WebhookAnswer] = loop.create_future()
+        self._start()
+        self._queue.put(_Pending(request=request, future=future, loop=loop))
+        return await future
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="webhook-group-commit", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.write(batch)
+
+    def write(self, batch: list[_Pending]) -> None:
+        try:
+            answers = receive_webhooks(requests=[p.request for p in batch])
+        except Exception:
+            logger.exception("webhook intake failed for a batch of %d", len(batch))
+            answers = [unavailable_answer() for _ in batch]
+        finally:
+            # The writer keeps its pooled connection between batches; a broken one goes back now.
+            if connection.errors_occurred or connection.needs_rollback:
+                connection.close()
+        for pending, answer in zip(batch, answers, strict=True):
+            pending.loop.call_soon_threadsafe(_resolve, pending.future, answer)
+
+
+def _resolve(future: asyncio.Future[WebhookAnswer], answer: WebhookAnswer) -> None:
+    if not future.done():  # the client may have gone
+        future.set_result(answer)
+
+
+writer = GroupCommitWriter()
+
+
+async def webhook_app(scope: Scope, receive: Receive, send: Send, *, kind: str, line_id: int) -> None:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    limit = webhook_body_limit()
+    try:
+        declared = int(headers.get("content-length") or 0)
+    except ValueError:
+        declared = 0
+    too_large: int | None = declared if declared > limit else None
+    chunks: list[bytes] = []
+    size = 0
+    more = too_large is None
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            too_large = max(declared, limit + 1)
+            break
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    request = IncomingWebhook(kind=kind, line_id=line_id, headers=headers, query=query,
+                              body=b"".join(chunks) if too_large is None else b"", too_large=too_large)
+    answer = await writer.submit(request)
+    content = answer.content
+    await send({"type": "http.response.start", "status": answer.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+                            *SECURITY_HEADERS,
+                            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items())]})
+    await send({"type": "http.response.body", "body": content})

@@ -1,0 +1,139 @@
+"""The webhook fast path (whatsapp.fast_intake ahead of Django, issue 10) on a real uvicorn server:
+concurrent signed callbacks are each stored exactly once and acknowledged only once committed,
+replays are duplicates with the same id, and every refusal is the same answer, byte for byte, as
+the Django view's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection
+from django.test import Client
+from tests.servers import running_server, server_env
+
+from conversa.inbox.models import Message
+from conversa.whatsapp.adapters.base import hmac_sha256_signature
+from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES
+from conversa.whatsapp.models import Line, RejectedWebhook, WebhookEvent
+
+from .conftest import META_APP_SECRET, meta_payload
+
+CONCURRENT = 200
+
+
+@pytest.fixture
+def server(meta_line: Line, tmp_path: Path) -> Iterator[str]:
+    env = server_env(CONVERSA_EMBEDDED_WORKER="0")  # events stay unprocessed until the test drains them
+    with running_server(env=env, logs=tmp_path, ready_path="/login/", deadline=60.0) as url:
+        yield url
+
+
+def text_body(n: int) -> bytes:
+    payload = json.loads(meta_payload("messages_text"))
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["id"] = f"wamid.intake-{n}"
+    message["text"]["body"] = f"mensaje {n}"
+    return json.dumps(payload).encode()
+
+
+def signed(body: bytes, secret: str = META_APP_SECRET) -> dict[str, str]:
+    return {"content-type": "application/json", "x-hub-signature-256": hmac_sha256_signature(secret=secret, body=body)}
+
+
+def _post_then_look(url: str, body: bytes) -> tuple[int, dict[str, Any], bool]:
+    """POST one signed webhook; (status, answer, whether its event was in the database on arrival)."""
+    try:
+        response = httpx.post(url, content=body, headers=signed(body), timeout=30)
+        answer = response.json()
+        stored = (response.status_code == 200
+                  and WebhookEvent.objects.filter(pk=answer["event"], body=body).exists())
+        return response.status_code, answer, stored
+    finally:
+        connection.close()  # this thread's connection, not left open on the test database
+
+
+def post_all(url: str, bodies: list[bytes]) -> list[tuple[int, dict[str, Any], bool]]:
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        return list(pool.map(lambda body: _post_then_look(url, body), bodies))
+
+
+def test_concurrent_signed_webhooks_are_stored_once_and_acknowledged_after_commit(
+        server: str, meta_line: Line, run_tasks: Callable[[], None]) -> None:
+    url = f"{server}/webhooks/meta/{meta_line.pk}/"
+    bodies = [text_body(n) for n in range(CONCURRENT)]
+    first = post_all(url, bodies)
+    assert [status for status, _, _ in first] == [200] * CONCURRENT, first[:3]
+    assert all(answer["status"] == "stored" for _, answer, _ in first)
+    assert all(in_database for _, _, in_database in first), "acknowledged before its event was committed"
+    ids = [answer["event"] for _, answer, _ in first]
+    assert len(set(ids)) == CONCURRENT
+    assert WebhookEvent.objects.filter(line=meta_line).count() == CONCURRENT
+
+    replayed = post_all(url, bodies)
+    assert [(status, answer) for status, answer, _ in replayed] == [
+        (200, {"status": "duplicate", "event": event_id}) for event_id in ids]
+    assert WebhookEvent.objects.filter(line=meta_line).count() == CONCURRENT
+
+    # Announced once committed: the task worker turns every stored event into the customer's message.
+    run_tasks()
+    assert Message.objects.filter(conversation__line=meta_line,
+                                  provider_message_id__startswith="wamid.intake-").count() == CONCURRENT
+
+
+def test_a_batch_with_the_same_body_twice_stores_it_once(server: str, meta_line: Line) -> None:
+    url = f"{server}/webhooks/meta/{meta_line.pk}/"
+    body = text_body(1)
+    answers = post_all(url, [body] * 40)
+    assert {status for status, _, _ in answers} == {200}
+    assert len({answer["event"] for _, answer, _ in answers}) == 1
+    assert sorted(answer["status"] for _, answer, _ in answers) == ["duplicate"] * 39 + ["stored"]
+    assert WebhookEvent.objects.filter(line=meta_line).count() == 1
+
+
+def _refusals(meta_line: Line, sandbox_line: Line) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    meta = f"/webhooks/meta/{meta_line.pk}/"
+    body = text_body(7)
+    unusable = b'{"text": "no id, no sender"}'
+    return [
+        ("unknown line", "/webhooks/meta/999999/", body, signed(body)),
+        ("line of another provider kind", f"/webhooks/gupshup/{meta_line.pk}/", body, signed(body)),
+        ("bad signature", meta, body, signed(body, secret="someone-elses-secret")),
+        ("no signature", meta, body, {"content-type": "application/json"}),
+        ("not JSON", meta, b"not json at all", signed(b"not json at all")),
+        ("nothing usable", f"/webhooks/sandbox/{sandbox_line.pk}/", unusable, {"content-type": "application/json"}),
+        ("too large", f"/webhooks/sandbox/{sandbox_line.pk}/", b"x" * (MAX_WEBHOOK_BYTES + 1),
+         {"content-type": "application/json"}),
+    ]
+
+
+def test_refusals_are_the_django_views_answers_byte_for_byte(server: str, meta_line: Line,
+                                                             demo: dict[str, Any]) -> None:
+    expected_status = {"unknown line": 404, "line of another provider kind": 404, "bad signature": 401,
+                       "no signature": 401, "not JSON": 400, "nothing usable": 400, "too large": 413}
+    for case, path, body, headers in _refusals(meta_line, demo["sales_line"]):
+        fast = httpx.post(f"{server}{path}", content=body, headers=headers, timeout=30)
+        django = Client().post(path, data=body, content_type=headers["content-type"],
+                               **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()
+                                  if k != "content-type"})
+        assert (fast.status_code, django.status_code) == (expected_status[case],) * 2, (case, fast.text)
+        assert fast.content == django.content, case
+        assert fast.headers["content-type"] == "application/json", case
+    assert WebhookEvent.objects.count() == 0
+    # 400s and 413s leave their samples, through both doors.
+    assert sorted(RejectedWebhook.objects.values_list("status_code", flat=True)) == [400] * 4 + [413] * 2
+    bodies = set(RejectedWebhook.objects.filter(status_code=400).values_list("body_sample", flat=True))
+    assert {bytes(b) for b in bodies} == {b"not json at all", b'{"text": "no id, no sender"}'}
+
+
+def test_the_handshake_and_other_methods_still_go_to_django(server: str, meta_line: Line) -> None:
+    url = f"{server}/webhooks/meta/{meta_line.pk}/"
+    challenge = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "verify-me-please",
+                                       "hub.challenge": "1158201444"}, timeout=10)
+    assert (challenge.status_code, challenge.text) == (200, "1158201444")
+    assert httpx.put(url, content=b"{}", timeout=10).status_code == 405
