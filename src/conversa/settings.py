@@ -89,7 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -164,31 +164,34 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    # Redis pub/sub: each web process subscribes once per group its sockets listen to and hands
+    # events to them in memory (realtime.fanout, decisions #40); nothing is queued per socket in
+    # Redis. Pub/sub delivers at most once: the event log repairs what a restart loses.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 made socket_timeout default to 5 s, the same as channels_redis's
-                # blocking BZPOPMIN: every idle socket's consumer died with "Timeout reading"
-                # (django/channels_redis#422). Reads must be allowed to outlast the 5 s pop.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
-                "capacity": 1500,
-                "expiry": 30,
-                # Namespaces keys, so several deployments (or test runs) can share a Redis.
+                # Publishing must not hang on a dead connection; the subscription reads with
+                # timeouts of its own.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                # Namespaces channels, so several deployments (or test runs) can share a Redis.
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "conversa"),
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process: the hub's one channel receives every event; a burst of a big transaction's
+    # events must fit (a full channel drops silently; the log re-read would repair it).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 10000}}}
 # The event log behind websocket catch-up (realtime/): rows older than the retention are pruned
 # by the worker's sweep; a reconnecting socket further behind than the replay limits is told to
 # refetch instead of being replayed.
 CONVERSA_EVENT_RETENTION = float(os.environ.get("CONVERSA_EVENT_RETENTION", str(24 * 3600)))
 CONVERSA_EVENT_REPLAY_MAX_AGE = float(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_AGE", "600"))
 CONVERSA_EVENT_REPLAY_MAX_EVENTS = int(os.environ.get("CONVERSA_EVENT_REPLAY_MAX_EVENTS", "1000"))
-# Every open socket re-reads the log this often (seconds) for events its live feed missed: a group
-# send that failed twice, memberships or queued messages lost in a Redis restart, a full channel.
+# Each web process re-reads the log this often (seconds), once for all its sockets, for events their
+# live feed missed: a publish that failed twice, messages lost in a Redis restart, a full channel.
 CONVERSA_EVENT_RECHECK_EVERY = float(os.environ.get("CONVERSA_EVENT_RECHECK_EVERY", "10"))
 
 TASKS = {
@@ -200,7 +203,11 @@ TASKS = {
 # Run the task worker as a thread inside the web process (embedded mode only: the in-memory
 # channel layer cannot cross processes).
 CONVERSA_EMBEDDED_WORKER = env_bool("CONVERSA_EMBEDDED_WORKER", not REDIS_URL)
-CONVERSA_WORKER_INTERVAL = float(os.environ.get("CONVERSA_WORKER_INTERVAL", "0.2"))
+# Workers are woken by notifications (PostgreSQL LISTEN/NOTIFY, in-process for SQLite); this is only
+# their fallback poll, for a notification that got lost (docs/decisions.md #40).
+CONVERSA_WORKER_INTERVAL = float(os.environ.get("CONVERSA_WORKER_INTERVAL", "2"))
+# Webhook events a worker claims and applies in one transaction.
+CONVERSA_WEBHOOK_BATCH = int(os.environ.get("CONVERSA_WEBHOOK_BATCH", "100"))
 # Worker liveness and the queue's housekeeping (docs/operations.md, "Workers"): each worker beats
 # every HEARTBEAT_EVERY seconds; a worker silent for STALE_AFTER seconds is dead, and the task rows it
 # left RUNNING are run again (at most TASK_MAX_RUNS runs per row, then failed). One worker at a
@@ -271,10 +278,10 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = DEBUG
+SERVESTATIC_USE_FINDERS = True
+SERVESTATIC_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -329,7 +336,7 @@ CONVERSA_SEND_RECORD_RETRY_FOR = float(os.environ.get("CONVERSA_SEND_RECORD_RETR
 # An unconfirmed message no status callback confirmed within this many seconds is offered to the
 # agent: "Not confirmed — resend?".
 CONVERSA_UNCONFIRMED_AFTER = float(os.environ.get("CONVERSA_UNCONFIRMED_AFTER", "300"))
-# Webhook events not processed after this many seconds are re-enqueued by the worker's sweep.
+# A webhook event whose processing failed is claimed again after this many seconds.
 CONVERSA_WEBHOOK_SWEEP_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_SWEEP_AFTER", "30"))
 # A webhook item that failed (the rest of its batch applied) is tried again after this many
 # seconds, doubling per attempt up to an hour; inbound media downloads back off the same way.
