@@ -41,7 +41,7 @@ run-prod: $(STAMP)
 	supervise --queues outbound & outbound=$$!; supervise & worker=$$!; \
 	trap 'kill $$outbound $$worker 2>/dev/null; wait $$outbound $$worker' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
-	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --timeout-graceful-shutdown 20
+	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20
 
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker
