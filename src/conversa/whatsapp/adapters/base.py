@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,74 @@ class InboundMessage:
     # The id of the list row or button the customer chose (what we sent as ListRow.id), for
     # interactive and button replies; "" otherwise.
     reply_id: str = ""
+    # The provider's stable id of the customer, sent beside the phone or instead of it (Meta's
+    # business-scoped user id for customers who hide their number behind a username), and the
+    # customer's username when they have one.
+    from_user_id: str = ""
+    username: str = ""
+    # The id was derived from the content (the provider sent none): see `checked`.
+    derived_id: bool = False
+
+
+@dataclass
+class MessageChange:
+    """An earlier message edited or deleted (by the customer, or by the business from the WhatsApp
+    app when `echo`): the change's own id, the id of the message it changes, and the new text."""
+
+    provider_message_id: str
+    original_id: str
+    action: str  # "edit" / "delete"
+    from_phone: str = ""  # the customer, as InboundMessage.from_phone
+    from_user_id: str = ""
+    body: str = ""  # an edit's new text or caption
+    timestamp: datetime.datetime | None = None
+    line_ref: str = ""
+    echo: bool = False
+
+
+@dataclass
+class CustomerEvent:
+    """Something that happened to the customer's WhatsApp account (Meta `system` messages): a new
+    number, a new user id, a new security identity. `body` is the provider's sentence for it."""
+
+    provider_message_id: str
+    event: str  # "number_changed" / "user_id_changed" / "identity_changed" / "other"
+    body: str = ""
+    from_phone: str = ""
+    from_user_id: str = ""
+    new_phone: str = ""
+    new_user_id: str = ""
+    timestamp: datetime.datetime | None = None
+    line_ref: str = ""
+
+
+@dataclass
+class TemplateCategoryChange:
+    """The provider changed (or is about to change) a template's category."""
+
+    provider_template_id: str
+    name: str
+    language: str
+    category: str
+    previous_category: str = ""
+
+
+@dataclass
+class IdAlias:
+    """Another id the provider will use later for one of our sent messages (GupShup's `enqueued`
+    names WhatsApp's id, which receipts a week later carry alone)."""
+
+    provider_message_id: str
+    alias: str
+    line_ref: str = ""
+
+
+@dataclass
+class LineNotice:
+    """Something about the line an admin must act on (the number moved elsewhere, a callback
+    format we cannot use)."""
+
+    problem: str
 
 
 @dataclass
@@ -116,10 +185,20 @@ class ParsedWebhook:
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Items dropped by `checked()` for missing or unusable fields: {"field", "error"}.
     rejected: list[dict[str, str]] = field(default_factory=list)
+    # Messages the business sent from the WhatsApp Business app on the same number (outbound;
+    # `from_phone` / `from_user_id` name the customer they went to).
+    echoes: list[InboundMessage] = field(default_factory=list)
+    changes: list[MessageChange] = field(default_factory=list)
+    customer_events: list[CustomerEvent] = field(default_factory=list)
+    template_categories: list[TemplateCategoryChange] = field(default_factory=list)
+    id_aliases: list[IdAlias] = field(default_factory=list)
+    line_notices: list[LineNotice] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
-        return bool(self.messages or self.statuses or self.templates)
+        return bool(self.messages or self.statuses or self.templates or self.echoes or self.changes
+                    or self.customer_events or self.template_categories or self.id_aliases
+                    or self.line_notices)
 
 
 class MalformedPayload(ValueError):
@@ -217,34 +296,8 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
     display values (names, file names) cut with an ellipsis; values no column can hold and nothing
     needs (a media type) are dropped. Only items missing what identifies them (an id, a sender with
     a digit, a status) are moved to `rejected`. Vendor-neutral, so every provider gets the same rules."""
-    messages: list[InboundMessage] = []
-    for inbound in parsed.messages:
-        if not inbound.provider_message_id:
-            parsed.rejected.append({"field": "id", "error": "id is missing"})
-            continue
-        if not any(ch.isdigit() for ch in inbound.from_phone):
-            parsed.rejected.append({"field": "from", "error": "from is missing or not a phone number"
-                                    if inbound.from_phone else "from is missing"})
-            continue
-        inbound.provider_message_id = fitted_id(inbound.provider_message_id)
-        inbound.from_phone = fitted_phone(inbound.from_phone)
-        inbound.body = clean_text(inbound.body)
-        inbound.payload = clean_value(inbound.payload)
-        inbound.kind, inbound.line_ref, inbound.reply_id = (
-            clean_text(inbound.kind), clean_text(inbound.line_ref), clean_text(inbound.reply_id))
-        inbound.profile_name = _cut(clean_text(inbound.profile_name), MAX_NAME)
-        inbound.media_filename = _cut_filename(clean_text(inbound.media_filename), MAX_FILENAME)
-        inbound.media_mime = clean_text(inbound.media_mime)
-        if len(inbound.media_mime) > MAX_MIME:
-            inbound.media_mime = ""  # the stored file's type is sniffed anyway
-        if inbound.reply_to_provider_id:
-            inbound.reply_to_provider_id = fitted_id(inbound.reply_to_provider_id)
-        inbound.media_id = clean_text(inbound.media_id)
-        if len(inbound.media_id) > MAX_ID:
-            parsed.errors.append({"message": inbound.provider_message_id,
-                                  "error": f"media reference longer than {MAX_ID} characters: not fetched"})
-            inbound.media_id = ""
-        messages.append(inbound)
+    parsed.messages = [m for m in parsed.messages if _checked_message(m, parsed)]
+    parsed.echoes = [m for m in parsed.echoes if _checked_message(m, parsed)]
     statuses: list[StatusUpdate] = []
     for update in parsed.statuses:
         update.status = clean_text(update.status)
@@ -262,11 +315,106 @@ def checked(parsed: ParsedWebhook) -> ParsedWebhook:
         update.error_code = clean_text(update.error_code)[:MAX_ERROR_CODE]
         update.error_title = _cut(clean_text(update.error_title), MAX_ERROR_TITLE)
         statuses.append(update)
-    parsed.messages, parsed.statuses = messages, statuses
+    parsed.statuses = statuses
+    parsed.changes = [c for c in parsed.changes if _checked_change(c, parsed)]
+    parsed.customer_events = [e for e in parsed.customer_events if _checked_customer_event(e, parsed)]
+    parsed.id_aliases = [dataclasses.replace(a, provider_message_id=fitted_id(a.provider_message_id),
+                                             alias=fitted_id(a.alias), line_ref=clean_text(a.line_ref))
+                         for a in parsed.id_aliases if a.provider_message_id and a.alias]
+    parsed.template_categories = [dataclasses.replace(c, **{f.name: clean_text(str(getattr(c, f.name)))[:MAX_NAME]
+                                                            for f in dataclasses.fields(c)})
+                                  for c in parsed.template_categories]
+    parsed.line_notices = [LineNotice(problem=_cut(clean_text(n.problem), MAX_ERROR_TITLE))
+                           for n in parsed.line_notices]
     parsed.templates = [dataclasses.replace(t, **{f.name: clean_value(getattr(t, f.name))
                                                   for f in dataclasses.fields(t)}) for t in parsed.templates]
     parsed.errors.extend({"rejected": r["field"], "error": r["error"]} for r in parsed.rejected)
     return parsed
+
+
+def _has_sender(*, phone: str, user_id: str) -> bool:
+    return any(ch.isdigit() for ch in phone) or bool(user_id.strip())
+
+
+def derived_message_id(inbound: InboundMessage) -> str:
+    """A stable id for a message the provider sent without one: the same message redelivered gets
+    the same id (stored once), two different id-less messages get two."""
+    content = json.dumps([inbound.from_phone, inbound.from_user_id,
+                          inbound.timestamp.isoformat() if inbound.timestamp else "", inbound.kind,
+                          inbound.body, inbound.media_id, inbound.payload], sort_keys=True, default=str)
+    return "derived:" + hashlib.sha256(content.encode()).hexdigest()
+
+
+def _checked_message(inbound: InboundMessage, parsed: ParsedWebhook) -> bool:
+    """One message (or echo) made safe to store, per `checked`; False when it must be dropped."""
+    inbound.from_user_id = clean_text(inbound.from_user_id).strip()
+    if len(inbound.from_user_id) > MAX_ID:
+        inbound.from_user_id = fitted_id(inbound.from_user_id)
+    if not _has_sender(phone=inbound.from_phone, user_id=inbound.from_user_id):
+        parsed.rejected.append({"field": "from", "error": "from is missing or not a phone number"
+                                if inbound.from_phone else "from is missing"})
+        return False
+    if not inbound.from_phone.strip() or not any(ch.isdigit() for ch in inbound.from_phone):
+        inbound.from_phone = ""  # known by user id only
+    else:
+        inbound.from_phone = fitted_phone(inbound.from_phone)
+    inbound.body = clean_text(inbound.body)
+    inbound.payload = clean_value(inbound.payload)
+    if not inbound.provider_message_id:
+        # Never lose the customer's message, never merge two: an id from what it says and when.
+        inbound.provider_message_id = derived_message_id(inbound)
+        inbound.derived_id = True
+        parsed.errors.append({"message": inbound.provider_message_id,
+                              "error": "message without an id: stored under an id derived from its content"})
+    inbound.provider_message_id = fitted_id(inbound.provider_message_id)
+    inbound.kind, inbound.line_ref, inbound.reply_id = (
+        clean_text(inbound.kind), clean_text(inbound.line_ref), clean_text(inbound.reply_id))
+    inbound.profile_name = _cut(clean_text(inbound.profile_name), MAX_NAME)
+    inbound.username = _cut(clean_text(inbound.username), MAX_NAME)
+    inbound.media_filename = _cut_filename(clean_text(inbound.media_filename), MAX_FILENAME)
+    inbound.media_mime = clean_text(inbound.media_mime)
+    if len(inbound.media_mime) > MAX_MIME:
+        inbound.media_mime = ""  # the stored file's type is sniffed anyway
+    if inbound.reply_to_provider_id:
+        inbound.reply_to_provider_id = fitted_id(inbound.reply_to_provider_id)
+    inbound.media_id = clean_text(inbound.media_id)
+    if len(inbound.media_id) > MAX_ID:
+        parsed.errors.append({"message": inbound.provider_message_id,
+                              "error": f"media reference longer than {MAX_ID} characters: not fetched"})
+        inbound.media_id = ""
+    return True
+
+
+def _checked_change(change: MessageChange, parsed: ParsedWebhook) -> bool:
+    if not change.original_id:
+        parsed.rejected.append({"field": f"{change.action}.original_message_id",
+                                "error": "the changed message's id is missing"})
+        return False
+    change.original_id = fitted_id(change.original_id)
+    change.provider_message_id = fitted_id(change.provider_message_id or f"{change.action}:{change.original_id}")
+    change.from_user_id = clean_text(change.from_user_id)[:MAX_ID]
+    change.from_phone = fitted_phone(change.from_phone) if any(ch.isdigit() for ch in change.from_phone) else ""
+    change.body, change.line_ref, change.action = (clean_text(change.body), clean_text(change.line_ref),
+                                                   clean_text(change.action))
+    return True
+
+
+def _checked_customer_event(event: CustomerEvent, parsed: ParsedWebhook) -> bool:
+    if not _has_sender(phone=event.from_phone, user_id=event.from_user_id):
+        parsed.rejected.append({"field": "system.from", "error": "the customer of a system message is missing"})
+        return False
+    event.from_phone = fitted_phone(event.from_phone) if any(ch.isdigit() for ch in event.from_phone) else ""
+    event.new_phone = fitted_phone(event.new_phone) if any(ch.isdigit() for ch in event.new_phone) else ""
+    event.from_user_id = clean_text(event.from_user_id)[:MAX_ID]
+    event.new_user_id = clean_text(event.new_user_id)[:MAX_ID]
+    event.body, event.event = clean_text(event.body), clean_text(event.event)
+    event.line_ref = clean_text(event.line_ref)
+    if not event.provider_message_id:
+        content = json.dumps([event.from_phone, event.from_user_id, event.event, event.body,
+                              event.timestamp.isoformat() if event.timestamp else ""])
+        event.provider_message_id = "derived:" + hashlib.sha256(content.encode()).hexdigest()
+    event.provider_message_id = fitted_id(event.provider_message_id)
+    return True
 
 
 def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:

@@ -28,7 +28,9 @@ from django.utils.translation import gettext_lazy as _
 from conversa.whatsapp.adapters.base import (
     WINDOW_CLOSED,
     ConfigField,
+    IdAlias,
     InboundMessage,
+    LineNotice,
     MalformedPayload,
     OutboundList,
     OutboundMedia,
@@ -43,6 +45,7 @@ from conversa.whatsapp.adapters.base import (
     json_objects,
     load_json,
 )
+from conversa.whatsapp.adapters.meta import read_cloud_api
 from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
 
 logger = logging.getLogger(__name__)
@@ -81,6 +84,23 @@ def _millis(value: Any) -> datetime.datetime | None:
         return datetime.datetime.fromtimestamp(number, tz=datetime.UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _is_v3(event: dict[str, Any]) -> bool:
+    return event.get("object") == "whatsapp_business_account" and isinstance(event.get("entry"), list)
+
+
+def _is_mismatch(etype: Any, payload: dict[str, Any]) -> bool:
+    """GupShup's notice that the app's number and its WhatsApp account no longer match (the number
+    migrated elsewhere, the key changed): a `mismatch` callback, or an account/system event of that type."""
+    kinds = {str(etype or "").lower(), str(payload.get("type") or "").lower()}
+    return any("mismatch" in kind for kind in kinds)
+
+
+def _mismatch_text(payload: dict[str, Any]) -> str:
+    details = [str(payload[k]) for k in ("reason", "description", "message", "phone", "type") if payload.get(k)]
+    return ("GupShup reports a mismatch for this line (number migrated or key changed): "
+            + ("; ".join(details) if details else "no details") + ". Check the app in GupShup's dashboard.")
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -130,32 +150,55 @@ class GupshupAdapter(ProviderAdapter):
     def parse(self, body: bytes) -> ParsedWebhook:
         parsed = ParsedWebhook()
         events = json_objects(body, parsed)
-        if not any(isinstance(event.get("type"), str) and event["type"] for event in events):
-            # Every GupShup callback names its type (message, message-event, template-event, ...).
+        if not any(_is_v3(event) or (isinstance(event.get("type"), str) and event["type"]) for event in events):
+            # Every GupShup callback names its type (v2: message, message-event, ...) or is v3.
             raise MalformedPayload("The callback has no type.", field="type")
         for event in events:
-            etype = event.get("type")
-            payloads = event.get("payload")
-            # Batches are not documented for v2, but iterate if a list ever comes.
-            for payload in payloads if isinstance(payloads, list) else [payloads]:
-                if not isinstance(payload, dict):
-                    parsed.errors.append({"error": f"{etype}: payload is not an object"})
-                    continue
-                if etype == "message":
-                    parsed.messages.append(self._inbound(event, payload))
-                elif etype == "message-event":
-                    status = self._status(event, payload)
-                    if status is not None:
-                        parsed.statuses.append(status)
-                elif etype == "template-event":
-                    template = self._template_event(payload)
-                    if template is not None:
-                        parsed.templates.append(template)
-                else:
-                    # user-event (sandbox-start / opted-in / opted-out), billing-event,
-                    # account-event: the raw callback is stored; nothing to apply.
-                    logger.info("gupshup %s for line %s: %s", etype, self.line.pk, payload.get("type"))
+            if _is_v3(event):
+                # A v3 callback: GupShup relays Meta's own format (plus gs_app_id and gs_id).
+                # Its platform-event (connectivity check) carries nothing and is ignored.
+                read_cloud_api(event, parsed, gupshup=True)
+            elif isinstance(event.get("type"), str) and event["type"]:
+                self._parse_v2(event, parsed)
+            else:
+                parsed.errors.append({"error": "callback without a type (neither a v2 nor a v3 callback)"})
         return parsed
+
+    def _parse_v2(self, event: dict[str, Any], parsed: ParsedWebhook) -> None:
+        etype = event.get("type")
+        payloads = event.get("payload")
+        # Batches are not documented for v2, but iterate if a list ever comes.
+        for payload in payloads if isinstance(payloads, list) else [payloads]:
+            if not isinstance(payload, dict):
+                parsed.errors.append({"error": f"{etype}: payload is not an object"})
+                continue
+            if etype == "message":
+                parsed.messages.append(self._inbound(event, payload))
+            elif etype == "message-event":
+                self._message_event(event, payload, parsed)
+            elif etype == "template-event":
+                template = self._template_event(payload)
+                if template is not None:
+                    parsed.templates.append(template)
+            elif _is_mismatch(etype, payload):
+                parsed.line_notices.append(LineNotice(problem=_mismatch_text(payload)))
+            else:
+                # user-event (sandbox-start / opted-in / opted-out), billing-event, account-event,
+                # platform-event (connectivity-check): the raw callback is stored; nothing to apply.
+                logger.info("gupshup %s for line %s: %s", etype, self.line.pk, payload.get("type"))
+
+    def _message_event(self, event: dict[str, Any], payload: dict[str, Any], parsed: ParsedWebhook) -> None:
+        if payload.get("type") == "enqueued":
+            # GupShup queued our send and names WhatsApp's id for it: receipts that come after a
+            # week carry only that id (no gsId), so it is kept as the message's other id.
+            whatsapp_id = str(_dict(payload.get("payload")).get("whatsappMessageId") or "")
+            own_id = str(payload.get("id") or "")
+            if whatsapp_id and own_id and whatsapp_id != own_id:
+                parsed.id_aliases.append(IdAlias(provider_message_id=own_id, alias=whatsapp_id))
+            return
+        status = self._status(event, payload)
+        if status is not None:
+            parsed.statuses.append(status)
 
     def _inbound(self, event: dict[str, Any], payload: dict[str, Any]) -> InboundMessage:
         itype = str(payload.get("type") or "")
@@ -166,6 +209,8 @@ class GupshupAdapter(ProviderAdapter):
         inbound = InboundMessage(
             provider_message_id=str(payload.get("id") or ""),
             from_phone=str(sender.get("phone") or payload.get("source") or ""),
+            # Meta's business-scoped user id, when the app has BSUIDs enabled.
+            from_user_id=str(sender.get("userId") or ""),
             profile_name=str(sender.get("name") or ""),
             kind="unsupported",
             timestamp=_millis(event.get("timestamp")),
@@ -239,12 +284,18 @@ class GupshupAdapter(ProviderAdapter):
     def _template_event(payload: dict[str, Any]) -> TemplateInfo | None:
         if payload.get("type") not in (None, "status-update") or not payload.get("status"):
             return None  # category / quality updates do not change whether a template can be sent
+        status = TEMPLATE_STATUS.get(str(payload["status"]).lower(), "pending")
+        rejected = str(payload.get("rejectedReason") or "")
+        rejected = "" if rejected.upper() == "NONE" else rejected
+        description = str(payload.get("description") or payload.get("reason") or "")
+        # A rejection says why in rejectedReason; a pause (or anything else) in its description.
+        reason = (rejected or description) if status == "rejected" else (description or rejected)
         return TemplateInfo(
             provider_template_id=str(payload.get("id") or ""),
             name=str(payload.get("elementName") or ""),
             language=str(payload.get("languageCode") or ""),
-            status=TEMPLATE_STATUS.get(str(payload["status"]).lower(), "pending"),
-            reason=str(payload.get("rejectedReason") or payload.get("description") or ""),
+            status=status,
+            reason=reason,
         )
 
     # --- HTTP ----------------------------------------------------------------------------
