@@ -21,7 +21,11 @@ class Conversation(models.Model):
 
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="conversations")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversations")
-    customer_phone = models.CharField(max_length=20, db_index=True)
+    # Who the customer is: the phone when the provider gives it, else the provider's stable user id
+    # (Meta's business-scoped user id of customers who show only a username); either may be empty.
+    customer_phone = models.CharField(max_length=20, db_index=True, blank=True)
+    customer_user_id = models.CharField(max_length=200, blank=True, db_index=True)
+    customer_username = models.CharField(max_length=200, blank=True)
     customer_profile_name = models.CharField(max_length=200, blank=True)
     contact = models.ForeignKey(
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
@@ -56,8 +60,14 @@ class Conversation(models.Model):
             # At most one open conversation per customer and line: inbound joins it.
             models.UniqueConstraint(
                 fields=["line", "customer_phone"],
-                condition=~Q(status="closed"),
+                condition=~Q(status="closed") & ~Q(customer_phone=""),
                 name="conversation_one_open_per_customer_line",
+            ),
+            # Customers known only by user id: one open conversation each, too.
+            models.UniqueConstraint(
+                fields=["line", "customer_user_id"],
+                condition=~Q(status="closed") & Q(customer_phone="") & ~Q(customer_user_id=""),
+                name="conversation_one_open_per_user_id_line",
             ),
         ]
         indexes = [
@@ -71,13 +81,18 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_phone} ({self.status})"
+        return f"#{self.pk} {self.customer_phone or self.customer_username or self.customer_user_id} ({self.status})"
 
     @property
     def customer_name(self) -> str:
         if self.contact_id and self.contact:
-            return self.contact.full_name or self.customer_profile_name
-        return self.customer_profile_name
+            return self.contact.full_name or self.customer_profile_name or self.customer_username
+        return self.customer_profile_name or self.customer_username
+
+    @property
+    def customer_label(self) -> str:
+        """What to call the customer on screen: a name, else the username, the phone, the user id."""
+        return self.customer_name or self.customer_phone or self.customer_user_id
 
 
 class Message(models.Model):
@@ -98,6 +113,9 @@ class Message(models.Model):
         BUTTON = "button", _("Button reply")
         REACTION = "reaction", _("Reaction")
         TEMPLATE = "template", _("Template")
+        ORDER = "order", _("Order")
+        # Something that happened to the customer's account (a new number): a line in the thread.
+        SYSTEM = "system", _("System event")
         UNSUPPORTED = "unsupported", _("Unsupported")
 
     class Status(models.TextChoices):
@@ -105,6 +123,7 @@ class Message(models.Model):
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         READ = "read", _("Read")
+        PLAYED = "played", _("Played")  # a voice note the customer listened to
         FAILED = "failed", _("Failed")
         RECEIVED = "received", _("Received")
         # The provider may or may not have the message (a timeout after the request was written, a
@@ -128,6 +147,9 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     provider_message_id = models.CharField(max_length=200, null=True, blank=True)
+    # Another id the provider uses for the same sent message (GupShup: WhatsApp's id, which
+    # receipts arriving a week later carry alone).
+    provider_alias_id = models.CharField(max_length=200, null=True, blank=True)
     # Browser-generated key: an agent's double-submit on a flaky connection stores one message.
     client_message_id = models.CharField(max_length=64, null=True, blank=True)
     reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -147,6 +169,10 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     provider_timestamp = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # The customer (or the business, from the WhatsApp app) edited or deleted it; the earlier
+    # texts stay in payload["history"].
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("message")
@@ -156,6 +182,8 @@ class Message(models.Model):
             # The thread's order (inbox.selectors._thread): pages of it are ranges of this index.
             models.Index(F("conversation"), Coalesce("provider_timestamp", "created_at"), F("id"),
                          name="msg_thread_order_idx"),
+            models.Index(fields=["line", "provider_alias_id"], name="msg_provider_alias_idx",
+                         condition=Q(provider_alias_id__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
