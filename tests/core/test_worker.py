@@ -1,12 +1,12 @@
-"""The worker's queue hygiene in-process, on the suite's database (SQLite and PostgreSQL): at most one
-live task per webhook event, one sweeper at a time, abandoned RUNNING rows run again, replies served
-before the webhook backlog, finished rows pruned, /healthz/ saying why it is unhealthy.
+"""The worker's queue hygiene in-process, on the suite's database (SQLite and PostgreSQL): no task
+row per webhook event (the sweep never duplicates work), one sweeper at a time, abandoned RUNNING
+rows run again, replies served before the webhook backlog, finished rows pruned, /healthz/ saying
+why it is unhealthy.
 tests/chaos/ does the same with real worker processes and a PostgreSQL that gets restarted."""
 
 from __future__ import annotations
 
 import datetime
-from collections import Counter
 from typing import Any
 
 from django.utils import timezone
@@ -39,33 +39,20 @@ def _post_events(line: Any, count: int) -> list[int]:
     return events
 
 
-def _live_tasks_per_event() -> Counter[int]:
-    rows = DBTaskResult.objects.filter(task_path=WEBHOOK_TASK, status__in=[TaskResultStatus.READY,
-                                                                          TaskResultStatus.RUNNING])
-    return Counter(row.args_kwargs["args"][0] for row in rows)
-
-
-def test_sweep_keeps_at_most_one_live_task_per_event(demo):
+def test_stored_events_get_no_task_rows_and_sweeping_never_duplicates_work(demo):
+    """Workers claim stored events themselves (decision #40): no task row per webhook, and the
+    sweep only wakes workers for events nobody holds, however often it runs."""
     events = _post_events(demo["sales_line"], 12)
-    assert _live_tasks_per_event() == Counter(dict.fromkeys(events, 1))  # the webhook enqueued each once
-
-    for _ in range(5):  # the backlog waits: sweeping again must not add a task
-        assert sweep()["webhook_events"] == 0
-    assert _live_tasks_per_event() == Counter(dict.fromkeys(events, 1))
-
-    # Tasks that are gone (failed run, lost row): exactly one new task each, however often swept.
-    DBTaskResult.objects.filter(task_path=WEBHOOK_TASK, args_kwargs__args__0__in=events[:4]).update(
-        status=TaskResultStatus.FAILED)
-    DBTaskResult.objects.filter(task_path=WEBHOOK_TASK, args_kwargs__args__0__in=events[4:6]).delete()
-    assert sweep()["webhook_events"] == 6
-    for _ in range(3):
-        assert sweep()["webhook_events"] == 0
-    assert _live_tasks_per_event() == Counter(dict.fromkeys(events, 1))
+    assert not DBTaskResult.objects.filter(task_path=WEBHOOK_TASK).exists()
+    for _ in range(5):
+        assert sweep()["webhook_events"] == 12  # overdue and unclaimed: the workers are woken
+    assert not DBTaskResult.objects.exists()
 
     drain_tasks()
     assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
+    assert set(WebhookEvent.objects.values_list("attempts", "claimed_by")) == {(1, None)}
     assert sweep()["webhook_events"] == 0
-    assert _live_tasks_per_event() == Counter()
+    assert len(events) == 12
 
 
 def test_one_sweeper_at_a_time():

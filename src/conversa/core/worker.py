@@ -1,10 +1,17 @@
-"""The task worker: django-tasks-db's worker, made to survive database outages, plus a heartbeat and
-the sweeps that re-enqueue work a crash left behind and keep the tables bounded.
+"""The task worker: django-tasks-db's worker, made to survive database outages, plus a heartbeat,
+batch jobs that claim their own rows, and the sweeps that re-enqueue work a crash left behind and keep
+the tables bounded.
 
+- Woken, not polling: an idle worker waits on notifications (core.wake: PostgreSQL LISTEN/NOTIFY,
+  in-process for SQLite), sent when a task is enqueued or a batch job's work is stored; it polls only
+  every CONVERSA_WORKER_INTERVAL s as a fallback, and wakes for the next scheduled retry on time.
+- Batch jobs (register_batch_job): work that needs no task row per item (stored webhook events) is
+  claimed in batches by the job itself, between tasks, when the worker serves the job's queue.
 - The run loop never dies of a database error (PostgreSQL restarted, connection dropped): it drops
-  the connection, backs off (bounded, with jitter), puts back the task row it had claimed, and goes on.
+  the connection, backs off (bounded, with jitter), puts back the task row and batch claims it held,
+  and goes on.
 - Queues in settings.CONVERSA_FIRST_QUEUES ("outbound") are served before the others, so an agent's
-  reply never waits behind a webhook backlog.
+  reply never waits behind a webhook backlog (one is looked for before every batch).
 - A heartbeat thread keeps a WorkerHeartbeat row fresh. A task row left RUNNING by a worker whose
   beat went stale (kill -9) is put back to READY by the sweep (tasks are idempotent on our side).
 - One worker at a time sweeps (a Lease row). The sweeps belong to the apps that own the work: each
@@ -21,10 +28,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import BigIntegerField, Exists, OuterRef, Q
+from django.db.models import BigIntegerField, Exists, Min, OuterRef, Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
@@ -34,8 +43,10 @@ from django_tasks_db.compat import Task, TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+from psycopg import Error as PsycopgError
 
 from conversa.core.models import Lease, WorkerHeartbeat
+from conversa.core.wake import TASKS, Listener
 
 logger = logging.getLogger(__name__)
 SWEEP_LEASE = "sweep"
@@ -49,6 +60,24 @@ _sweeps: dict[str, Callable[[], int]] = {}
 def register_sweep(*, name: str, job: Callable[[], int]) -> None:
     """Run `job` on every sweep. Jobs must be safe to run anywhere, any number of times."""
     _sweeps[name] = job
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    queue: str  # served by the workers that serve this queue
+    channel: str  # the core.wake channel its work is announced on
+    run: Callable[[str], int]  # worker id → items claimed and handled (0: nothing to do)
+    release: Callable[[str], int]  # worker id → claims put back after a database error
+
+
+_batch_jobs: dict[str, BatchJob] = {}
+
+
+def register_batch_job(*, name: str, queue: str, channel: str, run: Callable[[str], int],
+                       release: Callable[[str], int]) -> None:
+    """Have workers call `run(worker_id)` between tasks, and right away when `channel` is notified.
+    `run` claims its own rows (so a dead worker's claim must expire on its own) and commits its work."""
+    _batch_jobs[name] = BatchJob(queue=queue, channel=channel, run=run, release=release)
 
 
 def sweep() -> dict[str, int]:
@@ -145,14 +174,21 @@ def prune_stale_heartbeats() -> int:
 class ConversaWorker(Worker):  # type: ignore[misc]
     """django-tasks-db's Worker with our loop (see the module docstring); run_task is theirs."""
 
-    def claim_next(self) -> DBTaskResult | None:
+    def serves(self, queue: str) -> bool:
+        return bool(self.process_all_queues) or queue in self.queue_names
+
+    def batch_jobs(self) -> list[BatchJob]:
+        return [job for job in _batch_jobs.values() if self.serves(job.queue)]
+
+    def _ready(self) -> Any:
         ready = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
-        if not self.process_all_queues:
-            ready = ready.filter(queue_name__in=self.queue_names)
-        first = [name for name in settings.CONVERSA_FIRST_QUEUES
-                 if self.process_all_queues or name in self.queue_names]
+        return ready if self.process_all_queues else ready.filter(queue_name__in=self.queue_names)
+
+    def claim_next(self, *, first_only: bool = False) -> DBTaskResult | None:
+        ready = self._ready()
+        first = [name for name in settings.CONVERSA_FIRST_QUEUES if self.serves(name)]
         tiers = [ready.filter(queue_name__in=first)] if first else []
-        if self.process_all_queues or set(self.queue_names) - set(first):
+        if not first_only and (self.process_all_queues or set(self.queue_names) - set(first)):
             tiers.append(ready)
         for candidates in tiers:
             with exclusive_transaction(candidates.db):
@@ -162,38 +198,81 @@ class ConversaWorker(Worker):  # type: ignore[misc]
                     return task_result
         return None
 
+    def work_once(self) -> bool:
+        """A first-queue task if one waits; else a batch of each job and one other task. Whether
+        anything was done (an idle worker then waits to be woken)."""
+        task_result = self.claim_next(first_only=True)
+        if task_result is not None:
+            self.run_task(task_result)
+            return True
+        handled = sum(job.run(self.worker_id) for job in self.batch_jobs())
+        task_result = self.claim_next()
+        if task_result is not None:
+            self.run_task(task_result)
+        return bool(handled) or task_result is not None
+
+    def seconds_to_next_scheduled(self) -> float | None:
+        """Until the earliest task with a run_after in the future (a send's retry back-off)."""
+        now = timezone.now()
+        due = (DBTaskResult.objects.filter(status=TaskResultStatus.READY, backend_name=self.backend_name,
+                                           run_after__gt=now)
+               .filter(Q() if self.process_all_queues else Q(queue_name__in=self.queue_names))
+               .aggregate(due=Min("run_after"))["due"])
+        return None if due is None else max(0.0, (due - now).total_seconds())
+
+    def idle(self, listener: Listener) -> None:
+        """Wait for a notification, the next scheduled task, or the fallback poll."""
+        wait = self.interval
+        scheduled = self.seconds_to_next_scheduled()
+        if scheduled is not None:
+            wait = min(wait, scheduled)
+        deadline = time.monotonic() + wait
+        while self.running and (left := deadline - time.monotonic()) > 0:
+            if listener.wait(timeout=left):
+                return
+
+    def release_all(self) -> None:
+        release_claims(worker_id=self.worker_id)
+        for job in self.batch_jobs():
+            job.release(self.worker_id)
+
     def run(self) -> None:
         logger.info("worker %s serving queues %s", self.worker_id, ",".join(self.queue_names))
+        listener = Listener(channels=[TASKS, *(job.channel for job in self.batch_jobs())])
         failures = 0
         release_pending = False
-        while self.running:
-            task_result = None
-            try:
-                close_old_connections()
-                if release_pending:
-                    release_claims(worker_id=self.worker_id)
-                    release_pending = False
-                task_result = self.claim_next()
-                if task_result is not None:
-                    self.run_task(task_result)
-                if failures:
-                    logger.warning("worker %s: database back, going on", self.worker_id)
-                failures = 0
-            except (OperationalError, InterfaceError) as exc:
-                if isinstance(exc, OperationalError) and is_locked_database_exception(exc):
-                    time.sleep(self.interval)  # SQLite busy: it unlocks eventually
+        try:
+            while self.running:
+                done = False
+                try:
+                    close_old_connections()
+                    if not self.batch:
+                        listener.open()  # before looking for work: nothing announced meanwhile is missed
+                    if release_pending:
+                        self.release_all()
+                        release_pending = False
+                    done = self.work_once()
+                    if failures:
+                        logger.warning("worker %s: database back, going on", self.worker_id)
+                    failures = 0
+                    if self.running and not done and not self.batch:
+                        self.idle(listener)
+                except (OperationalError, InterfaceError, PsycopgError) as exc:
+                    if isinstance(exc, OperationalError) and is_locked_database_exception(exc):
+                        time.sleep(min(self.interval, 0.2))  # SQLite busy: it unlocks eventually
+                        continue
+                    failures += 1
+                    release_pending = True
+                    delay = backoff_delay(failures=failures)
+                    logger.warning("worker %s: database error (%s); retrying in %.1f s", self.worker_id, exc, delay)
+                    drop_connection()
+                    listener.close()
+                    time.sleep(delay)
                     continue
-                failures += 1
-                release_pending = True
-                delay = backoff_delay(failures=failures)
-                logger.warning("worker %s: database error (%s); retrying in %.1f s", self.worker_id, exc, delay)
-                drop_connection()
-                time.sleep(delay)
-                continue
-            if self.batch and task_result is None:
-                return
-            if self.running and task_result is None:
-                time.sleep(self.interval)
+                if self.batch and not done:
+                    return
+        finally:
+            listener.close()
 
 
 def make_worker(*, batch: bool = False, interval: float | None = None,

@@ -8,9 +8,11 @@ class WhatsappConfig(AppConfig):
 
     def ready(self) -> None:
         from conversa.core.health import register_health_reading
-        from conversa.core.worker import register_sweep
+        from conversa.core.wake import WEBHOOKS
+        from conversa.core.worker import register_batch_job, register_sweep
         from conversa.realtime.stream import register_stream
         from conversa.whatsapp.rejections import prune_rejected_webhooks
+        from conversa.whatsapp.services import process_webhook_batch, release_webhook_claims
         from conversa.whatsapp.streams import sandbox_audience
         from conversa.whatsapp.sweeps import (
             requeue_overdue_webhook_events,
@@ -20,6 +22,9 @@ class WhatsappConfig(AppConfig):
         )
 
         register_stream(name="sandbox", resolver=sandbox_audience)
+        register_batch_job(name="webhook_events", queue="webhooks", channel=WEBHOOKS,
+                           run=lambda worker_id: process_webhook_batch(worker_id=worker_id),
+                           release=lambda worker_id: release_webhook_claims(worker_id=worker_id))
         register_sweep(name="webhook_events", job=requeue_overdue_webhook_events)
         register_sweep(name="rejected_webhooks", job=prune_rejected_webhooks)
         register_sweep(name="webhook_item_failures", job=retry_failed_webhook_items)

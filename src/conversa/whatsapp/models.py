@@ -197,10 +197,11 @@ class MessageTemplate(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """A provider callback exactly as received: stored before anything else, processed by a task.
+    """A provider callback exactly as received: stored before anything else, then claimed in
+    batches and processed by the workers (whatsapp.services.process_webhook_batch).
 
-    A crash between storing and processing loses nothing: the worker's sweep re-enqueues rows
-    whose `processed_at` is still empty.
+    A crash between storing and processing loses nothing: a row whose `processed_at` is still empty
+    is claimed again once its claim is released, or its claimer's heartbeat went stale.
     """
 
     line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="webhook_events")
@@ -212,13 +213,21 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The worker processing it (its heartbeat id) and since when; empty when nobody holds it. Both
+    # nullable, so inserts that name only the columns they know (whatsapp.intake) need no default.
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             # A byte-identical redelivery is the same event: store it once.
             models.UniqueConstraint(fields=["line", "body_sha256"], name="webhook_event_unique_body"),
         ]
-        indexes = [models.Index(fields=["processed_at", "received_at"], name="webhook_unprocessed_idx")]
+        indexes = [
+            models.Index(fields=["processed_at", "received_at"], name="webhook_unprocessed_idx"),
+            # The workers' claim: the oldest unprocessed events, in order, without scanning the done ones.
+            models.Index(fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_pending_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider_kind} event #{self.pk} ({'processed' if self.processed_at else 'pending'})"

@@ -1,4 +1,5 @@
-"""Webhook ingestion (store first, process in a task) and template sync."""
+"""Webhook ingestion (store first; workers claim the stored events in batches and apply them) and
+template sync."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from conversa.core.models import WorkerHeartbeat
+from conversa.core.wake import WEBHOOKS, notify
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import (
     InboundMessage,
     MalformedPayload,
     ParsedWebhook,
-    ProviderAdapter,
     StatusUpdate,
     TemplateInfo,
 )
@@ -29,6 +32,8 @@ logger = logging.getLogger(__name__)
 KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-conversa-signature")
 # A webhook item that failed this many times waits for an admin (WebhookItemFailure).
 WEBHOOK_ITEM_MAX_ATTEMPTS = 10
+# An event whose processing failed (or killed its worker) this many times: left to the admins.
+WEBHOOK_MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -69,45 +74,115 @@ def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[Web
 
 
 def announce_stored_events(*, event_ids: list[int]) -> None:
-    """Called after the commit that stored these webhook events: get them processed."""
-    from conversa.whatsapp import tasks
+    """Called after the commit that stored these webhook events: wake a worker to claim them
+    (PostgreSQL NOTIFY, or an in-process wake-up). Losing this is harmless: workers also poll."""
+    if event_ids:
+        notify(channel=WEBHOOKS)
 
-    for event_id in event_ids:
-        tasks.process_webhook_event.enqueue(event_id)
+
+def claim_webhook_events(*, worker_id: str, limit: int) -> list[int]:
+    """Claim up to `limit` unprocessed events, oldest first, for `worker_id`; their ids.
+
+    One short transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent claimers never
+    take the same row nor wait for each other; SQLite serialises writers anyway) records the claim
+    and counts the attempt. Claimable: never claimed; released after a failed run and left
+    CONVERSA_WEBHOOK_SWEEP_AFTER s; or claimed by a worker whose heartbeat is stale (killed: its
+    batch transaction died with it, so none of it was applied) for CONVERSA_WORKER_STALE_AFTER s.
+    """
+    now = timezone.now()
+    stale = now - datetime.timedelta(seconds=settings.CONVERSA_WORKER_STALE_AFTER)
+    failed_retry = now - datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER)
+    alive = WorkerHeartbeat.objects.filter(beat_at__gte=stale).values("worker_id")
+    claimable = WebhookEvent.objects.filter(processed_at__isnull=True, attempts__lt=WEBHOOK_MAX_ATTEMPTS).filter(
+        Q(claimed_at__isnull=True)
+        | Q(claimed_by__isnull=True, claimed_at__lt=failed_retry)
+        | (Q(claimed_by__isnull=False, claimed_at__lt=stale) & ~Q(claimed_by__in=alive)))
+    with transaction.atomic():
+        ids = list(claimable.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True)[:limit])
+        if ids:
+            WebhookEvent.objects.filter(pk__in=ids).update(claimed_by=worker_id, claimed_at=now,
+                                                           attempts=F("attempts") + 1)
+    return ids
+
+
+def release_webhook_claims(*, worker_id: str) -> int:
+    """The claims a database error left behind (nothing of their batch was applied): claimable
+    again at once. Called by the worker itself once the database answers again."""
+    return WebhookEvent.objects.filter(claimed_by=worker_id, processed_at__isnull=True).update(
+        claimed_by=None, claimed_at=None)
+
+
+def process_webhook_batch(*, worker_id: str, limit: int | None = None) -> int:
+    """The worker's webhook job: claim a batch and apply it in one transaction; how many events."""
+    ids = claim_webhook_events(worker_id=worker_id, limit=limit or settings.CONVERSA_WEBHOOK_BATCH)
+    if not ids:
+        return 0
+    try:
+        process_webhook_events(event_ids=ids)
+    except (OperationalError, InterfaceError):
+        raise  # the worker backs off and releases the claims once the database answers
+    except Exception as exc:  # a bug outside any item: kept with its error, claimed again later
+        logger.exception("processing webhook events %s failed", ids)
+        WebhookEvent.objects.filter(pk__in=ids, processed_at__isnull=True).update(
+            claimed_by=None, error=f"{type(exc).__name__}: {exc}"[:2000])
+    return len(ids)
 
 
 def process_webhook_event(event_id: int) -> str:
-    """Parse a stored callback and apply every message, status and template update it carries.
+    """Process one stored event now, claimed or not (tests, the admin, task rows of older
+    versions); the attempt is counted as a claim would."""
+    if not WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(attempts=F("attempts") + 1):
+        WebhookEvent.objects.only("pk").get(pk=event_id)  # DoesNotExist for an event that is gone
+        return "already processed"
+    return process_webhook_events(event_ids=[event_id]).get(event_id, "already processed")
+
+
+def process_webhook_events(*, event_ids: list[int]) -> dict[int, str]:
+    """Parse stored callbacks and apply every message, status and template update they carry, all
+    in one transaction; {event id: outcome}.
 
     Each item is applied in its own savepoint: one that fails is recorded (`WebhookItemFailure`,
     retried with back-off by the sweep) and the others still go through, so one odd item never
     costs the rest of its batch. Each step is idempotent (messages are unique per provider id,
-    statuses only move forward), so processing an event twice, or after a crash half-way, changes
-    nothing more. A database outage is no item's fault: it fails the whole run, retried as a whole.
+    statuses only move forward), so processing an event twice changes nothing more. A database
+    outage is no item's fault: it fails the whole batch (nothing applied), claimed again as a whole.
+    Items are applied grouped by customer (the event order kept within each customer), so two
+    workers lock conversations in the same order and never deadlock on them.
     """
-    event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
-    if event.processed_at:
-        return "already processed"
-    WebhookEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
-    try:
-        parsed = get_adapter(event.line).read(bytes(event.body))
-    except MalformedPayload as exc:
-        # Unreadable for good (the endpoint refuses these now; older rows may hold some): retrying
-        # cannot help, so the event is closed with the reason.
-        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(),
-                                                        error=f"unreadable: {exc}"[:2000])
-        return "unreadable"
-    try:
-        stored, failed = _apply_items(event, parsed, only=None)
-    except Exception as exc:
-        logger.exception("processing webhook event %s failed", event.pk)
-        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    errors = "; ".join([*(str(e) for e in parsed.errors),
-                        *([f"{failed} item(s) failed, kept for retry (webhook item failures)"] if failed else [])])
-    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), error=errors[:2000])
-    return (f"{stored} message(s), {len(parsed.statuses)} status(es), {len(parsed.templates)} template update(s)"
-            + (f", {failed} failed" if failed else ""))
+    events = list(WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by("pk"))
+    if not events:
+        return {}
+    lines = {line.pk: line for line in Line.objects.select_related("provider", "campaign", "time_group", "menu")
+             .prefetch_related("time_group__ranges").filter(pk__in={e.line_id for e in events})}
+    outcomes: dict[int, str] = {}
+    errors: dict[int, list[str]] = {}
+    batch: list[_Item] = []
+    for event in events:
+        event.line = lines[event.line_id]
+        try:
+            parsed = get_adapter(event.line).read(bytes(event.body))
+        except MalformedPayload as exc:
+            # Unreadable for good (the endpoint refuses these now; older rows may hold some): retrying
+            # cannot help, so the event is closed with the reason.
+            outcomes[event.pk], errors[event.pk] = "unreadable", [f"unreadable: {exc}"]
+            continue
+        errors[event.pk] = parsed.errors
+        batch.extend(_items(event, parsed))
+        outcomes[event.pk] = (f"{len(parsed.messages)} message(s), {len(parsed.statuses)} status(es), "
+                              f"{len(parsed.templates)} template update(s)")
+    now = timezone.now()
+    with transaction.atomic():
+        failed = _apply_items(batch, only=None)
+        by_error: dict[str, list[int]] = {}
+        for event in events:
+            notes = [str(e) for e in errors[event.pk]]
+            if failed.get(event.pk):
+                notes.append(f"{failed[event.pk]} item(s) failed, kept for retry (webhook item failures)")
+                outcomes[event.pk] += f", {failed[event.pk]} failed"
+            by_error.setdefault("; ".join(notes)[:2000], []).append(event.pk)
+        for error, ids in by_error.items():  # one statement for the whole batch when nothing went wrong
+            WebhookEvent.objects.filter(pk__in=ids).update(processed_at=now, error=error, claimed_by=None)
+    return outcomes
 
 
 def retry_webhook_item_failures(event_id: int) -> str:
@@ -119,47 +194,81 @@ def retry_webhook_item_failures(event_id: int) -> str:
         return "nothing due"
     event = WebhookEvent.objects.select_related("line__provider", "line__campaign").get(pk=event_id)
     parsed = get_adapter(event.line).read(bytes(event.body))
-    _, failed = _apply_items(event, parsed, only=due)
-    return f"{len(due) - failed} of {len(due)} item(s) applied"
+    failed = _apply_items(_items(event, parsed), only=due)
+    return f"{len(due) - failed.get(event.pk, 0)} of {len(due)} item(s) applied"
 
 
-Item = tuple[str, int, InboundMessage | StatusUpdate | TemplateInfo]
+@dataclass
+class _Item:
+    event: WebhookEvent
+    errors: list[dict[str, Any]]  # the event's parse notes: routing adds to them
+    kind: str
+    position: int
+    item: InboundMessage | StatusUpdate | TemplateInfo
+
+    @property
+    def lock_order(self) -> tuple[int, int, str]:
+        """Messages by line and customer (their conversation's lock), then statuses by message."""
+        if isinstance(self.item, InboundMessage):
+            return 0, self.event.line_id, self.item.from_phone
+        if isinstance(self.item, StatusUpdate):
+            return 1, self.event.line_id, self.item.provider_message_id
+        return 2, self.event.line_id, ""
 
 
-def _apply_items(event: WebhookEvent, parsed: ParsedWebhook, *, only: set[tuple[str, int]] | None) -> tuple[int, int]:
-    """Apply the event's items (or `only` those), each in its own savepoint; (stored messages, failed)."""
-    handlers = _webhook_handlers()
-    adapter = get_adapter(event.line)
+def _items(event: WebhookEvent, parsed: ParsedWebhook) -> list[_Item]:
     kinds = WebhookItemFailure.Kind
-    items: list[Item] = [*((kinds.MESSAGE, n, m) for n, m in enumerate(parsed.messages)),
-                         *((kinds.STATUS, n, s) for n, s in enumerate(parsed.statuses)),
-                         *((kinds.TEMPLATE, n, t) for n, t in enumerate(parsed.templates))]
-    lines: dict[str, Line] = {}
-    stored = failed = 0
-    for kind, position, item in items:
-        if only is not None and (kind, position) not in only:
+    return [*(_Item(event, parsed.errors, kinds.MESSAGE, n, m) for n, m in enumerate(parsed.messages)),
+            *(_Item(event, parsed.errors, kinds.STATUS, n, s) for n, s in enumerate(parsed.statuses)),
+            *(_Item(event, parsed.errors, kinds.TEMPLATE, n, t) for n, t in enumerate(parsed.templates))]
+
+
+def _apply_items(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dict[int, int]:
+    """Apply the items (or `only` those, of one event), each in its own savepoint; failed items
+    per event. An IntegrityError is tried once more: it may be another worker that stored the same
+    item concurrently, which the idempotent handlers then see and skip."""
+    handlers = _webhook_handlers()
+    routes: dict[tuple[int, str], Line] = {}
+    failed: dict[int, int] = {}
+    # Python's sort is stable: within one customer, the events' order (and the items' within one).
+    for entry in sorted(items, key=lambda entry: entry.lock_order):
+        if only is not None and (entry.kind, entry.position) not in only:
             continue
-        try:
-            with transaction.atomic():
-                if isinstance(item, InboundMessage):
-                    routed = _routed(adapter, ref=item.line_ref, cache=lines, errors=parsed.errors)
-                    stored += handlers.inbound(routed, item) is not None
-                elif isinstance(item, StatusUpdate):
-                    routed = _routed(adapter, ref=item.line_ref, cache=lines, errors=parsed.errors)
-                    handlers.status(routed, item)
-                else:
-                    apply_template_status(event.line, item)
-        except (OperationalError, InterfaceError):
-            raise  # the database, not the item: the whole event is retried
-        except Exception as exc:
-            failed += 1
-            logger.exception("webhook event %s: %s %s failed; kept for retry", event.pk, kind, position)
-            _record_item_failure(event=event, kind=kind, position=position, item=item, exc=exc)
-        else:
-            WebhookItemFailure.objects.filter(event=event, kind=kind, position=position,
-                                              resolved_at__isnull=True).update(resolved_at=timezone.now(),
-                                                                               next_attempt_at=None)
-    return stored, failed
+        for last_try in (False, True):
+            try:
+                with transaction.atomic():
+                    _apply_item(entry, handlers=handlers, routes=routes)
+            except (OperationalError, InterfaceError):
+                raise  # the database, not the item: the whole batch is retried
+            except IntegrityError as exc:
+                if not last_try:
+                    continue
+                _item_failed(entry, exc=exc, failed=failed)
+            except Exception as exc:
+                _item_failed(entry, exc=exc, failed=failed)
+            else:
+                if only is not None:
+                    WebhookItemFailure.objects.filter(
+                        event=entry.event, kind=entry.kind, position=entry.position, resolved_at__isnull=True,
+                    ).update(resolved_at=timezone.now(), next_attempt_at=None)
+            break
+    return failed
+
+
+def _apply_item(entry: _Item, *, handlers: WebhookHandlers, routes: dict[tuple[int, str], Line]) -> None:
+    item, line = entry.item, entry.event.line
+    if isinstance(item, InboundMessage):
+        handlers.inbound(_routed(line, ref=item.line_ref, cache=routes, errors=entry.errors), item)
+    elif isinstance(item, StatusUpdate):
+        handlers.status(_routed(line, ref=item.line_ref, cache=routes, errors=entry.errors), item)
+    else:
+        apply_template_status(line, item)
+
+
+def _item_failed(entry: _Item, *, exc: Exception, failed: dict[int, int]) -> None:
+    failed[entry.event.pk] = failed.get(entry.event.pk, 0) + 1
+    logger.exception("webhook event %s: %s %s failed; kept for retry", entry.event.pk, entry.kind, entry.position)
+    _record_item_failure(event=entry.event, kind=entry.kind, position=entry.position, item=entry.item, exc=exc)
 
 
 def _record_item_failure(*, event: WebhookEvent, kind: str, position: int,
@@ -179,20 +288,21 @@ def _record_item_failure(*, event: WebhookEvent, kind: str, position: int,
     failure.save()
 
 
-def _routed(adapter: ProviderAdapter, *, ref: str, cache: dict[str, Line], errors: list[dict[str, Any]]) -> Line:
+def _routed(line: Line, *, ref: str, cache: dict[tuple[int, str], Line], errors: list[dict[str, Any]]) -> Line:
     """The line an item of the payload belongs to: the line of the same provider whose config
     value under the adapter's `line_ref_field` is `ref`; the webhook's own line when the item names
     none, names it, or names a number no line has (kept here rather than lost, and noted)."""
-    line, key = adapter.line, adapter.line_ref_field
+    adapter = get_adapter(line)
+    key = adapter.line_ref_field
     if not key or not ref or str(adapter.config.get(key) or "") == ref:
         return line
-    if ref not in cache:
-        found = (Line.objects.select_related("provider", "campaign")
+    if (line.pk, ref) not in cache:
+        found = (Line.objects.select_related("provider", "campaign", "time_group", "menu")
                  .filter(provider_id=line.provider_id, **{f"config__{key}": ref}).first())
         if found is None:
             errors.append({"error": f"no line has {key} {ref}; kept here"})
-        cache[ref] = found or line
-    return cache[ref]
+        cache[(line.pk, ref)] = found or line
+    return cache[(line.pk, ref)]
 
 
 def flag_line_problem(line: Line, problem: str) -> None:
@@ -231,11 +341,3 @@ def sync_templates(line: Line) -> int:
                           "synced_at": now},
             )
     return len(infos)
-
-
-def overdue_webhook_events(older_than: datetime.timedelta, max_attempts: int = 10) -> list[int]:
-    cutoff = timezone.now() - older_than
-    return list(
-        WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=max_attempts)
-        .values_list("pk", flat=True)[:500]
-    )

@@ -6,32 +6,33 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
-from django.db.models import Min, OuterRef
+from django.db.models import Min, OuterRef, Q
 from django.utils import timezone
 
 from conversa.core.health import HealthReading
+from conversa.core.models import WorkerHeartbeat
+from conversa.core.wake import WEBHOOKS, notify
 from conversa.core.worker import live_task_exists
 from conversa.whatsapp.models import WebhookEvent, WebhookItemFailure
-from conversa.whatsapp.tasks import process_webhook_event, retry_webhook_item_failures
-
-# Events that failed this many times are left to the admins (not swept, not counted as backlog).
-WEBHOOK_MAX_ATTEMPTS = 10
+from conversa.whatsapp.services import WEBHOOK_MAX_ATTEMPTS
+from conversa.whatsapp.tasks import retry_webhook_item_failures
 
 
 def requeue_overdue_webhook_events() -> int:
-    """Stored webhook events still unprocessed after a while whose task is gone (a crash, a lost
-    enqueue, a failed run): enqueue again. An event whose task is still waiting or running is left
-    alone, so a backlog never multiplies itself (at most one live task per event)."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER)
-    orphans = list(
-        WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff,
-                                    attempts__lt=WEBHOOK_MAX_ATTEMPTS)
-        .exclude(live_task_exists(task=process_webhook_event, first_arg=OuterRef("pk")))
-        .order_by("received_at").values_list("pk", flat=True)[:500]
-    )
-    for event_id in orphans:
-        process_webhook_event.enqueue(event_id)
-    return len(orphans)
+    """Stored webhook events still unprocessed after a while that nobody holds (their wake-up was
+    lost, a failed run's back-off passed, their worker died): wake the workers to claim them. Events
+    under a live claim are left alone; the claim itself decides (services.claim_webhook_events), so
+    sweeping any number of times never duplicates work."""
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.CONVERSA_WEBHOOK_SWEEP_AFTER)
+    stale = now - datetime.timedelta(seconds=settings.CONVERSA_WORKER_STALE_AFTER)
+    alive = WorkerHeartbeat.objects.filter(beat_at__gte=stale).values("worker_id")
+    waiting = (WebhookEvent.objects.filter(processed_at__isnull=True, received_at__lt=cutoff,
+                                           attempts__lt=WEBHOOK_MAX_ATTEMPTS)
+               .filter(Q(claimed_by__isnull=True) | ~Q(claimed_by__in=alive))[:500].count())
+    if waiting:
+        notify(channel=WEBHOOKS)
+    return waiting
 
 
 def retry_failed_webhook_items() -> int:

@@ -7,6 +7,8 @@ from conversa.whatsapp import services
 
 @task(queue_name="webhooks")
 def process_webhook_event(event_id: int) -> str:
+    """No longer enqueued (workers claim stored events themselves, services.process_webhook_batch);
+    kept so rows enqueued by an older version still run."""
     return services.process_webhook_event(event_id)
 
 

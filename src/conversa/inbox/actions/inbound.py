@@ -42,6 +42,7 @@ def _open_conversation_for(line: Line, phone: str, profile_name: str) -> tuple[C
         .first()
     )
     if existing:
+        existing.line = line  # the caller's, provider and all: no lazy load when its events are published
         return existing, False
     campaign = line.campaign
     contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=phone).first()
@@ -53,15 +54,19 @@ def _open_conversation_for(line: Line, phone: str, profile_name: str) -> tuple[C
             )
     except IntegrityError:
         # Another message of the same customer opened it first: join that one.
-        return Conversation.objects.select_for_update().get(
-            line=line, customer_phone=phone, status__in=[Conversation.Status.NEW, Conversation.Status.ATTENDED]
-        ), False
+        joined = Conversation.objects.select_for_update().get(
+            line=line, customer_phone=phone, status__in=[Conversation.Status.NEW, Conversation.Status.ATTENDED])
+        joined.line = line
+        return joined, False
     return conversation, True
 
 
 def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
     """Store a customer's message once (None when it was already stored: a replay). Positional:
-    the signature whatsapp's webhook processing calls (`register_webhook_handlers`)."""
+    the signature whatsapp's webhook processing calls (`register_webhook_handlers`), which applies
+    each item in a savepoint of its own and, on an IntegrityError (another worker stored the same
+    message meanwhile), applies it once more: the replay check then sees the other's row. So no
+    savepoint of our own here (each costs two round trips per message)."""
     if Message.objects.filter(line=line, provider_message_id=inbound.provider_message_id).exists():
         return None
     try:
@@ -70,24 +75,20 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         # Never drop a customer's message over formatting: keep what the provider sent.
         phone = "+" + "".join(ch for ch in inbound.from_phone if ch.isdigit())
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         conversation, created = _open_conversation_for(line, phone, inbound.profile_name)
         reply_to = None
         if inbound.reply_to_provider_id:
             reply_to = Message.objects.filter(line=line, provider_message_id=inbound.reply_to_provider_id).first()
-        try:
-            with transaction.atomic():
-                message = Message.objects.create(
-                    conversation=conversation, line=line, direction=Message.Direction.INBOUND,
-                    kind=inbound.kind, body=inbound.body, payload=inbound.payload,
-                    media_provider_id=inbound.media_id, media_mime=inbound.media_mime,
-                    media_filename=stored_media.clean_display_name(inbound.media_filename),
-                    provider_message_id=inbound.provider_message_id,
-                    status=Message.Status.RECEIVED, provider_timestamp=inbound.timestamp or now,
-                    reply_to=reply_to,
-                )
-        except IntegrityError:
-            return None  # a concurrent delivery of the same webhook stored it
+        message = Message.objects.create(
+            conversation=conversation, line=line, direction=Message.Direction.INBOUND,
+            kind=inbound.kind, body=inbound.body, payload=inbound.payload,
+            media_provider_id=inbound.media_id, media_mime=inbound.media_mime,
+            media_filename=stored_media.clean_display_name(inbound.media_filename),
+            provider_message_id=inbound.provider_message_id,
+            status=Message.Status.RECEIVED, provider_timestamp=inbound.timestamp or now,
+            reply_to=reply_to,
+        )
         conversation.last_inbound_at = now
         conversation.last_message_at = now
         conversation.last_message_preview = preview(inbound.body or f"[{inbound.kind}]")

@@ -1,0 +1,126 @@
+"""Waking idle workers when work arrives, instead of polling for it.
+
+On PostgreSQL `notify()` is a `pg_notify`: inside a transaction PostgreSQL delivers it only when
+the transaction commits (never for a rolled-back one), so a woken worker always finds the committed
+rows. Each worker keeps one extra connection of its own that LISTENs (a `Listener`; not from the
+pool, which hands connections out per request). Elsewhere (SQLite, the single-process demo) it is an
+in-process wake-up after the commit. Notifications are hints, never the only way: a worker also
+polls slowly (CONVERSA_WORKER_INTERVAL), so work whose notification was lost (the listener was
+reconnecting, PostgreSQL restarted) waits at most that long.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+from django.db import DatabaseError, connection, transaction
+from django_tasks.signals import task_enqueued
+
+logger = logging.getLogger(__name__)
+TASKS = "conversa_tasks"
+WEBHOOKS = "conversa_webhooks"
+# How long one blocking wait lasts at most, so a stopping worker notices within this.
+WAIT_SLICE = 0.5
+
+_generation: dict[str, int] = {}
+_changed = threading.Condition()
+
+
+def notify(*, channel: str) -> None:
+    """Wake the workers listening on `channel` once the current transaction commits (at once
+    outside one). Never raises for a database error: the slow poll finds the work anyway."""
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [channel])
+        except DatabaseError:
+            if connection.in_atomic_block:
+                raise  # the transaction is broken anyway: its caller must know
+            logger.warning("could not notify %s; the workers' poll will find the work", channel, exc_info=True)
+        return
+    transaction.on_commit(lambda: _bump(channel))
+
+
+def _bump(channel: str) -> None:
+    with _changed:
+        _generation[channel] = _generation.get(channel, 0) + 1
+        _changed.notify_all()
+
+
+def _wake_task_workers(**kwargs: Any) -> None:
+    notify(channel=TASKS)
+
+
+# Every enqueued task (django-tasks-db inserts its row, then sends this in the same transaction).
+task_enqueued.connect(_wake_task_workers, dispatch_uid="conversa.core.wake.tasks")
+
+
+class Listener:
+    """What a worker waits on: notifications on `channels`, or `timeout` seconds, whichever first.
+    `open()` before the worker first looks for work, so nothing sent in between is missed."""
+
+    def __init__(self, *, channels: list[str]) -> None:
+        self.channels = channels
+        self._conn: psycopg.Connection[Any] | None = None
+        self._seen: dict[str, int] = {}
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return connection.vendor == "postgresql"
+
+    def open(self) -> None:
+        if not self.uses_postgresql:
+            with _changed:
+                self._seen = {c: _generation.get(c, 0) for c in self.channels}
+            return
+        if self._conn is not None and not self._conn.closed:
+            return
+        params = connection.settings_dict
+        conn = psycopg.connect(dbname=params["NAME"], user=params["USER"] or None,
+                               password=params["PASSWORD"] or None, host=params["HOST"] or None,
+                               port=params["PORT"] or None, autocommit=True, connect_timeout=5,
+                               application_name="conversa worker listener")
+        for channel in self.channels:
+            conn.execute(f"LISTEN {channel}")  # channel names are our constants, never input
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                logger.debug("closing the listener failed", exc_info=True)
+            self._conn = None
+
+    def wait(self, *, timeout: float) -> bool:
+        """True when woken by a notification (or a reconnect, after which anything may be waiting),
+        False when `timeout` passed. Waits at most WAIT_SLICE at a time (call again to wait more)."""
+        timeout = max(0.0, min(timeout, WAIT_SLICE))
+        if not self.uses_postgresql:
+            with _changed:
+                woken = _changed.wait_for(self._local_news, timeout=timeout)
+                self._seen = {c: _generation.get(c, 0) for c in self.channels}
+            return bool(woken)
+        try:
+            fresh = self._conn is None or self._conn.closed
+            self.open()
+            if fresh:
+                return True
+            assert self._conn is not None
+            woken = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            if woken:  # several may have queued up while we worked: one look serves them all
+                for _ in self._conn.notifies(timeout=0.0):
+                    pass
+            return woken
+        except psycopg.Error as exc:
+            logger.warning("worker listener lost (%s); polling until it reconnects", exc)
+            self.close()
+            time.sleep(timeout)
+            return False
+
+    def _local_news(self) -> bool:
+        return any(_generation.get(c, 0) != self._seen.get(c, 0) for c in self.channels)
