@@ -104,10 +104,10 @@
   // the messages the agent was reading stay where they were on screen.
   document.addEventListener('click', async (e) => {
     const button = e.target.closest('[data-load-earlier]');
-    if (!button || button.disabled) return;
+    if (!button || button.getAttribute('aria-busy') === 'true') return;
     const start = button.closest('[data-thread-start]');
     const thread = $('#thread');
-    button.disabled = true;
+    // Busy, not disabled: a disabled button would drop the keyboard focus.
     button.setAttribute('aria-busy', 'true');
     let html;
     try {
@@ -117,13 +117,12 @@
       if (!response.ok || response.type === 'opaqueredirect') throw new Error(String(response.status));
       html = await response.text();
     } catch (err) {
-      button.disabled = false;
       button.removeAttribute('aria-busy');
       toast(T.error, 'error');
       return;
     }
     if (!start.isConnected || !thread || !thread.contains(start)) return;  // the thread was replaced meanwhile
-    const hadFocus = document.activeElement === button;
+    const hadFocus = document.activeElement === button || document.activeElement === document.body;
     const fromBottom = thread.scrollHeight - thread.scrollTop;
     const page = document.createElement('template');
     page.innerHTML = html;  // server-rendered and escaped, as every htmx swap
@@ -277,6 +276,9 @@
         return;
       }
       t.dataset.stick = String(t.scrollHeight - t.scrollTop - t.clientHeight < 40);
+      // A live refresh must not drop the keyboard focus of "Load earlier messages".
+      const active = document.activeElement;
+      t.dataset.focusEarlier = String(Boolean(active && t.contains(active) && active.matches('[data-load-earlier]')));
     }
   });
   document.addEventListener('htmx:afterSwap', (e) => {
@@ -292,7 +294,10 @@
       const thread = $('#thread');
       if (thread) thread.scrollTop = thread.scrollHeight;
     }
-    if (target.id === 'thread') renderOutbox();
+    if (target.id === 'thread') {
+      renderOutbox();
+      if (target.dataset.focusEarlier === 'true') ($('[data-load-earlier]', target) || target).focus({ preventScroll: true });
+    }
     if (target.id === 'pane' || target.id === 'thread') markRead();
     if (target.id === 'thread' && target.dataset.stick !== 'false') target.scrollTop = target.scrollHeight;
     if (target.id === 'lists') markSelected();
