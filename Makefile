@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
+# Task worker processes of run-prod: never more than the machine's cores (each is CPU-bound while
+# a webhook backlog lasts). With two or more, one serves only outbound sends.
+TASK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: run run-prod worker test lint typecheck bench ci browser-deps messages clean
 
@@ -23,8 +26,8 @@ run: $(STAMP)
 	$(PY) manage.py load_demo
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) --port $(PORT) --loop uvloop --http httptools
 
-# Production shape on one machine: several ASGI workers + two task workers (one serving only
-# outbound sends, so replies never wait behind webhooks; one serving every queue, outbound first).
+# Production shape on one machine: several ASGI workers + TASK_WORKERS task workers (one serving
+# only outbound sends, so replies never wait behind webhooks; the others every queue, outbound first).
 # Needs DATABASE_URL (PostgreSQL) and REDIS_URL; see docs/operations.md.
 # Each task worker runs under a tiny supervisor loop that restarts it when it dies (kill -9, OOM);
 # the loops are stopped with the web server: a background job of a non-interactive shell ignores
@@ -38,8 +41,9 @@ run-prod: $(STAMP)
 	supervise() { trap 'kill $$child 2>/dev/null; wait $$child; exit 0' TERM INT; \
 	  while :; do $(PY) manage.py conversa_worker "$$@" & child=$$!; wait $$child; \
 	    echo "conversa_worker $$* exited ($$?); restarting in 2 s" >&2; sleep 2; done; }; \
-	supervise --queues outbound & outbound=$$!; supervise & worker=$$!; \
-	trap 'kill $$outbound $$worker 2>/dev/null; wait $$outbound $$worker' EXIT INT TERM; \
+	n=$(TASK_WORKERS); pids=; if [ $$n -ge 2 ]; then supervise --queues outbound & pids=$$!; n=$$((n - 1)); fi; \
+	for i in $$(seq $$n); do supervise & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
 	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20
 
