@@ -6,10 +6,12 @@ import itertools
 import re
 import threading
 from collections import Counter
+from typing import Any
 
 from .server import FakeServer, Recorded, Reply, fixture
 
 VERSION = "v21.0"
+USER_ID = re.compile(r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$")
 
 
 class MetaFake(FakeServer):
@@ -27,6 +29,7 @@ class MetaFake(FakeServer):
         self.after_accepting: list[str] = []
         self.answer_delay = 3.0
         self._accept_lock = threading.Lock()
+        self.read_receipts: list[str] = []  # message ids marked read ({"status": "read"})
         v = re.escape(VERSION)
         self.route("POST", rf"/{v}/{phone_number_id}/messages", self._send)
         self.route("GET", rf"/{v}/{waba_id}/message_templates", self._templates)
@@ -41,6 +44,13 @@ class MetaFake(FakeServer):
 
     def _send(self, request: Recorded, match: re.Match[str]) -> Reply:
         body = request.json()
+        problem = self.invalid_send(body)
+        if problem:
+            return Reply(400, {"error": {"message": f"(#100) Invalid parameter: {problem}", "type": "OAuthException",
+                                         "code": 100, "fbtrace_id": "AfakeTrace"}})
+        if body.get("status") == "read":
+            self.read_receipts.append(str(body.get("message_id")))
+            return Reply(200, {"success": True})
         name = "api_send_template_success" if body.get("type") == "template" else "api_send_success"
         answer = fixture("meta", name)
         wamid = f"wamid.FAKE{next(self._ids):04d}"
@@ -51,6 +61,37 @@ class MetaFake(FakeServer):
             self.accepted.append((wamid, str(body.get("biz_opaque_callback_data") or ""), body))
             fate = self.after_accepting.pop(0) if self.after_accepting else ""
         return Reply(200, answer, delay=self.answer_delay if fate == "timeout" else 0.0, drop=fate == "drop")
+
+    @staticmethod
+    def invalid_send(body: dict[str, Any]) -> str:
+        """What Meta refuses in a send body (as documented): "" when it would be accepted."""
+        if body.get("messaging_product") != "whatsapp":
+            return "messaging_product must be whatsapp"
+        if body.get("status") == "read":
+            return "" if body.get("message_id") else "message_id is required"
+        recipient = body.get("recipient")
+        if not body.get("to") and not recipient:
+            return "to or recipient is required"
+        if recipient is not None and not USER_ID.match(str(recipient)):
+            return "recipient must be a business-scoped user id"
+        kind = str(body.get("type") or "text")
+        content = body.get(kind)
+        if not isinstance(content, dict):
+            return f"{kind} object is required"
+        if kind == "text" and "preview_url" in content and not isinstance(content["preview_url"], bool):
+            return "text.preview_url must be a boolean"
+        for component in content.get("components", []) if kind == "template" else []:
+            named = [("parameter_name" in p) for p in component.get("parameters", []) if p.get("type") == "text"]
+            if component.get("type") == "body" and named and any(named) != all(named):
+                return "body parameters are either all named or all positional"
+            if component.get("type") == "button" and component.get("sub_type") not in ("url", "quick_reply"):
+                return "button sub_type must be url or quick_reply"
+            if component.get("type") == "header":
+                [parameter] = component.get("parameters") or [{}]
+                media_type = parameter.get("type")
+                if media_type not in ("image", "video", "document") or "link" not in parameter.get(media_type, {}):
+                    return "header parameter must be an image, video or document with a link"
+        return ""
 
     def accepted_per_reference(self) -> Counter[str]:
         """How many times each of our message references reached the provider."""

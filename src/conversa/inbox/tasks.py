@@ -22,7 +22,14 @@ from conversa.inbox.actions import delivery
 from conversa.inbox.actions.inbound import begin_media_download, record_media_failure, store_inbound_media
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import ListRow, OutboundList, OutboundMedia, SendError, SendResult
+from conversa.whatsapp.adapters.base import (
+    ListRow,
+    OutboundList,
+    OutboundMedia,
+    SendError,
+    SendResult,
+    TemplateExtras,
+)
 from conversa.whatsapp.services import clear_line_problem, flag_line_problem
 
 logger = logging.getLogger(__name__)
@@ -38,14 +45,21 @@ def backoff_delay(attempt: int) -> float:
 def _deliver(message: Message) -> SendResult:
     line = message.conversation.line
     adapter = get_adapter(line)
-    to = wa_id(message.conversation.customer_phone)
+    conversation = message.conversation
+    # A customer known only by the provider's user id is addressed by it (the adapter knows how).
+    to = wa_id(conversation.customer_phone) if conversation.customer_phone else conversation.customer_user_id
     reference = delivery.send_reference(message_id=message.pk)
     reply_to = message.reply_to.provider_message_id if message.reply_to and message.reply_to.provider_message_id else ""
     if message.kind == Message.Kind.TEMPLATE and message.template:
+        # A template message's attachment is its media header.
+        header = (OutboundMedia(kind=str(message.payload.get("header_kind") or _media_kind(message.media_mime)),
+                                url=stored_media.signed_url(message.media.name, display_name=message.media_filename),
+                                mime=message.media_mime, filename=message.media_filename)
+                  if message.media else None)
         return adapter.send_template(
             to=to, template_name=message.template.name, template_id=message.template.provider_template_id,
             language=message.template.language, params=list(message.payload.get("params", [])),
-            reference=reference,
+            reference=reference, extras=TemplateExtras(param_names=message.template.param_names, header=header),
         )
     if message.kind == Message.Kind.INTERACTIVE and message.payload.get("list"):
         data = dict(message.payload["list"])
@@ -58,6 +72,10 @@ def _deliver(message: Message) -> SendResult:
                               filename=message.media_filename, caption=message.body)
         return adapter.send_media(to=to, media=media, reply_to=reply_to, reference=reference)
     return adapter.send_text(to=to, text=message.body, reply_to=reply_to, reference=reference)
+
+
+def _media_kind(mime: str) -> str:
+    return "image" if mime.startswith("image/") else "video" if mime.startswith("video/") else "document"
 
 
 def _write_with_retries(what: str, write: Callable[[], T]) -> T | None:

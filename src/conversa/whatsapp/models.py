@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from conversa.campaigns.models import Campaign
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+# Named template parameters ({{first_name}}): sent with their parameter_name (Meta).
+NAMED_PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 
 
 class Provider(models.Model):
@@ -188,11 +190,21 @@ class MessageTemplate(models.Model):
         return f"{self.name} ({self.language})"
 
     @property
+    def param_names(self) -> list[str]:
+        """The body's named parameters in order of first use ([] for positional {{1}} templates)."""
+        return list(dict.fromkeys(NAMED_PLACEHOLDER_RE.findall(self.body)))
+
+    @property
     def param_count(self) -> int:
+        if names := self.param_names:
+            return len(names)
         numbers = {int(n) for n in PLACEHOLDER_RE.findall(self.body)}
         return max(numbers) if numbers else 0
 
     def render(self, params: list[str]) -> str:
+        if names := self.param_names:
+            values = dict(zip(names, params, strict=False))
+            return NAMED_PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), self.body)
         return PLACEHOLDER_RE.sub(lambda m: params[int(m.group(1)) - 1], self.body)
 
 

@@ -489,6 +489,26 @@ class OutboundMedia:
 
 
 @dataclass
+class TemplateButtonValue:
+    """The variable part of a template button: the end of a dynamic URL button, or the payload a
+    quick-reply button sends back when tapped. `index` is the button's position in the template."""
+
+    index: int
+    sub_type: str  # "url" / "quick_reply"
+    value: str
+
+
+@dataclass
+class TemplateExtras:
+    """What a template may need beyond its positional body parameters."""
+
+    # The body's named parameters ({{first_name}}), in the order `params` gives their values.
+    param_names: list[str] = field(default_factory=list)
+    header: OutboundMedia | None = None  # an image / video / document header, by link
+    buttons: list[TemplateButtonValue] = field(default_factory=list)
+
+
+@dataclass
 class ListRow:
     id: str
     title: str  # at most 24 characters (WhatsApp's limit)
@@ -579,8 +599,13 @@ class ProviderAdapter(abc.ABC):
 
     @abc.abstractmethod
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str], reference: str = "") -> SendResult:
-        """Send an approved template with its body parameters, in order."""
+                      params: list[str], reference: str = "", extras: TemplateExtras | None = None) -> SendResult:
+        """Send an approved template with its body parameters, in order (named by
+        `extras.param_names` when the template uses names), and its media header and button values."""
+
+    def mark_read(self, *, provider_message_id: str) -> None:
+        """Tell the provider the customer's message was read (blue ticks); by default nothing."""
+        return None
 
     def send_list(self, *, to: str, menu: OutboundList, reference: str = "") -> SendResult:
         """An interactive list; by default its numbered-text form (answered by typing the number)."""

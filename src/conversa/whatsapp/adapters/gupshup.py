@@ -39,6 +39,7 @@ from conversa.whatsapp.adapters.base import (
     SendError,
     SendResult,
     StatusUpdate,
+    TemplateExtras,
     TemplateInfo,
     WebhookRejected,
     fetch_media_url,
@@ -379,10 +380,18 @@ class GupshupAdapter(ProviderAdapter):
         return self._post_message("/wa/api/v1/msg", {"destination": to, "message": json.dumps(message)})
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str], reference: str = "") -> SendResult:
+                      params: list[str], reference: str = "", extras: TemplateExtras | None = None) -> SendResult:
         template = {"id": template_id, "params": [str(p) for p in params]}
-        return self._post_message("/wa/api/v1/template/msg",
-                                  {"destination": to, "template": json.dumps(template)})
+        fields = {"destination": to, "template": json.dumps(template)}
+        header = extras.header if extras else None
+        if header is not None:
+            # A media header travels as the `message` field: {"type": "image", "image": {"link": ...}}.
+            kind = header.kind if header.kind in ("image", "video", "document") else "document"
+            media: dict[str, Any] = {"link": header.url}
+            if kind == "document" and header.filename:
+                media["filename"] = header.filename
+            fields["message"] = json.dumps({"type": kind, kind: media})
+        return self._post_message("/wa/api/v1/template/msg", fields)
 
     def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
         # Only GupShup's own hosts get our API key: a media URL is data from a callback, fetched

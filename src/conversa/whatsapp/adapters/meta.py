@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import hmac
 import logging
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +40,7 @@ from conversa.whatsapp.adapters.base import (
     SendResult,
     StatusUpdate,
     TemplateCategoryChange,
+    TemplateExtras,
     TemplateInfo,
     WebhookRejected,
     fetch_media_url,
@@ -76,6 +78,10 @@ TEMPLATE_STATUS = {
 MAX_TEMPLATE_PAGES = 200  # a runaway `paging.next` loop must end somewhere
 # "Re-engagement message": more than 24 hours since the customer last wrote.
 WINDOW_CLOSED_CODES = {131047}
+# A link in a text: Meta shows its preview only when asked (`preview_url`).
+URL_RE = re.compile(r"https?://\S", re.IGNORECASE)
+# A business-scoped user id (CC.digits, or CC.ENT.digits for a parent id): sent as `recipient`.
+USER_ID_RE = re.compile(r"^[A-Z]{2}\.")
 # The customer's answer to our request to call them (interactive call_permission_reply).
 CALL_PERMISSION_TEXT = {
     "accept": _("Call permission: accepted"),
@@ -515,7 +521,10 @@ class MetaAdapter(ProviderAdapter):
         phone_number_id = str(self.config.get("phone_number_id") or "")
         if not phone_number_id:
             raise SendError("The line has no Meta phone number id configured.", code="config")
-        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        to = str(payload.pop("to", ""))
+        # A customer known only by user id is addressed by `recipient` instead of `to`.
+        address = {"recipient": to} if USER_ID_RE.match(to) else {"to": to}
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **address, **payload}
         if reference:
             # Echoed back in every status webhook of this message (StatusUpdate.reference).
             body["biz_opaque_callback_data"] = reference
@@ -530,7 +539,10 @@ class MetaAdapter(ProviderAdapter):
 
     # --- outbound ------------------------------------------------------------------------
     def send_text(self, *, to: str, text: str, reply_to: str = "", reference: str = "") -> SendResult:
-        payload: dict[str, Any] = {"to": to, "type": "text", "text": {"body": text}}
+        content: dict[str, Any] = {"body": text}
+        if URL_RE.search(text):
+            content["preview_url"] = True
+        payload: dict[str, Any] = {"to": to, "type": "text", "text": content}
         if reply_to:
             payload["context"] = {"message_id": reply_to}
         return self._send(payload, reference)
@@ -565,13 +577,38 @@ class MetaAdapter(ProviderAdapter):
         return self._send(payload, reference)
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str], reference: str = "") -> SendResult:
+                      params: list[str], reference: str = "", extras: TemplateExtras | None = None) -> SendResult:
+        extras = extras or TemplateExtras()
         template: dict[str, Any] = {"name": template_name, "language": {"code": language}}
+        components: list[dict[str, Any]] = []
+        if extras.header is not None:
+            kind = extras.header.kind if extras.header.kind in ("image", "video", "document") else "document"
+            media: dict[str, Any] = {"link": extras.header.url}
+            if kind == "document" and extras.header.filename:
+                media["filename"] = extras.header.filename
+            components.append({"type": "header", "parameters": [{"type": kind, kind: media}]})
         if params:
-            template["components"] = [
-                {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in params]},
-            ]
+            names = extras.param_names
+            components.append({"type": "body", "parameters": [
+                # Named templates ({{first_name}}) need each value's parameter_name.
+                {"type": "text", "parameter_name": names[n], "text": str(p)} if n < len(names)
+                else {"type": "text", "text": str(p)}
+                for n, p in enumerate(params)]})
+        for button in extras.buttons:
+            value = ({"type": "payload", "payload": button.value} if button.sub_type == "quick_reply"
+                     else {"type": "text", "text": button.value})
+            components.append({"type": "button", "sub_type": button.sub_type, "index": str(button.index),
+                               "parameters": [value]})
+        if components:
+            template["components"] = components
         return self._send({"to": to, "type": "template", "template": template}, reference)
+
+    def mark_read(self, *, provider_message_id: str) -> None:
+        phone_number_id = str(self.config.get("phone_number_id") or "")
+        if not phone_number_id:
+            raise SendError("The line has no Meta phone number id configured.", code="config")
+        self._raise_for_error(self._request("POST", self._url(phone_number_id, "messages"), json={
+            "messaging_product": "whatsapp", "status": "read", "message_id": provider_message_id}))
 
     def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
         # Step 1: the media id resolves to a short-lived URL (and the mime type).

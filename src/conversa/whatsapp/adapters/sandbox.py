@@ -40,6 +40,7 @@ from conversa.whatsapp.adapters.base import (
     SendError,
     SendResult,
     StatusUpdate,
+    TemplateExtras,
     WebhookRejected,
     json_objects,
     signature_matches,
@@ -161,6 +162,6 @@ class SandboxAdapter(ProviderAdapter):
                             "caption": media.caption}, reference)
 
     def send_template(self, *, to: str, template_name: str, template_id: str, language: str,
-                      params: list[str], reference: str = "") -> SendResult:
+                      params: list[str], reference: str = "", extras: TemplateExtras | None = None) -> SendResult:
         return self._relay({"to": to, "type": "template", "template": template_name, "language": language,
                             "params": params}, reference)
