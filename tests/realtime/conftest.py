@@ -41,7 +41,7 @@ def _postgres_only(request: pytest.FixtureRequest) -> None:
 def _private_channel_layer(settings: Any) -> None:
     """On Redis, a key prefix of our own: other test runs sharing the server cannot cross-talk."""
     layers = django_settings.CHANNEL_LAYERS
-    if "RedisChannelLayer" in layers["default"]["BACKEND"]:
+    if layers["default"]["BACKEND"].startswith("channels_redis."):
         config = {**layers["default"]["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:12]}"}
         settings.CHANNEL_LAYERS = {"default": {**layers["default"], "CONFIG": config}}
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 from channels.layers import get_channel_layer
-from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from conversa.realtime.stream import current_event_id
@@ -30,12 +31,11 @@ def test_realtime_check_fails_when_the_round_trip_does_not_come_back(demo):
         call_command("realtime_check", "--timeout", "0", stdout=io.StringIO())
 
 
-def test_redis_reads_outlast_the_channel_layers_blocking_pop():
-    """redis-py 8 defaults socket_timeout to 5 s, as long as channels_redis's BZPOPMIN: idle
-    consumers died every 5 s. The production test also holds a socket idle past it."""
+def test_production_layer_is_redis_pub_sub_with_bounded_waits():
+    """Redis pub/sub (one subscription per process, decisions #40), and no Redis call that can hang
+    a publish for ever: socket and connect timeouts are set."""
     layer = get_channel_layer()
-    if not isinstance(layer, RedisChannelLayer):
+    if not isinstance(layer, RedisPubSubChannelLayer):
         pytest.skip("the Redis channel layer is configured only with REDIS_URL")
-    timeout = layer.create_pool(0).connection_kwargs.get("socket_timeout")
-    # settings.py sets 15 s explicitly (redis-py's own default would be the 5 s that broke).
-    assert timeout == 15 and timeout > layer.brpop_timeout
+    host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+    assert host["socket_timeout"] > 0 and host["socket_connect_timeout"] > 0

@@ -20,31 +20,29 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from conversa.realtime.auth import query_param
+from conversa.realtime.fanout import Hub, LiveEvent, hub
 from conversa.realtime.stream import (
     Audience,
+    Frame,
     StreamRefused,
     audience_for,
     catch_up,
     current_event_id,
-    event_frame,
-    missed,
 )
 
 logger = logging.getLogger(__name__)
 
-# Ids remembered for de-duplication. Duplicates come from an event reaching several of the
-# socket's groups, or from catch-up racing live delivery; both within moments of each other.
+# Ids remembered for de-duplication. Duplicates come from catch-up or the log re-read racing live
+# delivery, within moments of each other.
 DEDUP_WINDOW = 4096
-# Every CONVERSA_EVENT_RECHECK_EVERY seconds a socket re-joins its groups and re-reads the log.
-# Group memberships live in Redis: they expire after `group_expiry` (a day) and vanish when Redis
-# restarts, which would leave an open socket silently deaf (Chatwoot #14703); re-joining is an
-# idempotent, cheap set insert. The re-read repairs what the live feed lost while the socket stayed
-# open (a group send that failed even on a fresh connection, messages lost with Redis, a full
-# channel): decisions #34.
+# Frames waiting to be written to one socket. A client that reads slower than events come is
+# closed with 1013 when this many pile up; it reconnects with its last id and catches up from the
+# log instead of holding the process's memory.
+OUTBOX_LIMIT = 2000
+TRY_AGAIN_LATER = 1013
 
 
 def _parse_event_id(value: Any) -> int | None:
@@ -55,23 +53,58 @@ def _parse_event_id(value: Any) -> int | None:
 
 
 class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """Subscribes to an audience's groups, says hello, catches up from the event log, then
-    forwards live events, each id at most once per connection."""
+    """Subscribes to an audience's groups through the process's hub, says hello, catches up from
+    the event log, then forwards live events, each id at most once per connection.
 
+    A socket has no channel-layer channel of its own: the hub (realtime.fanout) receives each
+    event once per process and offers it to the socket in memory; frames leave through one writer
+    task per socket, so a slow client never holds up the others."""
+
+    # No channel per socket (get_channel_layer() answers None for an alias not configured); Channels
+    # then dispatches only what the client sends, and live frames never pass through its per-message
+    # database cleanup.
+    channel_layer_alias = "conversa-no-channel-per-socket"
     audience: Audience | None = None
 
     async def get_audience(self) -> Audience | int:
         """The audience, or a close code. Subclasses say who may listen; the base lets nobody."""
         return 4403
 
+    # -- the hub's view of this socket (fanout.Listener) ---------------------------------------
+
+    @property
+    def audience_groups(self) -> frozenset[str]:
+        return self.audience.groups if self.audience is not None else frozenset()
+
+    @property
+    def floor(self) -> int:
+        return self._floor
+
+    def handled(self, event_id: int) -> bool:
+        return event_id in self._handled
+
+    def offer(self, event: LiveEvent) -> None:
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            self._deliver(event)
+
+    def refetch(self, frame: Frame) -> None:
+        self._enqueue(json.dumps(frame, separators=(",", ":")))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
     async def connect(self) -> None:
-        self._sent: set[int] = set()
-        self._sent_order: deque[int] = deque()
+        self._handled: set[int] = set()
+        self._handled_order: deque[int] = deque()
+        self._floor = 0
         self._resumed = False
-        self._rejoin: asyncio.Task[None] | None = None
-        # The re-read covers (log max id two checks ago, log max id now]: an event that commits
-        # late, below the last cursor, is still found on the next check.
-        self._checked: tuple[int, int] = (0, 0)
+        # Live events that arrive while hello and catch-up are being prepared wait here, so the
+        # client gets hello first and the replay before what happened after it.
+        self._held: list[LiveEvent] | None = []
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._hub: Hub | None = None
         audience = await self.get_audience()
         # Accept before closing so the client sees our close code (a refused handshake reaches
         # browsers as a bare 1006).
@@ -80,68 +113,42 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=audience)
             return
         self.audience = audience
-        # Join first, then read the log: an event committed in between arrives both ways and
+        self._writer = asyncio.create_task(self._write_forever())
+        # Subscribe first, then read the log: an event committed in between arrives both ways and
         # is de-duplicated, never lost.
-        await self._join()
+        self._hub = hub()
+        await self._hub.join(self)
         latest = await database_sync_to_async(current_event_id)()
-        self._checked = (latest, latest)
-        self._rejoin = asyncio.create_task(self._maintain_forever())
-        await self._send_json({"event": "hello", "payload": {"last_event_id": latest}})
+        self._floor = latest
+        self._enqueue(json.dumps({"event": "hello", "payload": {"last_event_id": latest}}, separators=(",", ":")))
         after = _parse_event_id(query_param(self.scope, "last_event_id"))
         if after is not None:
             await self._resume(after, latest)
-
-    async def _join(self) -> None:
-        assert self.audience is not None
-        for group in sorted(self.audience.groups):
-            await self.channel_layer.group_add(group, self.channel_name)
-
-    async def _maintain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(settings.CONVERSA_EVENT_RECHECK_EVERY)
-            try:
-                await self._join()
-            except Exception:
-                logger.exception("re-joining channel-layer groups failed")
-            try:
-                await self._recheck()
-            except Exception:
-                logger.exception("re-reading the event log failed")
-
-    async def _recheck(self) -> None:
-        assert self.audience is not None
-        latest = await database_sync_to_async(current_event_id)()
-        after = self._checked[0]
-        result = await database_sync_to_async(missed)(self.audience, after, latest, frozenset(self._sent))
-        self._checked = (self._checked[1], latest)
-        if result.refetch is not None:
-            await self._send_json(result.refetch)
-            return
-        for frame in result.frames:
-            if self._first_time(frame["id"]):
-                await self._send_json(frame)
+        self._release_held()
 
     async def disconnect(self, code: int) -> None:
-        if self._rejoin is not None:
-            self._rejoin.cancel()
+        if self._hub is not None:
+            hub_, self._hub = self._hub, None
+            await hub_.leave(self)
+        if self._writer is not None:
+            self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._rejoin
-        if self.audience is not None:
-            for group in self.audience.groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self._writer
 
     async def _resume(self, after: int, latest: int | None = None) -> None:
         assert self.audience is not None
         self._resumed = True
+        if self._held is None:
+            self._held = []
         if latest is None:
             latest = await database_sync_to_async(current_event_id)()
         result = await database_sync_to_async(catch_up)(self.audience, after, latest)
         if result.refetch is not None:
-            await self._send_json(result.refetch)
+            self.refetch(result.refetch)
             return
         for frame in result.frames:
             if self._first_time(frame["id"]):
-                await self._send_json(frame)
+                self._enqueue(json.dumps(frame, separators=(",", ":")))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.audience is None or not text_data:
@@ -156,33 +163,58 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             after = _parse_event_id(data.get("last_event_id"))
             if after is not None:
                 await self._resume(after)
+                self._release_held()
         elif data.get("type") == "ping":
-            await self._send_json({"event": "pong"})
+            self._enqueue('{"event":"pong"}')
 
-    async def conversa_event(self, message: dict[str, Any]) -> None:
-        """A live event from the channel layer (sent by realtime.services.publish)."""
-        if self.audience is None:
+    # -- delivery ------------------------------------------------------------------------------
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        for event in held or ():
+            self._deliver(event)
+
+    def _deliver(self, event: LiveEvent) -> None:
+        if self.audience is None or event.id in self._handled:
             return
-        targets = message.get("groups") or self.audience.groups
-        if not self.audience.admits(message["event"], targets, message["payload"]):
-            return
-        if self._first_time(message["id"]):
-            await self._send_json(event_frame(message["id"], message["event"], message["payload"]))
+        admitted = self.audience.admits(event.type, event.targets or self.audience.groups, event.payload)
+        # Refused ids count as handled too: the log re-read then does not load them again.
+        self._first_time(event.id)
+        if admitted:
+            self._enqueue(event.text)
 
     def _first_time(self, event_id: int) -> bool:
         # A set of ids rather than "highest id sent": ids are assigned at insert but become
         # visible at commit, so concurrent transactions can deliver 11 before 10, and 10 must
         # still go out.
-        if event_id in self._sent:
+        if event_id in self._handled:
             return False
-        self._sent.add(event_id)
-        self._sent_order.append(event_id)
-        if len(self._sent_order) > DEDUP_WINDOW:
-            self._sent.discard(self._sent_order.popleft())
+        self._handled.add(event_id)
+        self._handled_order.append(event_id)
+        if len(self._handled_order) > DEDUP_WINDOW:
+            self._handled.discard(self._handled_order.popleft())
         return True
 
-    async def _send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+    def _enqueue(self, text: str) -> None:
+        if self._writer is None or self._writer.done():
+            return
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            logger.warning("a websocket client fell %s frames behind; closing it (it catches up on reconnect)",
+                           OUTBOX_LIMIT)
+            self._writer.cancel()
+            asyncio.get_running_loop().create_task(self.close(code=TRY_AGAIN_LATER))
+            return
+        self._outbox.put_nowait(text)
+
+    async def _write_forever(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            try:
+                await self.send(text_data=text)
+            except Exception:
+                # The client went away mid-write; its disconnect (from the server) ends the rest.
+                logger.debug("writing to a closed websocket", exc_info=True)
+                return
 
 
 def _audience(stream: str, user: Any, route: dict[str, Any]) -> Audience | int:

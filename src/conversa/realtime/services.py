@@ -1,7 +1,9 @@
 """publish(): the only way an event reaches a browser.
 
 The event is written to the log inside the caller's transaction and sent to the channel layer
-only after commit, so nobody ever sees a change that was rolled back.
+only after commit, so nobody ever sees a change that was rolled back. The layer carries it to
+each web process once per group (one PUBLISH); the process's hub (realtime.fanout) hands it to
+its sockets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from conversa.realtime.fanout import EVENT_MESSAGE
 from conversa.realtime.models import EventTarget, StreamEvent
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ def publish(event_type: str, payload: dict[str, Any], groups: Iterable[str]) -> 
     EventTarget.objects.bulk_create([EventTarget(event=event, group=g) for g in audience])
     # "groups" lets a consumer tell through which of its groups an event reached it (a supervisor
     # receives the global "supervisors" group but may only see her own campaigns).
-    message = {"type": "conversa.event", "id": event.pk, "event": event_type, "payload": payload,
+    message = {"type": EVENT_MESSAGE, "id": event.pk, "event": event_type, "payload": payload,
                "groups": audience}
     _pending().append((audience, message))
     # Each event registers the flush, so whatever savepoint survives still flushes its events; the
@@ -111,7 +114,7 @@ async def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
     After a Redis restart the pool can hold connections that look idle and fine but fail on first
     use (a proxy, NAT or container restart leaves them half-open); redis-py, as channels_redis
     configures it, does not retry. A send that fails twice is logged and left to the sockets'
-    periodic re-read of the event log (consumers.EventStreamConsumer), which delivers it within
+    periodic re-read of the event log (fanout.Hub.repair), which delivers it within
     CONVERSA_EVENT_RECHECK_EVERY seconds.
     """
     try:
@@ -129,9 +132,10 @@ async def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
 
 
 async def _drop_idle_connections(layer: Any, group: str) -> None:
-    """Close the idle pooled connections serving `group` (channels_redis), so the retry opens a new
-    one instead of taking the next stale connection. Connections in use (a consumer's blocking pop)
-    are left alone. Other layers have no pool: nothing to do."""
+    """Close the idle pooled connections serving `group` (channels_redis' RedisChannelLayer), so the
+    retry opens a new one instead of taking the next stale connection. Connections in use are left
+    alone. The pub/sub layer's publishing connection is dropped by redis-py itself on an error,
+    and other layers have no pool: nothing to do."""
     connection = getattr(layer, "connection", None)
     consistent_hash = getattr(layer, "consistent_hash", None)
     if connection is None or consistent_hash is None:

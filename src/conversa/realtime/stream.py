@@ -126,24 +126,31 @@ def catch_up(audience: Audience, after: int, latest: int) -> CatchUp:
     ])
 
 
-def missed(audience: Audience, after: int, latest: int, sent: Collection[int]) -> CatchUp:
-    """The admitted events in (`after`, `latest`] this socket has not been sent: the periodic
-    re-read that repairs a live feed which lost events while the socket stayed open. Reads ids
-    first (normally every one was sent and nothing more is loaded); a refetch when too many are
-    missing to replay."""
-    if after >= latest:
-        return CatchUp([])
-    ids = set(EventTarget.objects.filter(group__in=audience.groups, event_id__gt=after, event_id__lte=latest)
-              .values_list("event_id", flat=True))
-    missing = sorted(ids.difference(sent))
-    if not missing:
-        return CatchUp([])
-    if len(missing) > settings.CONVERSA_EVENT_REPLAY_MAX_EVENTS:
-        return CatchUp([], refetch_frame("too many missed events", latest))
+def recent_targets(groups: Collection[str], after: int, latest: int) -> dict[str, set[int]]:
+    """The ids of the events in (`after`, `latest`] addressed to each of `groups`: the periodic
+    re-read that repairs live feeds which lost events while their sockets stayed open. One indexed
+    query per process and interval, shared by all its sockets (realtime.fanout.Hub); only ids, since
+    normally every one was delivered and nothing more needs loading."""
+    by_group: dict[str, set[int]] = {}
+    if after >= latest or not groups:
+        return by_group
+    for event_id, group in EventTarget.objects.filter(group__in=groups, event_id__gt=after,
+                                                      event_id__lte=latest).values_list("event_id", "group"):
+        by_group.setdefault(group, set()).add(event_id)
+    return by_group
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    type: str
+    payload: Payload
+    targets: frozenset[str]
+
+
+def load_events(ids: Collection[int]) -> dict[int, LoggedEvent]:
+    """The logged events `ids` with all their audience groups (those still in the log)."""
     targets: dict[int, set[str]] = {}
-    for event_id, group in EventTarget.objects.filter(event_id__in=missing).values_list("event_id", "group"):
+    for event_id, group in EventTarget.objects.filter(event_id__in=ids).values_list("event_id", "group"):
         targets.setdefault(event_id, set()).add(group)
-    return CatchUp([
-        event_frame(e.pk, e.type, e.payload) for e in StreamEvent.objects.filter(pk__in=missing).order_by("pk")
-        if audience.admits(e.type, targets.get(e.pk, ()), e.payload)
-    ])
+    return {e.pk: LoggedEvent(e.type, e.payload, frozenset(targets.get(e.pk, ())))
+            for e in StreamEvent.objects.filter(pk__in=ids)}

@@ -30,8 +30,20 @@ class Command(BaseCommand):
 
         async def round_trip() -> None:
             channel = await layer.new_channel()
-            await layer.send(channel, {"type": "conversa.healthcheck"})
-            await asyncio.wait_for(layer.receive(channel), timeout)
+            reply = asyncio.ensure_future(layer.receive(channel))
+            try:
+                deadline = asyncio.get_running_loop().time() + timeout
+                # Pub/sub does not wait for the subscription to be in place, and a message sent
+                # before it is gone: send again until one comes back.
+                while not reply.done():
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        raise TimeoutError(f"nothing came back within {timeout}s")
+                    await layer.send(channel, {"type": "conversa.healthcheck"})
+                    await asyncio.wait([reply], timeout=min(0.2, remaining))
+                reply.result()
+            finally:
+                reply.cancel()
 
         started = time.monotonic()
         try:
