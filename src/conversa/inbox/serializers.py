@@ -25,7 +25,7 @@ class ConversationSummarySerializer(serializers.ModelSerializer):
         model = Conversation
         fields = [
             "id", "campaign", "line", "status", "agent", "contact", "customer_phone", "customer_name",
-            "last_message_at", "last_message_preview", "unread_count",
+            "customer_user_id", "customer_username", "last_message_at", "last_message_preview", "unread_count",
         ]
         read_only_fields = fields
 
@@ -40,7 +40,8 @@ class ConversationSerializer(ConversationSummarySerializer):
     class Meta(ConversationSummarySerializer.Meta):
         fields = [
             "id", "campaign", "campaign_name", "line", "line_number", "customer_phone", "customer_name",
-            "customer_profile_name", "contact", "agent", "agent_name", "status", "is_outbound",
+            "customer_profile_name", "customer_user_id", "customer_username",
+            "contact", "agent", "agent_name", "status", "is_outbound",
             "created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at",
             "last_message_preview", "unread_count", "window_open", "window_expires_at",
         ]
@@ -69,6 +70,7 @@ class MessageSummarySerializer(serializers.ModelSerializer):
         fields = [
             "id", "conversation", "direction", "kind", "body", "status", "error_code", "error_title",
             "provider_message_id", "media_url", "media_filename", "created_at", "resend_offered",
+            "edited_at", "deleted_at",
         ]
         read_only_fields = fields
 

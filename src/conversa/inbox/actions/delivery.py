@@ -1,6 +1,6 @@
 """An outbound message's way to the customer: the send task's claim and retry, the send's result,
 and the provider's delivery statuses, which move forward only (`queued < unconfirmed < sent <
-delivered < read`; `failed` only before anybody received it). Statuses for messages we do not know
+delivered < read < played`; `failed` only before anybody received it). Statuses for messages we do not know
 yet are kept (PendingStatus) and applied when the send result names them.
 
 A send is made at most once by itself (docs/decisions.md #39): the claim is taken right before the
@@ -25,6 +25,7 @@ from conversa.contacts.phones import wa_id
 from conversa.core.errors import Conflict, NotFound
 from conversa.inbox import audit
 from conversa.inbox.actions.common import owned_conversation
+from conversa.inbox.actions.inbound_events import message_by_provider_ids
 from conversa.inbox.events import publish_message
 from conversa.inbox.models import AuditEntry, Message
 from conversa.realtime import event_types
@@ -39,6 +40,7 @@ STATUS_RANK = {
     Message.Status.SENT: 2,
     Message.Status.DELIVERED: 3,
     Message.Status.READ: 4,
+    Message.Status.PLAYED: 5,  # a voice note listened to: after read
 }
 # A failure can only follow a message nobody has received yet.
 FAILABLE = [Message.Status.QUEUED, Message.Status.UNCONFIRMED, Message.Status.SENT]
@@ -77,7 +79,7 @@ def apply_status(line: Line, update: StatusUpdate) -> Message | None:
     Positional: the signature whatsapp's webhook processing calls (`register_webhook_handlers`)."""
     title = _failure_title(reason=update.error_reason, title=update.error_title)
     ids = [i for i in [update.provider_message_id, *update.alternate_ids] if i]
-    message = Message.objects.filter(line=line, provider_message_id__in=ids).first() if ids else None
+    message = message_by_provider_ids(line, ids)
     if message is None and update.provider_message_id:
         message = _reconcile(line=line, update=update)
     if message is None:

@@ -1,0 +1,82 @@
+"""Who a customer is on a line: the phone number when the provider gives one, else the provider's
+stable user id (Meta's business-scoped user id of customers who show only a username). Every
+webhook item about a customer finds or opens the conversation through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from conversa.contacts.models import Contact
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.inbox.models import Conversation
+from conversa.whatsapp.models import Line
+
+
+@dataclass(frozen=True)
+class Customer:
+    phone: str  # E.164, or "" when the provider gave none
+    user_id: str = ""
+    profile_name: str = ""
+    username: str = ""
+
+    @classmethod
+    def of(cls, *, phone: str, user_id: str = "", profile_name: str = "", username: str = "") -> Customer:
+        """From a webhook item's values. A phone that does not parse is kept as its digits: never
+        drop a customer's message over formatting."""
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        if not digits:
+            return cls(phone="", user_id=user_id, profile_name=profile_name, username=username)
+        try:
+            e164 = normalize_phone(phone, strict=False)
+        except InvalidPhone:
+            e164 = "+" + digits
+        return cls(phone=e164, user_id=user_id, profile_name=profile_name, username=username)
+
+    def conversations(self, line: Line) -> Q:
+        """Conversations of this customer on the line: by phone when known, else by user id."""
+        if self.phone:
+            return Q(line=line, customer_phone=self.phone)
+        return Q(line=line, customer_phone="", customer_user_id=self.user_id)
+
+
+def open_conversation_for(line: Line, customer: Customer, *,
+                          is_outbound: bool = False) -> tuple[Conversation, bool]:
+    """The customer's open conversation on the line (locked), or a new one in the general inbox;
+    (conversation, created). What the provider now says about the customer (user id, username)
+    is kept on it."""
+    existing = (Conversation.objects.select_for_update().filter(customer.conversations(line))
+                .exclude(status=Conversation.Status.CLOSED).first())
+    if existing:
+        existing.line = line  # the caller's, provider and all: no lazy load when its events are published
+        _remember(existing, customer)
+        return existing, False
+    campaign = line.campaign
+    contact = (Contact.objects.filter(database_id=campaign.contact_database_id, phone=customer.phone).first()
+               if customer.phone else None)
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                line=line, campaign=campaign, customer_phone=customer.phone, customer_user_id=customer.user_id,
+                customer_username=customer.username, customer_profile_name=customer.profile_name,
+                contact=contact, is_outbound=is_outbound,
+            )
+    except IntegrityError:
+        # Another message of the same customer opened it first: join that one.
+        joined = Conversation.objects.select_for_update().filter(customer.conversations(line)).exclude(
+            status=Conversation.Status.CLOSED).get()
+        joined.line = line
+        return joined, False
+    return conversation, True
+
+
+def _remember(conversation: Conversation, customer: Customer) -> None:
+    changed = []
+    for field, value in (("customer_user_id", customer.user_id), ("customer_username", customer.username)):
+        if value and getattr(conversation, field) != value:
+            setattr(conversation, field, value)
+            changed.append(field)
+    if changed:
+        conversation.save(update_fields=changed)
