@@ -6,7 +6,13 @@ from typing import Any
 
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -65,6 +71,7 @@ class _InboxView(APIView):
         return Response({"next": next_url, "results": ConversationSerializer(page.rows, many=True).data})
 
 
+@extend_schema_view(get=extend_schema(operation_id="v1_inbox_general_list"))
 class GeneralInboxView(_InboxView):
     """Unassigned conversations of the campaigns the agent works on (the general inbox), oldest
     activity first."""
@@ -73,6 +80,7 @@ class GeneralInboxView(_InboxView):
         return selectors.general_inbox(current_user(request), after=after, limit=limit)
 
 
+@extend_schema_view(get=extend_schema(operation_id="v1_inbox_personal_list"))
 class PersonalInboxView(_InboxView):
     """The agent's own conversations that are not closed (the personal inbox), latest activity first."""
 
