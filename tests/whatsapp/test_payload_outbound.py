@@ -89,7 +89,8 @@ def test_meta_template_media_header_and_buttons(meta_fake: MetaFake, meta_line: 
         {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://conversa.example/media/x.jpg"}}]},
         {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]},
         {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "A-77"}]},
-        {"type": "button", "sub_type": "quick_reply", "index": "1", "parameters": [{"type": "payload", "payload": "STOP"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "1",
+         "parameters": [{"type": "payload", "payload": "STOP"}]},
     ]
     assert MetaFake.invalid_send(body) == ""
 
@@ -111,3 +112,16 @@ def test_gupshup_template_with_a_media_header(gupshup_fake: GupshupFake, gupshup
     assert json.loads(form["template"]) == {"id": "tpl-uuid", "params": ["Ana"]}
     assert json.loads(form["message"]) == {"type": "document", "document": {
         "link": "https://conversa.example/media/f.pdf", "filename": "factura.pdf"}}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_opening_an_unread_conversation_sends_a_read_receipt_when_the_line_says_so(
+        meta_fake: MetaFake, meta_line: Line, agent: APIClient, enabled: bool) -> None:
+    Line.objects.filter(pk=meta_line.pk).update(send_read_receipts=enabled)
+    assert post_meta(meta_line, meta_payload("messages_text")).status_code == 200
+    drain_tasks()
+    conversation = _captured(meta_line, agent)
+    assert agent.post(f"/api/v1/conversations/{conversation.pk}/read/").status_code == 200
+    drain_tasks()
+    inbound = conversation.messages.get()
+    assert meta_fake.read_receipts == ([inbound.provider_message_id] if enabled else [])

@@ -186,3 +186,22 @@ def fetch_inbound_media(message_id: int) -> str:
     store_inbound_media(message_id=message.pk, content=content, provider_mime=mime)
     return f"stored {len(content)} bytes"
 
+
+
+@task(queue_name="outbound")
+def send_read_receipt(conversation_id: int) -> str:
+    """The agent opened the conversation: the customer's latest message is marked read at the
+    provider (which marks the earlier ones read too). Best effort: a failure is logged, never
+    retried — a missed blue tick harms nobody."""
+    message = (Message.objects.select_related("conversation__line__provider")
+               .filter(conversation_id=conversation_id, direction=Message.Direction.INBOUND,
+                       provider_message_id__isnull=False)
+               .exclude(provider_message_id__startswith="derived:").order_by("-created_at", "-id").first())
+    if message is None or not message.conversation.line.send_read_receipts or not message.provider_message_id:
+        return "nothing to mark"
+    try:
+        get_adapter(message.conversation.line).mark_read(provider_message_id=message.provider_message_id)
+    except SendError as exc:
+        logger.warning("read receipt for message %s not sent: %s", message.pk, exc)
+        return f"not sent: {exc}"
+    return f"marked {message.provider_message_id} read"

@@ -127,7 +127,7 @@ class _LineForm(ConfigForm):
     class Meta:
         model = Line
         fields = ["name", "number", "provider", "campaign", "menu", "welcome_message", "goodbye_message",
-                  "time_group", "out_of_hours_message", "out_of_hours_action", "active"]
+                  "time_group", "out_of_hours_message", "out_of_hours_action", "send_read_receipts", "active"]
 
 
 # ModelFormMetaclass only collects fields declared at class creation: build the classes with them.
@@ -157,7 +157,7 @@ class LineAdmin(admin.ModelAdmin):
     form = LineForm
     fieldsets = _fieldsets(["name", "number", "provider", "campaign", "menu", "callback_url", "welcome_message",
                             "goodbye_message", "time_group", "out_of_hours_message", "out_of_hours_action",
-                            "active"], "line")
+                            "send_read_receipts", "active"], "line")
     list_display = ["name", "number", "provider", "campaign", "active", "health_error"]
     list_filter = ["provider__kind", "active"]
     search_fields = ["name", "number"]

@@ -140,6 +140,10 @@ class Line(models.Model):
     out_of_hours_action = models.CharField(
         _("out of hours"), max_length=20, choices=OutOfHours.choices, default=OutOfHours.QUEUE)
     active = models.BooleanField(_("active"), default=True)
+    send_read_receipts = models.BooleanField(
+        _("send read receipts"), default=False,
+        help_text=_("When an agent opens a conversation with unread messages, the customer sees them as read "
+                    "(blue ticks)."))
     # Set when the provider rejects the line's credentials (e.g. Meta 190); cleared by the next
     # successful send. Shown to admins and agents so nobody keeps sending into a dead line.
     health_error = models.TextField(_("provider problem"), blank=True)

@@ -213,4 +213,9 @@ def mark_read(*, conversation_id: int, user: User) -> Conversation:
         if cleared:
             conversation.unread_count = 0
             publish_conversation(event_types.CONVERSATION_READ, conversation)
+            if conversation.line.send_read_receipts:
+                from conversa.inbox import tasks  # the task module imports these actions
+
+                conversation_pk = conversation.pk
+                transaction.on_commit(lambda: tasks.send_read_receipt.enqueue(conversation_pk))
     return conversation
