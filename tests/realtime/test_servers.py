@@ -13,6 +13,7 @@ demo data, so they see it); they are killed before the test's database teardown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -23,9 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from django.contrib.auth import get_user_model
+from django.db import connection
+from redis import Redis
 from tests.servers import Processes, local_url, server_env
 from websockets.asyncio.client import ClientConnection, connect
 
+from conversa.campaigns.models import Campaign
+from conversa.realtime.groups import agent_group, campaign_group
+from conversa.realtime.models import EventTarget
 from conversa.realtime.stream import current_event_id
 
 BIN = Path(sys.executable).parent
@@ -143,6 +151,89 @@ def test_production_mode_event_crosses_processes_through_redis(demo, launcher):
                 assert created["payload"]["conversation"]["customer_phone"] == "+5491155550102"
                 message = await next_frame(ws, "message.created")
                 assert message["payload"]["message"]["body"] == "Hola producción"
+
+    try:
+        asyncio.run(scenario())
+    except AssertionError as exc:
+        launcher.check_alive()
+        logs = "\n".join(f"--- {name}\n{launcher.log(name)}" for name, _ in launcher.procs)
+        raise AssertionError(f"{exc}\n{logs}") from exc
+
+
+@pytest.mark.postgres_only
+def test_hundred_sockets_on_two_processes_get_every_event_once_through_one_subscription_each(demo, launcher):
+    """Fan-out once per process (decisions #40): 100 sockets over two ASGI processes, each process
+    one Redis subscription per group; every socket gets every event of its campaign exactly once,
+    live (the log re-read is set far out of reach, so it cannot mask a loss); once the sockets
+    close, no subscription is left."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.fail("runs on PostgreSQL with Redis: set REDIS_URL (bash .ci/services.sh starts both)")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    env = launcher.env(REDIS_URL=redis_url, CONVERSA_EMBEDDED_WORKER="0", CHANNEL_LAYER_PREFIX=prefix,
+                       CONVERSA_EVENT_RECHECK_EVERY="3600")
+    ports = [launcher.uvicorn("web-a", env), launcher.uvicorn("web-b", env)]
+    launcher.worker(env)
+    agents = ("agent1", "agent2", "agent3")
+    tokens = {name: token_for(ports[0], name) for name in agents}
+    campaign = Campaign.objects.get(name="Sales").pk
+    groups = [campaign_group(campaign), *(agent_group(get_user_model().objects.get(username=n).pk) for n in agents)]
+    line_id = demo["sales_line"].pk
+    phones = [f"+54911555704{n:02d}" for n in range(10)]
+
+    def subscribers(group: str) -> int:
+        name = f"{prefix}__group__{group}"
+        with Redis.from_url(redis_url) as redis:
+            return int(dict(redis.pubsub_numsub(name))[name.encode()])
+
+    async def until(what: str, check: Any) -> None:
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while not check():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.1)  # polling other processes' effects
+
+    async def listen(ws: ClientConnection, ids: list[int]) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in ws:
+                frame = json.loads(raw)
+                if isinstance(frame.get("id"), int):
+                    ids.append(frame["id"])
+
+    async def scenario() -> None:
+        sockets = [await connect(f"ws://127.0.0.1:{ports[n % 2]}/ws/agent/?token={tokens[agents[n % 3]]}")
+                   for n in range(100)]
+        try:
+            hellos = [await next_frame(ws, "hello") for ws in sockets]
+            start = min(h["payload"]["last_event_id"] for h in hellos)
+            received: list[list[int]] = [[] for _ in sockets]
+            readers = [asyncio.create_task(listen(ws, ids)) for ws, ids in zip(sockets, received, strict=True)]
+            assert [subscribers(g) for g in groups] == [2, 2, 2, 2]  # one per process, not per socket
+
+            for phone in phones:
+                await post_webhook(ports[1], line_id, phone, "Hola a todos")
+
+            def logged() -> list[int]:
+                try:  # the ORM runs in a thread of its own here; its connection closed each time
+                    return sorted(EventTarget.objects.filter(group=groups[0], event_id__gt=start)
+                                  .values_list("event_id", flat=True))
+                finally:
+                    connection.close()
+
+            deadline = asyncio.get_running_loop().time() + DEADLINE
+            expected = await asyncio.to_thread(logged)
+            while len(expected) < 2 * len(phones):  # a conversation and a message per webhook
+                assert asyncio.get_running_loop().time() < deadline, f"webhooks not processed: {expected}"
+                await asyncio.sleep(0.1)  # polling the worker's effects
+                expected = await asyncio.to_thread(logged)
+            await until("every event on every socket", lambda: all(len(ids) >= len(expected) for ids in received))
+            for n, ids in enumerate(received):
+                assert sorted(ids) == expected, f"socket {n} on port {ports[n % 2]}"
+            for reader in readers:
+                reader.cancel()
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+        await until("no subscription left", lambda: all(subscribers(g) == 0 for g in groups))
 
     try:
         asyncio.run(scenario())
