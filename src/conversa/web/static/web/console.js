@@ -513,21 +513,25 @@
     const opt = select.selectedOptions[0];
     const tpl = opt && opt.value ? opt.dataset.body : '';
     const values = $$('input', params).map((i) => i.value);
-    preview.textContent = tpl.replace(/\{\{\s*(\d+)\s*\}\}/g, (m, n) => values[Number(n) - 1] || m);
+    const names = opt && opt.value && opt.dataset.paramNames ? opt.dataset.paramNames.split(',') : [];
+    preview.textContent = tpl.replace(/\{\{\s*(\d+)\s*\}\}/g, (m, n) => values[Number(n) - 1] || m)
+      .replace(/\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}/g, (m, name) => values[names.indexOf(name)] || m);
   }
   function buildParams(form) {
     const { select, params } = templateParts(form);
     const opt = select.selectedOptions[0];
     const count = opt && opt.value ? Number(opt.dataset.params) : 0;
+    // Named parameters ({{first_name}}) are labelled with their names, in the body's order.
+    const names = opt && opt.value && opt.dataset.paramNames ? opt.dataset.paramNames.split(',') : [];
     params.replaceChildren();
     for (let i = 1; i <= count; i++) {
       const label = document.createElement('label');
-      label.textContent = `{{${i}}} `;
+      label.textContent = `{{${names[i - 1] || i}}} `;
       const input = document.createElement('input');
       input.name = 'params';
       input.required = true;
       input.autocomplete = 'off';
-      input.setAttribute('aria-label', `${T.parameter} ${i}`);
+      input.setAttribute('aria-label', names[i - 1] ? `${T.parameter} ${names[i - 1]}` : `${T.parameter} ${i}`);
       label.append(input);
       params.append(label);
     }
