@@ -78,6 +78,17 @@ def _page(rows: list[T], *, limit: int, field: str) -> Page[T]:
     return Page(rows=rows, cursor=cursor_of(rows[-1], field=field) if more and rows else None)
 
 
+# What an inbox row shows of its related rows (ConversationSerializer, the console's rows): the
+# rest (contacts' custom values, lines' provider settings...) is not read for a list.
+_ROW_RELATED = ("campaign__name", "line__number", "line__name", "contact__first_name", "contact__last_name",
+                "agent__username", "agent__first_name", "agent__last_name")
+
+
+def _rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    conversation_fields = [f.name for f in Conversation._meta.concrete_fields]
+    return _with_related(qs).only(*conversation_fields, *_ROW_RELATED)
+
+
 def campaign_ids_for(user: AnyUser) -> list[int]:
     """The user's campaigns as literal ids: an IN (subquery) hides the partial index from the planner."""
     return sorted(campaigns_for(user).values_list("id", flat=True))
@@ -89,8 +100,8 @@ def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = IN
     and unassigned), merged: no sort, whatever the size of the inbox."""
     require_whatsapp_access(user)
     pages = [
-        seek(_with_related(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
-                                                       campaign_id=campaign_id)),
+        seek(_rows(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
+                                               campaign_id=campaign_id)),
              field="last_message_at", cursor=after, limit=limit + 1, descending=False)
         for campaign_id in campaign_ids_for(user)
     ]
@@ -102,7 +113,7 @@ def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = I
     """Her open conversations, latest activity first: a backward range of conv_personal_inbox_idx
     (agent, last_message_at, id; partial on not closed)."""
     require_whatsapp_access(user)
-    qs = _with_related(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
+    qs = _rows(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
     rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
     return _page(rows, limit=limit, field="last_message_at")
 
