@@ -1,0 +1,251 @@
+"""Webhook → agent socket latency with 500 sockets over 2 web processes (issue 9, decisions #40).
+
+The production shape (bench/harness.py: 2 uvicorn processes, 1 task worker, PostgreSQL, Redis).
+AGENTS agent users with the WhatsApp skill in the demo's Sales campaign (manual routing: every
+new conversation is in all their general inboxes), each with an API token. Signed sandbox
+webhooks (a new customer each: conversation.created + message.created to the campaign group) are
+posted at RATE per second; every socket's frames are timed from the webhook POST to the
+message.created frame carrying that webhook's text.
+
+- baseline: 1 socket, RATE webhooks/s for BASELINE_SECONDS (same stack, same run);
+- load: AGENTS sockets (spread over the processes by the kernel), RATE/s for LOAD_SECONDS.
+
+Missed deliveries: after the load phase (and a drain of DRAIN seconds, longer than the log
+re-read interval), every event the log addressed to the campaign must be on every socket; also
+counted: duplicates. Prints one JSON document.
+
+Usage: .venv/bin/python bench/realtime.py [AGENTS] [RATE] [LOAD_SECONDS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from harness import Stack, emit, log, percentiles
+from redis import Redis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+AGENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+RATE = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
+LOAD_SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
+BASELINE_SECONDS = 10.0
+DRAIN = 15.0  # > CONVERSA_EVENT_RECHECK_EVERY (10 s): the log re-read has had its turn
+CONNECT_CONCURRENCY = 50
+PREFIX = "bench-rt"
+
+MAKE_AGENTS = """
+import json
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from conversa.accounts.models import AgentGroup, AgentProfile
+from conversa.campaigns.models import Campaign
+from conversa.whatsapp.models import Line
+group = AgentGroup.objects.get(name="WhatsApp agents")
+sales = Campaign.objects.get(name="Sales")
+User.objects.bulk_create([User(username=f"rt{n:04d}", first_name="Bench", last_name=str(n)) for n in range({count})])
+users = list(User.objects.filter(username__startswith="rt").order_by("username"))
+AgentProfile.objects.bulk_create([AgentProfile(user=u, group=group, status=AgentProfile.Status.READY) for u in users])
+sales.agents.add(*users)
+tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
+line = Line.objects.get(number="+15550100001")
+line.provider.webhook_secret = "{secret}"
+line.provider.save(update_fields=["webhook_secret"])
+print(json.dumps({"tokens": [t.key for t in tokens], "line": line.pk, "campaign": sales.pk}))
+"""
+
+
+@dataclass
+class Socket:
+    ids: list[int] = field(default_factory=list)
+    arrivals: dict[str, float] = field(default_factory=dict)  # webhook marker → arrival (perf_counter)
+    closed: bool = False
+
+
+async def read(ws: ClientConnection, socket: Socket) -> None:
+    """Record every event id and when each webhook's message.created arrived. Frames start with
+    '{"id":N,"event":"..."' (the server serialises them so): no full JSON parse per frame."""
+    try:
+        async for raw in ws:
+            text = raw if isinstance(raw, str) else raw.decode()
+            now = time.perf_counter()
+            if text.startswith('{"id":'):
+                socket.ids.append(int(text[6:text.index(",")]))
+                if '"event":"message.created"' in text:
+                    start = text.find("rt-webhook-")
+                    if start >= 0:
+                        socket.arrivals[text[start:text.index(" ", start)]] = now
+            elif '"refetch"' in text:
+                log(f"refetch: {text[:200]}")
+    except ConnectionClosed:
+        pass
+    socket.closed = True
+
+
+async def open_sockets(stack: Stack, tokens: list[str]) -> list[tuple[ClientConnection, Socket, asyncio.Task[None]]]:
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(token: str) -> tuple[ClientConnection, Socket, asyncio.Task[None]]:
+        async with gate:
+            ws = await connect(f"{stack.ws_url}/ws/agent/?token={token}", open_timeout=60, max_queue=None)
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert hello["event"] == "hello", hello
+        socket = Socket()
+        return ws, socket, asyncio.create_task(read(ws, socket))
+
+    return list(await asyncio.gather(*(one(t) for t in tokens)))
+
+
+async def post_webhooks(client: httpx.AsyncClient, *, line: int, secret: str, phase: str, rate: float,
+                        seconds: float) -> dict[str, float]:
+    """RATE signed sandbox webhooks per second, each a new customer; returns marker → POST time."""
+    posted: dict[str, float] = {}
+    errors: list[str] = []
+    count = int(rate * seconds)
+    started = time.perf_counter()
+
+    async def one(n: int) -> None:
+        marker = f"rt-webhook-{phase}-{n:05d}"
+        body = json.dumps({"id": f"{marker}-id", "from": f"+5491170{'1' if phase == 'load' else '2'}{n:05d}",
+                           "name": "Bench", "text": f"{marker} hola"}).encode()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        posted[marker] = time.perf_counter()
+        response = await client.post(f"/webhooks/sandbox/{line}/", content=body, headers={
+            "Content-Type": "application/json", "X-Conversa-Signature": signature})
+        if response.status_code != 200:
+            errors.append(f"{response.status_code} {response.text[:200]}")
+
+    tasks = []
+    for n in range(count):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the sending schedule, not synchronisation
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
+    if errors:
+        raise RuntimeError(f"{len(errors)} webhooks refused, e.g. {errors[:3]}")
+    return posted
+
+
+def latencies(posted: dict[str, float], sockets: list[Socket]) -> tuple[list[float], int]:
+    values: list[float] = []
+    absent = 0
+    for socket in sockets:
+        for marker, sent in posted.items():
+            arrived = socket.arrivals.get(marker)
+            if arrived is None:
+                absent += 1
+            else:
+                values.append(arrived - sent)
+    return values, absent
+
+
+async def wait_processed(stack: Stack, deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if stack.sql("SELECT count(*) FROM whatsapp_webhookevent WHERE processed_at IS NULL")[0][0] == 0:
+            return
+        await asyncio.sleep(0.2)  # polling the worker's effect
+    raise RuntimeError("webhooks still unprocessed")
+
+
+def campaign_events(stack: Stack, campaign: int, after: int, upto: int) -> list[int]:
+    return [row[0] for row in stack.sql(
+        'SELECT event_id FROM realtime_eventtarget WHERE "group" = %s AND event_id > %s AND event_id <= %s',
+        f"campaign-{campaign}", after, upto)]
+
+
+def last_event_id(stack: Stack) -> int:
+    return int(stack.sql("SELECT coalesce(max(id), 0) FROM realtime_event")[0][0])
+
+
+async def run(stack: Stack) -> dict[str, Any]:
+    secret = secrets.token_hex(16)
+    stack.manage("load_demo")
+    output = stack.manage("shell", "-c", MAKE_AGENTS.replace("{count}", str(AGENTS)).replace("{secret}", secret))
+    made = json.loads(output.strip().splitlines()[-1])
+    tokens, line, campaign = made["tokens"], made["line"], made["campaign"]
+    result: dict[str, Any] = {"agents": AGENTS, "web_processes": stack.web_processes, "rate_per_s": RATE}
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30,
+                                 limits=httpx.Limits(max_connections=40, max_keepalive_connections=40)) as client:
+        # Warm-up: both processes' first requests and the worker's first task.
+        await post_webhooks(client, line=line, secret=secret, phase="warm", rate=5, seconds=1)
+        await wait_processed(stack, 60)
+
+        log("baseline: 1 socket")
+        [(ws1, socket1, reader1)] = await open_sockets(stack, tokens[:1])
+        posted = await post_webhooks(client, line=line, secret=secret, phase="base", rate=RATE,
+                                     seconds=BASELINE_SECONDS)
+        await wait_processed(stack, 60)
+        await asyncio.sleep(2)  # last frames in flight: measured, not synchronised on
+        values, absent = latencies(posted, [socket1])
+        result["baseline_1_socket_ms"] = {**percentiles(values), "missing": absent}
+
+        log(f"opening {AGENTS - 1} more sockets")
+        started = time.perf_counter()
+        others = await open_sockets(stack, tokens[1:])
+        result["connect_seconds"] = round(time.perf_counter() - started, 1)
+        sockets = [socket1, *(s for _, s, _ in others)]
+        with Redis.from_url(stack.redis_url) as redis:
+            name = f"{PREFIX}__group__campaign-{campaign}"
+            result["redis_subscriptions_of_campaign_group"] = int(dict(redis.pubsub_numsub(name))[name.encode()])
+
+        log(f"load: {AGENTS} sockets, {RATE}/s for {LOAD_SECONDS}s")
+        before = last_event_id(stack)
+        for socket in sockets:
+            socket.ids.clear()
+        load_started = time.perf_counter()
+        posted = await post_webhooks(client, line=line, secret=secret, phase="load", rate=RATE, seconds=LOAD_SECONDS)
+        post_seconds = time.perf_counter() - load_started
+        await wait_processed(stack, 120)
+        upto = last_event_id(stack)
+        expected = set(campaign_events(stack, campaign, before, upto))
+        drain_end = time.monotonic() + DRAIN
+        while time.monotonic() < drain_end and not all(expected <= set(s.ids) for s in sockets):
+            await asyncio.sleep(0.2)  # waiting for in-flight and repaired frames, bounded
+        values, absent = latencies(posted, sockets)
+        missed = sum(len(expected - set(s.ids)) for s in sockets)
+        duplicates = sum(len(s.ids) - len(set(s.ids)) for s in sockets)
+        frames = sum(len(set(s.ids) & expected) for s in sockets)
+        result["load_ms"] = {**percentiles(values), "missing_message_frames": absent}
+        result["load"] = {
+            "webhooks": len(posted), "post_seconds": round(post_seconds, 1), "events": len(expected),
+            "deliveries_expected": len(expected) * len(sockets), "deliveries_missed": missed,
+            "duplicates": duplicates, "frames_per_second": round(frames / max(post_seconds, 1e-9)),
+            "sockets_closed_by_server": sum(s.closed for s in sockets),
+        }
+        p99, base99 = result["load_ms"].get("p99"), result["baseline_1_socket_ms"].get("p99")
+        if p99 is not None and base99:
+            result["targets"] = {
+                "p99_under_150ms": p99 < 150, "p99_within_2x_baseline": p99 <= 2 * base99,
+                "ratio_p99_to_baseline": round(p99 / base99, 2), "zero_missed": missed == 0 and absent == 0,
+            }
+        for ws, _, reader in [(ws1, socket1, reader1), *others]:
+            reader.cancel()
+        await asyncio.gather(*(ws.close() for ws, _, _ in [(ws1, socket1, reader1), *others]),
+                             return_exceptions=True)
+    return result
+
+
+def main() -> None:
+    try:
+        import uvloop
+    except ImportError:  # the client loop only; the servers use uvloop through the harness
+        uvloop = None
+    extra = {"CHANNEL_LAYER_PREFIX": PREFIX}
+    with Stack(web_processes=2, task_workers=1, max_connections=100, extra_env=extra, name="realtime") as stack:
+        runner = uvloop.run if uvloop is not None else asyncio.run
+        emit(runner(run(stack)))
+
+
+if __name__ == "__main__":
+    main()
