@@ -1,0 +1,398 @@
+"""Issue 10's Monday-morning burst: webhook acknowledgements, messages fully processed, and webhook →
+agent socket latency, each beside a baseline of the same run. Prints one JSON document.
+
+    .venv/bin/python bench/ingest.py [--seconds 10] [--messages 10000] [--workers 1,2,4]
+
+Phases, on a production-shape stack (harness.Stack: 2 uvicorn processes, PostgreSQL, Redis):
+1. baselines: pgbench single-row INSERT+COMMIT at 64 clients; a bare ASGI app (answers every POST
+   200 without looking at it) under the same wrk load as the webhooks;
+2. acknowledgements: wrk at concurrency 64 posting pre-generated unique bodies (signed Meta text
+   messages; sandbox messages), no task worker running: acks/s, p50/p99, errors, ack/pgbench;
+3. processing: `--messages` sandbox messages (20 % from new customers, the rest from customers who
+   already have a conversation) posted at full speed with 1, 2, 4 task workers: messages stored per
+   second from first ack to last message, and the drain time after the last ack;
+4. latency: an agent's websocket (/ws/agent/) while customers write 100 messages/s: webhook POST →
+   message.created frame p50/p99, with 2 task workers.
+Loopback only; every loop bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from harness import PYTHON, Stack, emit, free_port, log, percentiles
+from websockets.asyncio.client import connect
+
+CONCURRENCY = 64
+WRK_THREADS = 2
+META_APP_SECRET = "bench-meta-app-secret"
+META_PHONE_NUMBER_ID = "1099887766554"
+EXISTING_CUSTOMERS = 400
+NEW_CUSTOMER_SHARE = 0.2
+DRAIN_DEADLINE = 90.0  # seconds a processing phase may take after its last ack
+LATENCY_RATE = 100  # messages per second
+LATENCY_SECONDS = 10
+
+# wrk cycles through this thread's pre-generated bodies (file <prefix><thread id>: "<signature>\t<body>"
+# per line); with a stop count it stops after that many answers (a fixed number of messages).
+WRK_SCRIPT = r"""
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+local bodies, sigs, n, i, answered, stop_after = {}, {}, 0, 0, 0, 0
+local path, header
+function init(args)
+  path, header, stop_after = args[1], args[2], tonumber(args[4])
+  for line in io.lines(args[3] .. id) do
+    local tab = line:find("\t", 1, true)
+    n = n + 1
+    sigs[n] = line:sub(1, tab - 1)
+    bodies[n] = line:sub(tab + 1)
+  end
+  if stop_after > 0 then stop_after = n end
+end
+function request()
+  i = i % n + 1
+  local headers = {["Content-Type"] = "application/json"}
+  if header ~= "" then headers[header] = sigs[i] end
+  return wrk.format("POST", path, headers, bodies[i])
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if stop_after > 0 and answered >= stop_after then wrk.thread:stop() end
+end
+"""
+
+BARE_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status": "stored", "event": 1}'})
+'''
+
+
+# --------------------------------------------------------------------------- load generation
+def meta_body(n: int, *, tag: str) -> bytes:
+    """A Meta text-message callback (compact, as Meta sends it), unique per n."""
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "15550100090", "phone_number_id": META_PHONE_NUMBER_ID},
+                  "contacts": [{"profile": {"name": "Ana"}, "wa_id": f"54911{n % 100000:08d}"}],
+                  "messages": [{"from": f"54911{n % 100000:08d}", "id": f"wamid.{tag}-{n}",
+                                "timestamp": str(1_700_000_000 + n), "type": "text",
+                                "text": {"body": f"Hola, mensaje {n}"}}]},
+        "field": "messages"}]}]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def meta_signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(META_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sandbox_body(message_id: str, phone: str, text: str) -> bytes:
+    return json.dumps({"id": message_id, "from": phone, "name": "Ana", "text": text},
+                      separators=(",", ":")).encode()
+
+
+def write_bodies(prefix: Path, lines: list[tuple[str, bytes]]) -> None:
+    """Split across the wrk threads' files (thread t reads <prefix><t>)."""
+    for thread in range(WRK_THREADS):
+        with open(f"{prefix}{thread}", "wb") as out:
+            for signature, body in lines[thread::WRK_THREADS]:
+                out.write(signature.encode() + b"\t" + body + b"\n")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return round(float(value) * _UNITS[unit], 2)
+
+
+def wrk(stack: Stack, *, url: str, prefix: Path, header: str, seconds: int,
+        until: Any = None) -> dict[str, Any]:
+    """One wrk run: requests/s, p50/p99 latency (ms), errors (non-2xx answers and socket errors).
+    With `until` (a callable), each thread stops after one pass over its bodies and the run is
+    interrupted as soon as until() is true (wrk itself would wait out its duration)."""
+    script = stack.dir / "bodies.lua"
+    script.write_text(WRK_SCRIPT)
+    path = "/" + url.split("/", 3)[3]
+    argv = ["wrk", "-t", str(WRK_THREADS), "-c", str(CONCURRENCY), "-d", f"{seconds}s", "--latency",
+            "--timeout", "10s", "-s", str(script), url, "--", path, header, str(prefix), "1" if until else "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if until is not None:
+        deadline = time.monotonic() + seconds
+        while proc.poll() is None and time.monotonic() < deadline and not until():
+            time.sleep(0.1)  # polling the database for the last stored event
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # wrk prints its statistics and exits
+    out, err = proc.communicate(timeout=seconds + 60)
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk failed:\n{out}\n{err}")
+    result: dict[str, Any] = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+                              "requests": int(re.search(r"(\d+) requests in", out)[1])}  # type: ignore[index]
+    for quantile in ("50", "99"):
+        found = re.search(rf"^\s+{quantile}%\s+(\S+)", out, re.MULTILINE)
+        result[f"p{quantile}_ms"] = _ms(found[1]) if found else None
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["errors"] = (int(non_2xx[1]) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
+    return result
+
+
+# --------------------------------------------------------------------------- phases
+@contextlib.contextmanager
+def bare_asgi_server(stack: Stack) -> Any:
+    (stack.dir / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    with (stack.dir / "bare.log").open("wb") as out:
+        proc = subprocess.Popen([PYTHON, "-m", "uvicorn", "bare_app:app", "--app-dir", str(stack.dir), "--host",
+                                 "127.0.0.1", "--port", str(port), "--workers", str(stack.web_processes), "--loop",
+                                 "uvloop", "--http", "httptools", "--no-access-log"], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)  # polling a starting server: nothing to wait on but its port
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
+def setup_lines(stack: Stack) -> dict[str, int]:
+    stack.manage("load_demo")
+    stack.manage("shell", "-c", f"""
+from conversa.campaigns.models import Campaign
+from conversa.contacts.models import ContactDatabase
+from conversa.whatsapp.models import Line, Provider
+provider = Provider.objects.create(name="Meta bench", kind="meta", config={{"access_token": "x",
+    "app_secret": "{META_APP_SECRET}", "business_id": "555000111"}})
+Line.objects.create(name="Meta bench", number="+15550100090", provider=provider, campaign=Campaign.objects.create(
+    name="Meta bench", contact_database=ContactDatabase.objects.first()),
+    config={{"phone_number_id": "{META_PHONE_NUMBER_ID}", "waba_id": "102290129340398", "verify_token": "v"}})
+""")
+    rows = dict(stack.sql("SELECT number, id FROM whatsapp_line WHERE number IN ('+15550100001', '+15550100090')"))
+    return {"sandbox": int(rows["+15550100001"]), "meta": int(rows["+15550100090"])}
+
+
+def events_after(stack: Stack, event_id: int) -> int:
+    return int(stack.sql("SELECT count(*) FROM whatsapp_webhookevent WHERE id > %s", event_id)[0][0])
+
+
+def last_event_id(stack: Stack) -> int:
+    return int(stack.sql("SELECT coalesce(max(id), 0) FROM whatsapp_webhookevent")[0][0])
+
+
+def ack_phase(stack: Stack, *, kind: str, line_id: int, seconds: int, budget_per_s: int) -> dict[str, Any]:
+    count = seconds * budget_per_s
+    if kind == "meta":
+        bodies = [meta_body(n, tag=f"ack{n}") for n in range(count)]
+        lines = [(meta_signature(b), b) for b in bodies]
+        header = "X-Hub-Signature-256"
+    else:
+        lines = [("", sandbox_body(f"sbx-ack-{n}", f"+54911{n % 100000:08d}", f"Hola {n}")) for n in range(count)]
+        header = ""
+    prefix = stack.dir / f"{kind}-ack-"
+    write_bodies(prefix, lines)
+    before = last_event_id(stack)
+    result = wrk(stack, url=f"{stack.url}/webhooks/{kind}/{line_id}/", prefix=prefix, header=header,
+                 seconds=seconds)
+    result["stored_events"] = events_after(stack, before)
+    result["replayed_duplicates"] = max(0, result["requests"] - result["errors"] - result["stored_events"])
+    return result
+
+
+def forget_backlog(stack: Stack) -> None:
+    """The acknowledgement phases' events are not what the processing phases measure: closed, and any
+    task rows waiting for them (older announce) dropped."""
+    stack.sql("UPDATE whatsapp_webhookevent SET processed_at = now() WHERE processed_at IS NULL")
+    tables = {row[0] for row in stack.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    if "django_tasks_database_dbtaskresult" in tables:
+        stack.sql("DELETE FROM django_tasks_database_dbtaskresult WHERE status = 'READY'")
+
+
+def wait_for_workers(stack: Stack, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fresh = stack.sql("SELECT count(*) FROM core_workerheartbeat WHERE beat_at > now() - interval '5 seconds'")
+        if int(fresh[0][0]) >= n:
+            return
+        time.sleep(0.2)  # polling other processes' heartbeats
+    raise RuntimeError(f"{n} worker(s) did not start:\n{stack.log_of('worker-1')[-3000:]}")
+
+
+def messages_like(stack: Stack, pattern: str) -> int:
+    return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", pattern)[0][0])
+
+
+def warm_customers(stack: Stack, line_id: int) -> list[str]:
+    """EXISTING_CUSTOMERS customers with a conversation already (processed by one worker)."""
+    phones = [f"+5491160{n:06d}" for n in range(EXISTING_CUSTOMERS)]
+    stack.start_workers(1)
+    wait_for_workers(stack, 1)
+    with httpx.Client(timeout=30) as client:
+        for n, phone in enumerate(phones):
+            client.post(f"{stack.url}/webhooks/sandbox/{line_id}/",
+                        content=sandbox_body(f"bench-warm-{n}", phone, "Hola"),
+                        headers={"content-type": "application/json"}).raise_for_status()
+    deadline = time.monotonic() + DRAIN_DEADLINE
+    while messages_like(stack, "bench-warm-%") < len(phones) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the workers' progress
+    stack.stop_workers()
+    return phones
+
+
+def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str],
+                     seconds: int) -> dict[str, Any]:
+    tag = f"bench-w{workers}-"
+    rng = random.Random(workers)
+    lines = [("", sandbox_body(f"{tag}{n}", f"+5491170{workers}{n:06d}" if rng.random() < NEW_CUSTOMER_SHARE
+                               else rng.choice(phones), f"Mensaje {n}")) for n in range(messages)]
+    prefix = stack.dir / f"process-{workers}-"
+    write_bodies(prefix, lines)
+    stack.start_workers(workers)
+    wait_for_workers(stack, workers)
+    before = last_event_id(stack)
+    posted = wrk(stack, url=f"{stack.url}/webhooks/sandbox/{line_id}/", prefix=prefix, header="",
+                 seconds=120, until=lambda: events_after(stack, before) >= messages)
+    acked_at = time.monotonic()
+    while messages_like(stack, f"{tag}%") < messages and time.monotonic() - acked_at < DRAIN_DEADLINE:
+        time.sleep(0.1)  # polling the workers' progress
+    stored = messages_like(stack, f"{tag}%")
+    (first_ack, last_ack), = stack.sql("SELECT min(received_at), max(received_at) FROM whatsapp_webhookevent "
+                                       "WHERE id > %s", before)
+    last_message = stack.sql("SELECT max(created_at) FROM inbox_message WHERE provider_message_id LIKE %s",
+                             f"{tag}%")[0][0]
+    stack.stop_workers()
+    span = (last_message - first_ack).total_seconds() if last_message and first_ack else None
+    acking = (last_ack - first_ack).total_seconds() if last_ack and first_ack else None
+    return {"workers": workers, "messages": messages, "processed": stored,
+            "acks_per_s": round(messages / acking, 1) if acking else None, "ack_errors": posted["errors"],
+            "processed_per_s": round(stored / span, 1) if span else None,
+            "drain_after_last_ack_s": (round((last_message - last_ack).total_seconds(), 2)
+                                       if stored == messages and last_ack else None),
+            "all_processed_within_s": DRAIN_DEADLINE if stored < messages else None}
+
+
+async def socket_latency(stack: Stack, *, line_id: int, phones: list[str]) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(f"{stack.url}/api/v1/auth/token/", data={"username": "agent1", "password": "demo"})
+        answer.raise_for_status()
+        token = answer.json()["token"]
+        sent: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        errors = 0
+        total = LATENCY_RATE * LATENCY_SECONDS
+        async with connect(f"{stack.ws_url}/ws/agent/?token={token}", max_size=None) as ws:
+
+            async def read() -> None:
+                async for raw in ws:
+                    frame = json.loads(raw)
+                    if frame.get("event") == "message.created":
+                        body = str(frame["payload"]["message"].get("body", ""))
+                        if body in sent and body not in arrived:
+                            arrived[body] = time.monotonic()
+
+            async def post(n: int) -> None:
+                nonlocal errors
+                text = f"lat-{n}"
+                sent[text] = time.monotonic()
+                response = await client.post(f"{stack.url}/webhooks/sandbox/{line_id}/",
+                                             content=sandbox_body(f"bench-lat-{n}", phones[n % len(phones)], text),
+                                             headers={"content-type": "application/json"})
+                errors += response.status_code != 200
+
+            reader = asyncio.create_task(read())
+            start = time.monotonic()
+            posts = []
+            for n in range(total):
+                await asyncio.sleep(max(0.0, start + n / LATENCY_RATE - time.monotonic()))
+                posts.append(asyncio.create_task(post(n)))
+            await asyncio.gather(*posts)
+            deadline = time.monotonic() + 30
+            while len(arrived) < total and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # the frames still on their way
+            reader.cancel()
+    latencies = [arrived[text] - sent[text] for text in arrived]
+    return {"rate_per_s": LATENCY_RATE, "posted": total, "post_errors": errors, "missed": total - len(arrived),
+            **{f"latency_{k}": v for k, v in percentiles(latencies).items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk phase (10-30)")
+    parser.add_argument("--messages", type=int, default=10_000, help="messages per processing phase")
+    parser.add_argument("--workers", default="1,2,4", help="task worker counts for the processing phase")
+    parser.add_argument("--ack-budget", type=int, default=20_000, help="unique bodies generated per second of phase")
+    args = parser.parse_args()
+    seconds = max(5, min(30, args.seconds))
+    result: dict[str, Any] = {"concurrency": CONCURRENCY, "seconds_per_phase": seconds, "web_processes": 2}
+    with Stack(web_processes=2, task_workers=0, max_connections=100, name="ingest") as stack:
+        line_ids = setup_lines(stack)
+        log("pgbench baseline")
+        pgbench = stack.insert_tps(clients=CONCURRENCY, seconds=seconds)
+        result["baseline_pgbench_insert_commit_tps"] = round(pgbench, 1)
+        log("bare ASGI baseline")
+        meta_prefix = stack.dir / "bare-"
+        write_bodies(meta_prefix, [(meta_signature(b), b) for b in
+                                   (meta_body(n, tag="bare") for n in range(10_000))])
+        with bare_asgi_server(stack) as bare_url:
+            bare = wrk(stack, url=f"{bare_url}/webhooks/meta/1/", prefix=meta_prefix, header="X-Hub-Signature-256",
+                       seconds=seconds)
+        result["baseline_bare_asgi"] = bare
+        for kind in ("meta", "sandbox"):
+            log(f"{kind} acknowledgements")
+            acks = ack_phase(stack, kind=kind, line_id=line_ids[kind], seconds=seconds, budget_per_s=args.ack_budget)
+            acks["acks_per_pgbench_tps"] = round(acks["requests_per_s"] / pgbench, 3)
+            acks["acks_per_bare_asgi"] = round(acks["requests_per_s"] / bare["requests_per_s"], 3)
+            result[f"acks_{kind}"] = acks
+        forget_backlog(stack)
+        log("warming customers")
+        phones = warm_customers(stack, line_ids["sandbox"])
+        result["processing"] = []
+        for workers in (int(w) for w in args.workers.split(",")):
+            log(f"processing with {workers} worker(s)")
+            result["processing"].append(processing_phase(stack, line_id=line_ids["sandbox"], workers=workers,
+                                                         messages=args.messages, phones=phones, seconds=seconds))
+        log("webhook → agent socket at 100 msg/s (2 workers)")
+        stack.start_workers(2)
+        wait_for_workers(stack, 2)
+        result["socket_latency"] = asyncio.run(socket_latency(stack, line_id=line_ids["sandbox"], phones=phones))
+        stack.stop_workers()
+    emit(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
