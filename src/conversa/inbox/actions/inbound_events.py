@@ -6,6 +6,9 @@ idempotent: a replayed webhook changes nothing more."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -15,7 +18,7 @@ from conversa.inbox.actions.customers import Customer, open_conversation_for
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import Conversation, Message
 from conversa.realtime import event_types
-from conversa.whatsapp.adapters.base import CustomerEvent, IdAlias, InboundMessage, MessageChange
+from conversa.whatsapp.adapters.base import CustomerEvent, EchoMessage, IdAlias, MessageChange
 from conversa.whatsapp.models import Line
 
 # Where an echo came from, in Message.payload["origin"]: shown as "Sent from the WhatsApp app".
@@ -106,7 +109,7 @@ def apply_customer_event(line: Line, event: CustomerEvent) -> Message | None:
     return message
 
 
-def store_business_app_echo(line: Line, echo: InboundMessage) -> Message | None:
+def store_business_app_echo(line: Line, echo: EchoMessage) -> Message | None:
     """A message a colleague sent from the WhatsApp Business app on the line's number: stored as
     an outbound message of the customer's conversation (opened if none is), sent, with no sender
     and the origin "business_app". None when it was already stored."""
@@ -150,3 +153,12 @@ def message_by_provider_ids(line: Line, ids: list[str]) -> Message | None:
         return None
     return (Message.objects.filter(line=line, provider_message_id__in=ids).first()
             or Message.objects.filter(line=line, provider_alias_id__in=ids).first())
+
+
+# What InboxConfig.ready() registers with whatsapp's webhook processing, by item type.
+HANDLERS: dict[type, Callable[[Line, Any], object]] = {
+    MessageChange: apply_message_change,
+    CustomerEvent: apply_customer_event,
+    EchoMessage: store_business_app_echo,
+    IdAlias: record_id_alias,
+}

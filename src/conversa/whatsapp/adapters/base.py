@@ -82,6 +82,12 @@ class InboundMessage:
 
 
 @dataclass
+class EchoMessage(InboundMessage):
+    """A message the business sent from the WhatsApp Business app (or a linked device) on the same
+    number: outbound; `from_phone` / `from_user_id` name the customer it went to."""
+
+
+@dataclass
 class MessageChange:
     """An earlier message edited or deleted (by the customer, or by the business from the WhatsApp
     app when `echo`): the change's own id, the id of the message it changes, and the new text."""
@@ -187,7 +193,7 @@ class ParsedWebhook:
     rejected: list[dict[str, str]] = field(default_factory=list)
     # Messages the business sent from the WhatsApp Business app on the same number (outbound;
     # `from_phone` / `from_user_id` name the customer they went to).
-    echoes: list[InboundMessage] = field(default_factory=list)
+    echoes: list[EchoMessage] = field(default_factory=list)
     changes: list[MessageChange] = field(default_factory=list)
     customer_events: list[CustomerEvent] = field(default_factory=list)
     template_categories: list[TemplateCategoryChange] = field(default_factory=list)

@@ -28,6 +28,7 @@ from conversa.whatsapp.adapters.base import (
     WINDOW_CLOSED,
     ConfigField,
     CustomerEvent,
+    EchoMessage,
     IdAlias,
     InboundMessage,
     MalformedPayload,
@@ -242,7 +243,7 @@ def _read_echoes(value: dict[str, Any], parsed: ParsedWebhook) -> None:
             change.echo = True
             parsed.changes.append(change)
             continue
-        echo = _inbound(customer, contacts)
+        echo = EchoMessage(**vars(_inbound(customer, contacts)))
         echo.line_ref = line_ref
         echo.profile_name = ""  # the customer's name is not in an echo; the business's would mislead
         parsed.echoes.append(echo)
