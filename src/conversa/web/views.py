@@ -114,10 +114,11 @@ def _row(conversation: Conversation) -> dict[str, Any]:
 
 
 def _inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
-    # One keyset page of each (no counts): the badges read the page, "100+" when it continues, and
-    # the unread badge sums the counts kept on each conversation.
+    # One keyset page of each (no counts): the badges read the page, "50+" when it continues, and
+    # the unread badge sums the counts kept on each conversation. 50 rows: the oldest waiting and
+    # her latest (rendering rows is the page's cost; the API pages through the rest).
     try:
-        new_page, mine_page = selectors.general_inbox(user), selectors.personal_inbox(user)
+        new_page, mine_page = selectors.general_inbox(user, limit=50), selectors.personal_inbox(user, limit=50)
     except NotAllowed as exc:
         return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
     mine = [_row(c) for c in mine_page.rows]
