@@ -58,7 +58,8 @@ def api(demo: dict[str, Any]) -> Callable[[str], APIClient]:
 
 
 def drain_tasks() -> None:
-    """Run every due background task with the real worker, until none is left."""
+    """Run every due background task and stored webhook event (claimed in batches, as workers do)
+    with the real worker, until none is left."""
     make_worker(batch=True, interval=0).run()
 
 

@@ -155,7 +155,7 @@ def process_webhook_events(*, event_ids: list[int]) -> dict[int, str]:
     lines = {line.pk: line for line in Line.objects.select_related("provider", "campaign", "time_group", "menu")
              .prefetch_related("time_group__ranges").filter(pk__in={e.line_id for e in events})}
     outcomes: dict[int, str] = {}
-    errors: dict[int, list[str]] = {}
+    errors: dict[int, list[Any]] = {}  # the parse notes; routing adds to the same lists
     batch: list[_Item] = []
     for event in events:
         event.line = lines[event.line_id]
@@ -207,13 +207,13 @@ class _Item:
     item: InboundMessage | StatusUpdate | TemplateInfo
 
     @property
-    def lock_order(self) -> tuple[int, int, str]:
+    def lock_order(self) -> tuple[int, int, str, str]:
         """Messages by line and customer (their conversation's lock), then statuses by message."""
         if isinstance(self.item, InboundMessage):
-            return 0, self.event.line_id, self.item.from_phone
+            return 0, self.event.line_id, self.item.line_ref, self.item.from_phone
         if isinstance(self.item, StatusUpdate):
-            return 1, self.event.line_id, self.item.provider_message_id
-        return 2, self.event.line_id, ""
+            return 1, self.event.line_id, self.item.line_ref, self.item.provider_message_id
+        return 2, self.event.line_id, "", ""
 
 
 def _items(event: WebhookEvent, parsed: ParsedWebhook) -> list[_Item]:
