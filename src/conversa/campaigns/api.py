@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from conversa.accounts.models import AgentProfile
@@ -27,11 +27,13 @@ from conversa.accounts.services import set_status
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.api import ContactSerializer
-from conversa.contacts.models import Contact
+from conversa.contacts.selectors import decode_name_cursor, search_contacts
 from conversa.core.api import current_user, request_object
 from conversa.core.errors import NotFound
 
 User = get_user_model()
+CONTACT_PAGE = 100
+CONTACT_PAGE_MAX = 200
 
 
 class CampaignSerializer(serializers.ModelSerializer):
@@ -117,23 +119,41 @@ class CampaignAgentsView(generics.ListAPIView):
         ]
 
 
-class CampaignContactsView(generics.ListAPIView):
-    """Search the campaign's contact database (to identify a customer as an existing contact)."""
+class ContactSearchParams(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, default="",
+                              help_text="name, phone or email fragment (case-insensitive); empty lists them all")
+    cursor = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Continue after the previous page: the `next` link's cursor (opaque). "
+                                             "A malformed cursor is a 400 naming `cursor`.")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=CONTACT_PAGE_MAX, default=CONTACT_PAGE,
+                                     help_text=f"Page size, 1 to {CONTACT_PAGE_MAX} (default {CONTACT_PAGE}).")
+    page = serializers.IntegerField(required=False, min_value=1, max_value=1,
+                                    help_text="Former page-number pagination: only 1 is accepted; follow `next`.")
 
-    serializer_class = ContactSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, description="name, phone or email fragment")])
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+ContactPageSerializer = inline_serializer("ContactPage", {
+    "next": serializers.URLField(allow_null=True, help_text="The next page, or null at the end."),
+    "results": ContactSerializer(many=True),
+})
 
-    def get_queryset(self) -> Any:
-        campaign = _campaign(self.request, self.kwargs["pk"])
-        qs = Contact.objects.filter(database_id=campaign.contact_database_id)
-        term = (self.request.query_params.get("q") or "").strip()
-        if term:
-            qs = qs.filter(Q(first_name__icontains=term) | Q(last_name__icontains=term)
-                           | Q(phone__icontains=term) | Q(email__icontains=term))
-        return qs.order_by("first_name", "last_name", "id")
+
+class CampaignContactsView(APIView):
+    """Search the campaign's contact database (to identify a customer as an existing contact): one
+    query per page, in name order, continued with `next` (a keyset cursor; no count)."""
+
+    @extend_schema(parameters=[ContactSearchParams], responses=ContactPageSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        campaign = _campaign(request, pk)
+        params = ContactSearchParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page = search_contacts(database_id=campaign.contact_database_id, term=params.validated_data["q"].strip(),
+                               after=decode_name_cursor(params.validated_data["cursor"], field="cursor"),
+                               limit=params.validated_data["limit"])
+        next_url = None
+        if page.next is not None:
+            next_url = remove_query_param(
+                replace_query_param(request.build_absolute_uri(), "cursor", page.next.encode()), "page")
+        return Response({"next": next_url, "results": ContactSerializer(page.contacts, many=True).data})
 
 
 # --------------------------------------------------------------------------- the signed-in user

@@ -39,6 +39,11 @@ class Contact(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["database", "phone"], name="contact_unique_phone_per_database")
         ]
+        indexes = [
+            # The search's order (contacts.selectors): pages are ranges of it. The substring match
+            # has a trigram index on PostgreSQL, created by migration 0002 only there.
+            models.Index(fields=["database", "first_name", "last_name", "id"], name="contact_by_name_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name or self.phone

@@ -1,0 +1,98 @@
+"""Reads of contacts: the search an agent runs to identify a customer.
+
+One query per page, never a count: the page is `limit + 1` rows in (first_name, last_name, id)
+order, the extra row only telling that there is more, and the next page continues after the last
+row shown (a keyset cursor), so a deep page costs what the first one does.
+
+On PostgreSQL a trigram GIN index over UPPER(first_name), UPPER(last_name), UPPER(phone) and
+UPPER(email) (`contact_search_trgm_idx`, migration 0002) serves the substring match — the very
+expressions Django's `icontains` compares — and the btree `contact_by_name_idx` serves the order
+when the term is short or common; the planner picks whichever reads less. Matching is what it
+always was: a case-insensitive substring of any of the four fields (accents as typed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from conversa.contacts.models import Contact
+from conversa.core.api import MAX_ID
+from conversa.core.errors import InvalidInput
+
+# No field is longer than this (email, 254): a longer term cannot match anything.
+MAX_TERM = 254
+SEARCH_FIELDS = ("first_name", "last_name", "phone", "email")
+
+
+@dataclass(frozen=True)
+class NameCursor:
+    """A position in the (first_name, last_name, id) order."""
+
+    first_name: str
+    last_name: str
+    id: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.first_name, self.last_name, self.id], ensure_ascii=False, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_name_cursor(value: str | None, *, field: str = "cursor") -> NameCursor | None:
+    """The cursor of a query parameter: None when absent, a 400 naming `field` when malformed."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        first, last, pk = json.loads(raw.decode())
+        valid = (isinstance(first, str) and isinstance(last, str) and len(first) <= 100 and len(last) <= 100
+                 and "\x00" not in first + last
+                 and isinstance(pk, int) and not isinstance(pk, bool) and 1 <= pk <= MAX_ID)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        valid = False
+    if not valid:
+        raise InvalidInput(_("%(field)s is not a valid cursor: use the link the previous page gave.")
+                           % {"field": field}, field=field)
+    return NameCursor(first_name=first, last_name=last, id=pk)
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    contacts: list[Contact]
+    next: NameCursor | None  # where the next page starts; None on the last page
+
+
+def _after(cursor: NameCursor) -> Q:
+    """Rows strictly after `cursor`. The `first_name >=` bound lets the index scan start there; the
+    OR only breaks ties."""
+    return Q(first_name__gte=cursor.first_name) & (
+        Q(first_name__gt=cursor.first_name)
+        | Q(first_name=cursor.first_name, last_name__gt=cursor.last_name)
+        | Q(first_name=cursor.first_name, last_name=cursor.last_name, id__gt=cursor.id))
+
+
+def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int) -> ContactPage:
+    """Contacts of the database whose name, phone or email contains `term` (every contact when it is
+    empty), in name order, `limit` at most: one query."""
+    if len(term) > MAX_TERM or "\x00" in term:  # no stored text holds it (PostgreSQL refuses NUL)
+        return ContactPage(contacts=[], next=None)
+    qs = Contact.objects.filter(database_id=database_id)
+    if term:
+        match = Q()
+        for name in SEARCH_FIELDS:
+            match |= Q(**{f"{name}__icontains": term})
+        qs = qs.filter(match)
+    if after is not None:
+        qs = qs.filter(_after(after))
+    rows = list(qs.order_by("first_name", "last_name", "id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    return ContactPage(contacts=rows,
+                       next=NameCursor(last.first_name, last.last_name, last.pk) if last is not None else None)

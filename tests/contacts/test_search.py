@@ -1,0 +1,167 @@
+"""Contact search (GET /api/v1/campaigns/<id>/contacts/?q=): what matches, keyset pages, one
+query per page, and on PostgreSQL the trigram index serving the match."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from conversa.campaigns.models import Campaign
+from conversa.contacts.models import Contact, ContactDatabase
+from conversa.contacts.selectors import search_contacts
+
+URL = "/api/v1/campaigns/{}/contacts/"
+
+
+def _sales() -> tuple[Campaign, ContactDatabase]:
+    campaign = Campaign.objects.get(name="Sales")
+    return campaign, campaign.contact_database
+
+
+def _add(database: ContactDatabase, phone: str, first: str, last: str = "", email: str = "") -> Contact:
+    return Contact.objects.create(database=database, phone=phone, first_name=first, last_name=last, email=email)
+
+
+def _search(client: APIClient, campaign: Campaign, **params: Any) -> dict[str, Any]:
+    response = client.get(URL.format(campaign.pk), params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _phones(body: dict[str, Any]) -> set[str]:
+    return {row["phone"] for row in body["results"]}
+
+
+def test_matches_a_fragment_of_any_field(api: Callable[[str], APIClient], demo: dict[str, Any]) -> None:
+    campaign, database = _sales()
+    _add(database, "+5491160000001", "María José", "Gómez", "mjgomez@example.com")
+    _add(database, "+5491160000002", "Bruno", "Díaz", "bruno@correo.ar")
+    _add(ContactDatabase.objects.get(name="Support contacts"), "+5491160000003", "Gómez", "Support")
+    client = api("agent1")
+    assert _phones(_search(client, campaign, q="góm")) == {"+5491160000001"}  # another database's: never
+    assert _phones(_search(client, campaign, q="JOS")) == {"+5491160000001"}  # case-insensitive
+    assert _phones(_search(client, campaign, q="ía jo")) == {"+5491160000001"}  # inside a field
+    assert _phones(_search(client, campaign, q="gomez")) == {"+5491160000001"}  # the email
+    assert _phones(_search(client, campaign, q="60000002")) == {"+5491160000002"}  # the phone
+    assert _phones(_search(client, campaign, q="@correo")) == {"+5491160000002"}
+    assert _phones(_search(client, campaign, q="  díaz ")) == {"+5491160000002"}  # trimmed
+    # Accents as typed: "diaz" is not "Díaz" (and bruno's email has no "diaz" either).
+    assert _phones(_search(client, campaign, q="diaz")) == set()
+    # LIKE's wildcards are plain characters in a term.
+    assert _phones(_search(client, campaign, q="%")) == set()
+    assert _phones(_search(client, campaign, q="_")) == set()
+    assert _search(client, campaign, q="x" * 300) == {"next": None, "results": []}
+    everyone = _search(client, campaign)
+    assert {"+5491160000001", "+5491160000002", "+5491155550009"} <= _phones(everyone)
+    assert set(everyone) == {"next", "results"}  # no count: nothing is counted
+
+
+def test_pages_follow_next_in_name_order_without_gaps(api: Callable[[str], APIClient],
+                                                      demo: dict[str, Any]) -> None:
+    campaign, database = _sales()
+    # Ties on first name and on full name: the id breaks them.
+    names = [("Ana", "Paz"), ("Ana", "Paz"), ("Ana", "Ríos"), ("Ana", ""), ("Beto", "Paz"), ("Ana", "Paz"),
+             ("Carla", "Ávila"), ("Ana", "Ríos")]
+    for n, (first, last) in enumerate(names):
+        _add(database, f"+54911700000{n:02d}", first, last)
+    client = api("agent1")
+    whole = _search(client, campaign, q="a", limit=200)
+    assert whole["next"] is None
+    expected = [row["id"] for row in whole["results"]]
+    assert len(expected) == len(names) + 1  # and Julieta Fernández
+    seen: list[int] = []
+    body = _search(client, campaign, q="a", limit=3)
+    while True:
+        assert len(body["results"]) <= 3
+        seen += [row["id"] for row in body["results"]]
+        if body["next"] is None:
+            break
+        assert "limit=3" in body["next"] and "q=a" in body["next"]
+        response = client.get(body["next"])
+        assert response.status_code == 200, response.content
+        body = response.json()
+    assert seen == expected
+    # The order is the name order (the database's collation; the ids break ties).
+    rows = {row["id"]: (row["first_name"], row["last_name"]) for row in whole["results"]}
+    firsts = [rows[pk][0] for pk in expected]
+    assert firsts.index("Beto") > max(i for i, f in enumerate(firsts) if f == "Ana")
+    paz = [pk for pk in expected if rows[pk] == ("Ana", "Paz")]
+    assert paz == sorted(paz) and len(paz) == 3
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"cursor": base64.urlsafe_b64encode(b'["a","b",0]').decode()}, "cursor"),
+    ({"cursor": base64.urlsafe_b64encode(b'["a",null,5]').decode()}, "cursor"),
+    ({"cursor": base64.urlsafe_b64encode(b'{"a":1}').decode()}, "cursor"),
+    ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"),
+    ({"page": "2"}, "page"), ({"q": "a\x00b"}, "q"),
+])
+def test_bad_parameters_are_a_400_naming_them(api: Callable[[str], APIClient], demo: dict[str, Any],
+                                              params: dict[str, str], field: str) -> None:
+    campaign, _database = _sales()
+    response = api("agent1").get(URL.format(campaign.pk), params)
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+
+
+def test_other_campaigns_contacts_are_not_found(api: Callable[[str], APIClient], demo: dict[str, Any]) -> None:
+    support = Campaign.objects.get(name="Support")
+    assert api("agent1").get(URL.format(support.pk), {"q": "a"}).status_code == 404  # agent1 is not in Support
+
+
+def test_a_page_is_one_query(api: Callable[[str], APIClient], demo: dict[str, Any]) -> None:
+    campaign, database = _sales()
+    for n in range(30):
+        _add(database, f"+5491180000{n:03d}", f"Nombre{n:02d}", "Apellido")
+    with CaptureQueriesContext(connection) as ctx:
+        page = search_contacts(database_id=database.pk, term="nombre", after=None, limit=10)
+    assert len(ctx.captured_queries) == 1
+    assert len(page.contacts) == 10 and page.next is not None
+    with CaptureQueriesContext(connection) as ctx:
+        last = search_contacts(database_id=database.pk, term="nombre", after=page.next, limit=25)
+    assert len(ctx.captured_queries) == 1
+    assert len(last.contacts) == 20 and last.next is None
+    with CaptureQueriesContext(connection) as ctx:
+        _search(api("agent1"), campaign, q="nombre")
+    contact_queries = [q["sql"] for q in ctx.captured_queries if "contacts_contact" in q["sql"]]
+    assert len(contact_queries) == 1 and "COUNT(" not in contact_queries[0].upper()
+
+
+def _plan(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.postgres_only
+def test_postgresql_serves_the_match_with_the_trigram_index(demo: dict[str, Any]) -> None:
+    """With a realistic number of contacts the planner reads a selective term from the trigram
+    index and a broad one (or none) in name order from the btree — never the whole table."""
+    _campaign, database = _sales()
+    firsts = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Facundo", "Gabriela", "Hernán", "Inés", "Juan"]
+    Contact.objects.bulk_create(
+        Contact(database=database, phone=f"+54119{9000000 + n:07d}", first_name=firsts[n % 10], last_name=f"Pérez {n}",
+                email=f"cliente{n}@example.com") for n in range(20_000))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE contacts_contact")  # as autovacuum would: GIN pending list merged
+
+    def plan_of(term: str) -> str:
+        with CaptureQueriesContext(connection) as ctx:
+            search_contacts(database_id=database.pk, term=term, after=None, limit=100)
+        return _plan(ctx.captured_queries[0]["sql"])
+
+    for term in ("9001234", "cliente777@", "pérez 1999"):
+        plan = plan_of(term)
+        assert "contact_search_trgm_idx" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    for term in ("", "an"):
+        plan = plan_of(term)
+        assert "contact_by_name_idx" in plan, plan
+        assert "Seq Scan" not in plan, plan
