@@ -10,7 +10,9 @@ import threading
 import time
 from typing import Any
 
-from django.db import close_old_connections
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from tests.conftest import post_sandbox
 
@@ -21,8 +23,10 @@ from conversa.inbox.models import Message
 from conversa.inbox.tasks import send_outbound_message
 from conversa.whatsapp.models import WebhookEvent
 from conversa.whatsapp.services import (
+    CUSTOMER_LOCKS,
     announce_stored_events,
     claim_webhook_events,
+    customer_lock_key,
     process_webhook_batch,
     release_webhook_claims,
 )
@@ -94,6 +98,27 @@ def test_a_replayed_message_in_the_same_batch_is_stored_once(demo):
         assert response.status_code == 200, response.content
     assert process_webhook_batch(worker_id="w") == 2
     assert Message.objects.filter(provider_message_id="same-id").count() == 1
+
+
+def test_events_of_a_customer_another_batch_holds_are_put_back_not_waited_for(demo):
+    """PostgreSQL: a worker's batch takes an advisory lock per customer; another batch defers that
+    customer's events (unapplied, the claim not counted) instead of queueing on its conversation."""
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's (SQLite runs one writer at a time)")
+    line = demo["sales_line"]
+    _post(line, 3)
+    held = customer_lock_key(line_id=line.pk, line_ref="", sender="+5491155600001")
+    params = connection.settings_dict
+    with psycopg.connect(dbname=params["NAME"], user=params["USER"], password=params["PASSWORD"],
+                         host=params["HOST"], port=params["PORT"]) as other_batch:
+        other_batch.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CUSTOMER_LOCKS, held))
+        assert process_webhook_batch(worker_id="w") == 3
+        waiting = WebhookEvent.objects.get(processed_at__isnull=True)
+        assert (waiting.claimed_by, waiting.attempts) == (None, 0)
+        assert set(Message.objects.values_list("provider_message_id", flat=True)) == {"claim-0", "claim-2"}
+        other_batch.rollback()
+    assert process_webhook_batch(worker_id="w") == 1
+    assert Message.objects.filter(provider_message_id="claim-1").exists()
 
 
 def _listen(channels: list[str]) -> Listener:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,6 +35,10 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-hub-signature-256", "x-conversa
 WEBHOOK_ITEM_MAX_ATTEMPTS = 10
 # An event whose processing failed (or killed its worker) this many times: left to the admins.
 WEBHOOK_MAX_ATTEMPTS = 10
+# The advisory-lock namespace of "a batch is applying this customer's messages" (an arbitrary int4).
+CUSTOMER_LOCKS = 0x0C0A
+# Seconds a worker waits when its whole batch was put back for customers another batch holds.
+DEFER_PAUSE = 0.05
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,18 @@ def process_webhook_batch(*, worker_id: str, limit: int | None = None) -> int:
     if not ids:
         return 0
     try:
-        process_webhook_events(event_ids=ids)
+        done = process_webhook_events(event_ids=ids, defer_busy=True)
     except (OperationalError, InterfaceError):
         raise  # the worker backs off and releases the claims once the database answers
     except Exception as exc:  # a bug outside any item: kept with its error, claimed again later
         logger.exception("processing webhook events %s failed", ids)
         WebhookEvent.objects.filter(pk__in=ids, processed_at__isnull=True).update(
             claimed_by=None, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return len(ids)
+    if not done:
+        # All put back for customers another batch holds: give it a moment to commit rather than
+        # claiming them again at once (they are the oldest).
+        time.sleep(DEFER_PAUSE)
     return len(ids)
 
 
@@ -137,7 +147,7 @@ def process_webhook_event(event_id: int) -> str:
     return process_webhook_events(event_ids=[event_id]).get(event_id, "already processed")
 
 
-def process_webhook_events(*, event_ids: list[int]) -> dict[int, str]:
+def process_webhook_events(*, event_ids: list[int], defer_busy: bool = False) -> dict[int, str]:
     """Parse stored callbacks and apply every message, status and template update they carry, all
     in one transaction; {event id: outcome}.
 
@@ -147,7 +157,9 @@ def process_webhook_events(*, event_ids: list[int]) -> dict[int, str]:
     statuses only move forward), so processing an event twice changes nothing more. A database
     outage is no item's fault: it fails the whole batch (nothing applied), claimed again as a whole.
     Items are applied grouped by customer (the event order kept within each customer), so two
-    workers lock conversations in the same order and never deadlock on them.
+    workers lock conversations in the same order and never deadlock on them. With `defer_busy`
+    (the workers' batches, on PostgreSQL) events of customers another open batch holds are put
+    back unapplied (left out of the outcomes), so concurrent batches never queue on each other.
     """
     events = list(WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by("pk"))
     if not events:
@@ -172,6 +184,17 @@ def process_webhook_events(*, event_ids: list[int]) -> dict[int, str]:
                               f"{len(parsed.templates)} template update(s)")
     now = timezone.now()
     with transaction.atomic():
+        deferred = _customers_busy_elsewhere(batch) if defer_busy else set()
+        if deferred:
+            # Another worker's open batch holds one of their customers: ours would wait on its
+            # conversation locks until it commits. Put them back (the claim not counted), to be
+            # applied after it, in order.
+            WebhookEvent.objects.filter(pk__in=deferred).update(claimed_by=None, claimed_at=None,
+                                                                attempts=F("attempts") - 1)
+            batch = [entry for entry in batch if entry.event.pk not in deferred]
+            events = [event for event in events if event.pk not in deferred]
+            for event_id in deferred:
+                outcomes.pop(event_id, None)
         failed = _apply_items(batch, only=None)
         by_error: dict[str, list[int]] = {}
         for event in events:
@@ -214,6 +237,32 @@ class _Item:
         if isinstance(self.item, StatusUpdate):
             return 1, self.event.line_id, self.item.line_ref, self.item.provider_message_id
         return 2, self.event.line_id, "", ""
+
+
+def customer_lock_key(*, line_id: int, line_ref: str, sender: str) -> int:
+    """The advisory lock (in CUSTOMER_LOCKS) of one customer of a webhook line."""
+    name = f"{line_id}|{line_ref}|{sender}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=4).digest(), "big", signed=True)
+
+
+def _customers_busy_elsewhere(batch: list[_Item]) -> set[int]:
+    """Events with a customer (line, number, sender) whose transaction-scoped advisory lock another
+    open batch holds; takes the others' locks for this transaction. PostgreSQL only (SQLite runs
+    one writer at a time anyway). One statement; a hash collision only defers an event."""
+    if connection.vendor != "postgresql":
+        return set()
+    keys: dict[int, set[int]] = {}
+    for entry in batch:
+        if isinstance(entry.item, InboundMessage):
+            key = customer_lock_key(line_id=entry.event.line_id, line_ref=entry.item.line_ref,
+                                    sender=entry.item.from_phone)
+            keys.setdefault(key, set()).add(entry.event.pk)
+    if not keys:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT k FROM unnest(%s::int[]) AS k WHERE NOT pg_try_advisory_xact_lock(%s, k)",
+                       [sorted(keys), CUSTOMER_LOCKS])
+        return {event_id for (key,) in cursor.fetchall() for event_id in keys[key]}
 
 
 def _items(event: WebhookEvent, parsed: ParsedWebhook) -> list[_Item]:
