@@ -46,7 +46,7 @@ from conversa.whatsapp.adapters.base import (
     json_objects,
     load_json,
 )
-from conversa.whatsapp.adapters.meta import read_cloud_api
+from conversa.whatsapp.adapters.cloud_api import read_cloud_api
 from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
 
 logger = logging.getLogger(__name__)
