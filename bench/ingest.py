@@ -167,6 +167,48 @@ def wrk(stack: Stack, *, url: str, prefix: Path, header: str, seconds: int,
     return result
 
 
+# --------------------------------------------------------------------------- CPU accounting
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> list[tuple[int, int, int, float]]:
+    """(pid, parent pid, process group, CPU seconds) of every process."""
+    stats = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            stats.append((int(stat.parent.name), int(fields[1]), int(fields[2]),
+                          (int(fields[11]) + int(fields[12])) / CLOCK_TICKS))
+    return stats
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of a process group (uvicorn and its workers)."""
+    return sum(cpu for _, _, group, cpu in _proc_stats() if group == pgid)
+
+
+def postgres_cpu(stack: Stack) -> float:
+    """CPU seconds used so far by the stack's postmaster and its live backends."""
+    postmaster = int((stack.dir / "pg" / "postmaster.pid").read_text().split()[0])
+    return sum(cpu for pid, parent, _, cpu in _proc_stats() if postmaster in (pid, parent))
+
+
+@contextlib.contextmanager
+def cpu_meter(*, pgid: int, stack: Stack) -> Any:
+    """{"web_s", "postgres_s"}: CPU seconds used inside the block."""
+    used: dict[str, float] = {}
+    web, postgres = group_cpu(pgid), postgres_cpu(stack)
+    yield used
+    used["web_s"] = group_cpu(pgid) - web
+    used["postgres_s"] = postgres_cpu(stack) - postgres
+
+
+def per_request_cpu(used: dict[str, float], requests: int) -> dict[str, float]:
+    return {f"{name[:-2]}_cpu_ms_per_request": round(seconds * 1000 / max(1, requests), 3)
+            for name, seconds in used.items()}
+
+
 # --------------------------------------------------------------------------- phases
 @contextlib.contextmanager
 def bare_asgi_server(stack: Stack) -> Any:
@@ -184,7 +226,7 @@ def bare_asgi_server(stack: Stack) -> Any:
                 if httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=2).status_code == 200:
                     break
             time.sleep(0.1)  # polling a starting server: nothing to wait on but its port
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -227,9 +269,11 @@ def ack_phase(stack: Stack, *, kind: str, line_id: int, seconds: int, budget_per
     prefix = stack.dir / f"{kind}-ack-"
     write_bodies(prefix, lines)
     before = last_event_id(stack)
-    result = wrk(stack, url=f"{stack.url}/webhooks/{kind}/{line_id}/", prefix=prefix, header=header,
-                 seconds=seconds)
+    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
+        result = wrk(stack, url=f"{stack.url}/webhooks/{kind}/{line_id}/", prefix=prefix, header=header,
+                     seconds=seconds)
     result["stored_events"] = events_after(stack, before)
+    result.update(per_request_cpu(used, result["stored_events"]))
     result["replayed_duplicates"] = max(0, result["requests"] - result["errors"] - result["stored_events"])
     return result
 
@@ -274,8 +318,7 @@ def warm_customers(stack: Stack, line_id: int) -> list[str]:
     return phones
 
 
-def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str],
-                     seconds: int) -> dict[str, Any]:
+def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str]) -> dict[str, Any]:
     tag = f"bench-w{workers}-"
     rng = random.Random(workers)
     lines = [("", sandbox_body(f"{tag}{n}", f"+5491170{workers}{n:06d}" if rng.random() < NEW_CUSTOMER_SHARE
@@ -355,9 +398,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk phase (10-30)")
     parser.add_argument("--messages", type=int, default=10_000, help="messages per processing phase")
     parser.add_argument("--workers", default="1,2,4", help="task worker counts for the processing phase")
+    parser.add_argument("--phases", default="acks,processing,latency", help="which phases to run")
     parser.add_argument("--ack-budget", type=int, default=20_000, help="unique bodies generated per second of phase")
     args = parser.parse_args()
     seconds = max(5, min(30, args.seconds))
+    phases = set(args.phases.split(","))
     result: dict[str, Any] = {"concurrency": CONCURRENCY, "seconds_per_phase": seconds, "web_processes": 2}
     with Stack(web_processes=2, task_workers=0, max_connections=100, name="ingest") as stack:
         line_ids = setup_lines(stack)
@@ -368,29 +413,33 @@ def main() -> None:
         meta_prefix = stack.dir / "bare-"
         write_bodies(meta_prefix, [(meta_signature(b), b) for b in
                                    (meta_body(n, tag="bare") for n in range(10_000))])
-        with bare_asgi_server(stack) as bare_url:
+        with bare_asgi_server(stack) as (bare_url, bare_pgid), cpu_meter(pgid=bare_pgid, stack=stack) as used:
             bare = wrk(stack, url=f"{bare_url}/webhooks/meta/1/", prefix=meta_prefix, header="X-Hub-Signature-256",
                        seconds=seconds)
+        bare.update(per_request_cpu({"web_s": used["web_s"]}, bare["requests"]))
         result["baseline_bare_asgi"] = bare
-        for kind in ("meta", "sandbox"):
+        for kind in ("meta", "sandbox") if "acks" in phases else ():
             log(f"{kind} acknowledgements")
             acks = ack_phase(stack, kind=kind, line_id=line_ids[kind], seconds=seconds, budget_per_s=args.ack_budget)
             acks["acks_per_pgbench_tps"] = round(acks["requests_per_s"] / pgbench, 3)
             acks["acks_per_bare_asgi"] = round(acks["requests_per_s"] / bare["requests_per_s"], 3)
             result[f"acks_{kind}"] = acks
-        forget_backlog(stack)
-        log("warming customers")
-        phones = warm_customers(stack, line_ids["sandbox"])
-        result["processing"] = []
-        for workers in (int(w) for w in args.workers.split(",")):
-            log(f"processing with {workers} worker(s)")
-            result["processing"].append(processing_phase(stack, line_id=line_ids["sandbox"], workers=workers,
-                                                         messages=args.messages, phones=phones, seconds=seconds))
-        log("webhook → agent socket at 100 msg/s (2 workers)")
-        stack.start_workers(2)
-        wait_for_workers(stack, 2)
-        result["socket_latency"] = asyncio.run(socket_latency(stack, line_id=line_ids["sandbox"], phones=phones))
-        stack.stop_workers()
+        if phases & {"processing", "latency"}:
+            forget_backlog(stack)
+            log("warming customers")
+            phones = warm_customers(stack, line_ids["sandbox"])
+        if "processing" in phases:
+            result["processing"] = []
+            for workers in (int(w) for w in args.workers.split(",")):
+                log(f"processing with {workers} worker(s)")
+                result["processing"].append(processing_phase(stack, line_id=line_ids["sandbox"], workers=workers,
+                                                             messages=args.messages, phones=phones))
+        if "latency" in phases:
+            log("webhook → agent socket at 100 msg/s (2 workers)")
+            stack.start_workers(2)
+            wait_for_workers(stack, 2)
+            result["socket_latency"] = asyncio.run(socket_latency(stack, line_id=line_ids["sandbox"], phones=phones))
+            stack.stop_workers()
     emit(result)
 
 

@@ -117,13 +117,18 @@ class GroupCommitWriter:
             # The writer keeps its pooled connection between batches; a broken one goes back now.
             if connection.errors_occurred or connection.needs_rollback:
                 connection.close()
+        # One wake-up of each event loop per batch, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[WebhookAnswer], WebhookAnswer]]] = {}
         for pending, answer in zip(batch, answers, strict=True):
-            pending.loop.call_soon_threadsafe(_resolve, pending.future, answer)
+            by_loop.setdefault(pending.loop, []).append((pending.future, answer))
+        for loop, resolved in by_loop.items():
+            loop.call_soon_threadsafe(_resolve, resolved)
 
 
-def _resolve(future: asyncio.Future[WebhookAnswer], answer: WebhookAnswer) -> None:
-    if not future.done():  # the client may have gone
-        future.set_result(answer)
+def _resolve(resolved: list[tuple[asyncio.Future[WebhookAnswer], WebhookAnswer]]) -> None:
+    for future, answer in resolved:
+        if not future.done():  # the client may have gone
+            future.set_result(answer)
 
 
 writer = GroupCommitWriter()
