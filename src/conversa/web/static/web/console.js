@@ -106,7 +106,6 @@
     const button = e.target.closest('[data-load-earlier]');
     if (!button || button.getAttribute('aria-busy') === 'true') return;
     const start = button.closest('[data-thread-start]');
-    const thread = $('#thread');
     // Busy, not disabled: a disabled button would drop the keyboard focus.
     button.setAttribute('aria-busy', 'true');
     let html;
@@ -121,13 +120,19 @@
       toast(T.error, 'error');
       return;
     }
-    if (!start.isConnected || !thread || !thread.contains(start)) return;  // the thread was replaced meanwhile
-    const hadFocus = document.activeElement === button || document.activeElement === document.body;
+    // A live refresh may have replaced the thread meanwhile: the page still belongs on top of it
+    // when the refreshed thread starts at the same message.
+    button.removeAttribute('aria-busy');
+    const thread = $('#thread');
+    const current = thread && $('[data-thread-start]', thread);
+    if (!current || current.dataset.threadStart !== start.dataset.threadStart) return;
+    const hadFocus = [button, current.querySelector('[data-load-earlier]'), document.body]
+      .includes(document.activeElement);
     const fromBottom = thread.scrollHeight - thread.scrollTop;
     const page = document.createElement('template');
     page.innerHTML = html;  // server-rendered and escaped, as every htmx swap
     const added = Array.from(page.content.children);
-    start.replaceWith(page.content);
+    current.replaceWith(page.content);
     thread.scrollTop = thread.scrollHeight - fromBottom;
     for (const el of added) { htmx.process(el); localTimes(el); }
     if (hadFocus) {
