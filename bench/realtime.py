@@ -20,13 +20,16 @@ Usage: .venv/bin/python bench/realtime.py [AGENTS] [RATE] [LOAD_SECONDS]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -190,6 +193,41 @@ def campaign_events(stack: Stack, campaign: int, after: int, upto: int) -> list[
         f"campaign-{campaign}", after, upto)]
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by the bench client, the web processes, the task worker and Redis:
+    where a phase's time went (the machine has few cores, shared by all of them)."""
+    procs = stack._procs  # the harness's started process groups (read only)
+    snapshot = {"client": _cpu_seconds(os.getpid())}
+    if "web" in procs:
+        snapshot["web_processes"] = sum(_cpu_seconds(p) for p in [procs["web"].pid, *_descendants(procs["web"].pid)])
+    snapshot["task_worker"] = sum(_cpu_seconds(p.pid) for name, p in procs.items() if name.startswith("worker"))
+    if "redis" in procs:
+        snapshot["redis"] = _cpu_seconds(procs["redis"].pid)
+    return snapshot
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Cores used on average during the phase, per part."""
+    return {name: round((after[name] - before.get(name, 0.0)) / seconds, 2) for name in after}
+
+
 def last_event_id(stack: Stack) -> int:
     return int(stack.sql("SELECT coalesce(max(id), 0) FROM realtime_event")[0][0])
 
@@ -209,9 +247,11 @@ async def run(stack: Stack) -> dict[str, Any]:
 
         log("baseline: 1 socket")
         [(ws1, socket1, reader1)] = await open_sockets(stack, tokens[:1])
+        base_started, cpu_before = time.perf_counter(), cpu_snapshot(stack)
         posted = await post_webhooks(client, line=line, secret=secret, phase="base", rate=RATE,
                                      seconds=BASELINE_SECONDS)
         await wait_processed(stack, 60)
+        result["baseline_cores_used"] = cpu_used(cpu_before, cpu_snapshot(stack), time.perf_counter() - base_started)
         await asyncio.sleep(2)  # last frames in flight: measured, not synchronised on
         values, absent = latencies(posted, [socket1])
         result["baseline_1_socket_ms"] = {**percentiles(values), "missing": absent}
@@ -233,9 +273,11 @@ async def run(stack: Stack) -> dict[str, Any]:
             socket.ids.clear()
             socket.arrivals.clear()
         load_started = time.perf_counter()
+        cpu_before = cpu_snapshot(stack)
         posted = await post_webhooks(client, line=line, secret=secret, phase="load", rate=RATE, seconds=LOAD_SECONDS)
         post_seconds = time.perf_counter() - load_started
         await wait_processed(stack, 120)
+        result["load_cores_used"] = cpu_used(cpu_before, cpu_snapshot(stack), time.perf_counter() - load_started)
         upto = last_event_id(stack)
         expected = set(campaign_events(stack, campaign, before, upto))
         drain_end = time.monotonic() + DRAIN

@@ -165,7 +165,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # Redis pub/sub: each web process subscribes once per group its sockets listen to and hands
-    # events to them in memory (realtime.fanout, decisions #40); nothing is queued per socket in
+    # events to them in memory (realtime.fanout, decisions #43); nothing is queued per socket in
     # Redis. Pub/sub delivers at most once: the event log repairs what a restart loses.
     CHANNEL_LAYERS = {
         "default": {

@@ -3,7 +3,7 @@ ASGI server and a task worker on a Redis of the test's own), websocket clients t
 the way the console does (`?last_event_id=` the highest id seen), Redis restarted while they
 listen, and events published by the worker right after the restart, while its pooled connection
 is stale, and later. Every event id must reach every socket that may see it: the web process's
-Redis subscription (one per process, decisions #40) reconnects by itself, and its log re-read
+Redis subscription (one per process, decisions #43) reconnects by itself, and its log re-read
 delivers what was published while it was away.
 
 The worker reaches Redis through a proxy that, like a NAT, a load balancer or a container restart,

@@ -1,4 +1,4 @@
-"""Live fan-out once per process (decisions #40): however many sockets a process has, it holds one
+"""Live fan-out once per process (decisions #43): however many sockets a process has, it holds one
 channel-layer membership per group; sockets leaving leave nothing behind; the log re-read, once
 per process, repairs what the live feed lost. In-process, through the real ASGI application (the
 in-memory layer on SQLite, Redis pub/sub when REDIS_URL is set)."""

@@ -32,7 +32,7 @@ def test_realtime_check_fails_when_the_round_trip_does_not_come_back(demo):
 
 
 def test_production_layer_is_redis_pub_sub_with_bounded_waits():
-    """Redis pub/sub (one subscription per process, decisions #40), and no Redis call that can hang
+    """Redis pub/sub (one subscription per process, decisions #43), and no Redis call that can hang
     a publish for ever: socket and connect timeouts are set."""
     layer = get_channel_layer()
     if not isinstance(layer, RedisPubSubChannelLayer):

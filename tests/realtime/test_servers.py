@@ -162,7 +162,7 @@ def test_production_mode_event_crosses_processes_through_redis(demo, launcher):
 
 @pytest.mark.postgres_only
 def test_hundred_sockets_on_two_processes_get_every_event_once_through_one_subscription_each(demo, launcher):
-    """Fan-out once per process (decisions #40): 100 sockets over two ASGI processes, each process
+    """Fan-out once per process (decisions #43): 100 sockets over two ASGI processes, each process
     one Redis subscription per group; every socket gets every event of its campaign exactly once,
     live (the log re-read is set far out of reach, so it cannot mask a loss); once the sockets
     close, no subscription is left."""

@@ -77,7 +77,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         return self.audience.groups if self.audience is not None else frozenset()
 
     @property
-    def floor(self) -> int:
+    def floor(self) -> int | None:
         return self._floor
 
     def handled(self, event_id: int) -> bool:
@@ -97,7 +97,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self._handled: set[int] = set()
         self._handled_order: deque[int] = deque()
-        self._floor = 0
+        self._floor: int | None = None
         self._resumed = False
         # Live events that arrive while hello and catch-up are being prepared wait here, so the
         # client gets hello first and the replay before what happened after it.
@@ -118,13 +118,16 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # is de-duplicated, never lost.
         self._hub = hub()
         await self._hub.join(self)
-        latest = await database_sync_to_async(current_event_id)()
-        self._floor = latest
-        self._enqueue(json.dumps({"event": "hello", "payload": {"last_event_id": latest}}, separators=(",", ":")))
-        after = _parse_event_id(query_param(self.scope, "last_event_id"))
-        if after is not None:
-            await self._resume(after, latest)
-        self._release_held()
+        try:
+            latest = await database_sync_to_async(current_event_id)()
+            self._floor = latest
+            self._enqueue(json.dumps({"event": "hello", "payload": {"last_event_id": latest}},
+                                     separators=(",", ":")))
+            after = _parse_event_id(query_param(self.scope, "last_event_id"))
+            if after is not None:
+                await self._resume(after, latest)
+        finally:
+            self._release_held()
 
     async def disconnect(self, code: int) -> None:
         if self._hub is not None:
@@ -162,8 +165,10 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if data.get("type") == "resume" and not self._resumed:
             after = _parse_event_id(data.get("last_event_id"))
             if after is not None:
-                await self._resume(after)
-                self._release_held()
+                try:
+                    await self._resume(after)
+                finally:
+                    self._release_held()
         elif data.get("type") == "ping":
             self._enqueue('{"event":"pong"}')
 

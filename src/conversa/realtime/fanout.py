@@ -1,4 +1,4 @@
-"""Live fan-out once per process: the hub (decisions #40).
+"""Live fan-out once per process: the hub (decisions #43).
 
 Each web process (each event loop serving websockets) has one `Hub`. It is the process's only
 client of the channel layer for live events: one channel, added to each group that at least one
@@ -71,8 +71,9 @@ class Listener(Protocol):
     def audience_groups(self) -> frozenset[str]: ...
 
     @property
-    def floor(self) -> int:
-        """The log's max id when it subscribed: what precedes it is catch-up's business."""
+    def floor(self) -> int | None:
+        """The log's max id when it said hello (None until then): what precedes it is catch-up's
+        business, not the re-read's."""
 
     def handled(self, event_id: int) -> bool:
         """Already sent, or examined and not for this socket."""
@@ -238,12 +239,12 @@ class Hub:
         """Give every socket the events for its groups it has not handled, from the log; returns
         how many deliveries were repaired. One max-id query and one indexed id query per process;
         the events themselves are loaded only when something is missing."""
-        listeners = self.listeners
+        listeners = {listener for listener in self.listeners if listener.floor is not None}
         if not listeners:
             self._checked = None
             return 0
         latest = await database_sync_to_async(current_event_id)()
-        oldest_floor = min(listener.floor for listener in listeners)
+        oldest_floor = min(listener.floor for listener in listeners if listener.floor is not None)
         previous = self._checked or (oldest_floor, oldest_floor)
         after = previous[0]
         self._checked = (previous[1], latest)
@@ -282,7 +283,8 @@ class Hub:
         wanted: dict[Listener, list[int]] = {}
         for listener in listeners:
             ids = _union(by_group.get(group) for group in listener.audience_groups)
-            missing = [i for i in ids if i > listener.floor and not listener.handled(i)]
+            floor = listener.floor
+            missing = [i for i in ids if floor is not None and i > floor and not listener.handled(i)]
             if missing:
                 wanted[listener] = missing
         return wanted
