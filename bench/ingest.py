@@ -279,8 +279,8 @@ def ack_phase(stack: Stack, *, kind: str, line_id: int, seconds: int, budget_per
 
 
 def forget_backlog(stack: Stack) -> None:
-    """The acknowledgement phases' events are not what the processing phases measure: closed, and any
-    task rows waiting for them (older announce) dropped."""
+    """Events an earlier phase left unprocessed are not what the next phase measures: closed, and
+    any task rows waiting for them (older announce) dropped."""
     stack.sql("UPDATE whatsapp_webhookevent SET processed_at = now() WHERE processed_at IS NULL")
     tables = {row[0] for row in stack.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     if "django_tasks_database_dbtaskresult" in tables:
@@ -325,14 +325,19 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
                                else rng.choice(phones), f"Mensaje {n}")) for n in range(messages)]
     prefix = stack.dir / f"process-{workers}-"
     write_bodies(prefix, lines)
+    forget_backlog(stack)  # what an earlier phase left undrained is not this phase's work
     stack.start_workers(workers)
     wait_for_workers(stack, workers)
     before = last_event_id(stack)
-    posted = wrk(stack, url=f"{stack.url}/webhooks/sandbox/{line_id}/", prefix=prefix, header="",
-                 seconds=120, until=lambda: events_after(stack, before) >= messages)
-    acked_at = time.monotonic()
-    while messages_like(stack, f"{tag}%") < messages and time.monotonic() - acked_at < DRAIN_DEADLINE:
-        time.sleep(0.1)  # polling the workers' progress
+    worker_groups = [stack._procs[name].pid for name in stack._workers]
+    workers_before = sum(group_cpu(g) for g in worker_groups)
+    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
+        posted = wrk(stack, url=f"{stack.url}/webhooks/sandbox/{line_id}/", prefix=prefix, header="",
+                     seconds=120, until=lambda: events_after(stack, before) >= messages)
+        acked_at = time.monotonic()
+        while messages_like(stack, f"{tag}%") < messages and time.monotonic() - acked_at < DRAIN_DEADLINE:
+            time.sleep(0.1)  # polling the workers' progress
+        used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
     stored = messages_like(stack, f"{tag}%")
     (first_ack, last_ack), = stack.sql("SELECT min(received_at), max(received_at) FROM whatsapp_webhookevent "
                                        "WHERE id > %s", before)
@@ -346,7 +351,8 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
             "processed_per_s": round(stored / span, 1) if span else None,
             "drain_after_last_ack_s": (round((last_message - last_ack).total_seconds(), 2)
                                        if stored == messages and last_ack else None),
-            "all_processed_within_s": DRAIN_DEADLINE if stored < messages else None}
+            "all_processed_within_s": DRAIN_DEADLINE if stored < messages else None,
+            **{k.replace("per_request", "per_message"): v for k, v in per_request_cpu(used, stored).items()}}
 
 
 async def socket_latency(stack: Stack, *, line_id: int, phones: list[str]) -> dict[str, Any]:
@@ -436,6 +442,7 @@ def main() -> None:
                                                              messages=args.messages, phones=phones))
         if "latency" in phases:
             log("webhook → agent socket at 100 msg/s (2 workers)")
+            forget_backlog(stack)
             stack.start_workers(2)
             wait_for_workers(stack, 2)
             result["socket_latency"] = asyncio.run(socket_latency(stack, line_id=line_ids["sandbox"], phones=phones))
