@@ -275,14 +275,28 @@ def _items(event: WebhookEvent, parsed: ParsedWebhook) -> list[_Item]:
 def _apply_items(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dict[int, int]:
     """Apply the items (or `only` those, of one event), each in its own savepoint; failed items
     per event. An IntegrityError is tried once more: it may be another worker that stored the same
-    item concurrently, which the idempotent handlers then see and skip."""
+    item concurrently, which the idempotent handlers then see and skip.
+
+    Optimistically, a batch is first applied in one savepoint (two round trips per item fewer);
+    if any item fails, that savepoint is rolled back (its events and on-commit work with it) and
+    the batch applied item by item."""
     handlers = _webhook_handlers()
     routes: dict[tuple[int, str], Line] = {}
     failed: dict[int, int] = {}
     # Python's sort is stable: within one customer, the events' order (and the items' within one).
-    for entry in sorted(items, key=lambda entry: entry.lock_order):
-        if only is not None and (entry.kind, entry.position) not in only:
-            continue
+    ordered = [entry for entry in sorted(items, key=lambda entry: entry.lock_order)
+               if only is None or (entry.kind, entry.position) in only]
+    if only is None and len(ordered) > 1:
+        try:
+            with transaction.atomic():
+                for entry in ordered:
+                    _apply_item(entry, handlers=handlers, routes=routes)
+            return failed
+        except (OperationalError, InterfaceError):
+            raise  # the database, not an item: the whole batch is retried
+        except Exception:
+            logger.info("an item of the batch failed; applying its items one by one", exc_info=True)
+    for entry in ordered:
         for last_try in (False, True):
             try:
                 with transaction.atomic():
