@@ -169,6 +169,19 @@ def latencies(posted: dict[str, float], sockets: list[Socket]) -> tuple[list[flo
     return values, absent
 
 
+def fan_out_spread(sockets: list[Socket], ids: set[int]) -> list[float]:
+    """Per event and socket: its arrival minus the event's first arrival on any socket. What handing an
+    event to many sockets costs, free of the upstream delays (the worker's backlog, its
+    transaction) that every socket shares."""
+    values: list[float] = []
+    for i in ids:
+        arrivals = [socket.arrivals[i] for socket in sockets if i in socket.arrivals]
+        if arrivals:
+            first = min(arrivals)
+            values.extend(a - first for a in arrivals)
+    return values
+
+
 def fan_out_latencies(stack: Stack, sockets: list[Socket], ids: set[int]) -> list[float]:
     """Event logged (its row's created_at, in the publishing transaction) → frame on the socket:
     the live fan-out alone, without the webhook's wait for the worker."""
@@ -289,6 +302,7 @@ async def run(stack: Stack) -> dict[str, Any]:
         frames = sum(len(set(s.ids) & expected) for s in sockets)
         result["load_ms"] = {**percentiles(values), "missing_message_frames": absent}
         result["load_event_to_socket_ms"] = percentiles(fan_out_latencies(stack, sockets, expected))
+        result["load_spread_after_first_socket_ms"] = percentiles(fan_out_spread(sockets, expected))
         result["load"] = {
             "webhooks": len(posted), "post_seconds": round(post_seconds, 1), "events": len(expected),
             "deliveries_expected": len(expected) * len(sockets), "deliveries_missed": missed,
