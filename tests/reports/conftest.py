@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -41,6 +42,9 @@ def set_times(conversation: Conversation, t0: datetime, *, attended: int | None 
     for n, message in enumerate(agent_messages):
         Message.objects.filter(pk=message.pk).update(
             created_at=t0 + timedelta(seconds=(first_reply or 0) + n))
+    # The first agent message's time is stored on the conversation too (set when it was sent).
+    Conversation.objects.filter(pk=conversation.pk).update(
+        first_response_at=t0 + timedelta(seconds=first_reply or 0) if agent_messages else None)
 
 
 @pytest.fixture
@@ -89,3 +93,9 @@ def scenario(api: Callable[[str], APIClient], customer_says: Callable[..., Conve
     set_times(c4, t0 + timedelta(minutes=30), attended=30, first_reply=40, closed=50)
     set_times(c5, t0 + timedelta(minutes=40), attended=0, first_reply=0)
     return {"c1": c1, "c2": c2, "c3": c3, "c4": c4, "c5": c5, "t0": t0}
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("postgres_only") and connection.vendor == "sqlite":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI runs it there)")

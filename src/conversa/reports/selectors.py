@@ -1,14 +1,18 @@
 """Reads for supervisors: report aggregates, the conversation report and the live snapshot.
 
-Every figure comes from a fixed handful of GROUP BY queries over the whole campaign set and date
-range, never one query per conversation, agent or campaign: Chatwoot's reports took tens of
-seconds at 50 agents (#12874) because they looped. The query count of `summary()` and
-`live_snapshot()` does not depend on how many conversations, agents or campaigns there are
-(tests/reports/test_summary.py, test_query_count_does_not_grow, holds this).
+Every figure comes from a fixed handful of queries over the whole campaign set and date range,
+never one query per conversation, agent or campaign: Chatwoot's reports took tens of seconds at 50
+agents (#12874) because they looped. The query count of `summary()` and `live_snapshot()` does not
+depend on how many conversations, agents or campaigns there are (tests/reports/test_summary.py,
+test_query_count_does_not_grow, holds this).
 
-Durations (first response, capture, resolution) are computed in Python from one slim row per
-conversation: datetime subtraction and medians differ between SQLite and PostgreSQL, and a median
-needs the values anyway. That query's row count grows, its number does not.
+Nor does their cost grow with the whole history: message counts come from daily rollups
+(reports.rollups) with only the days not rolled up counted from the messages, and conversation
+figures from one slim row per conversation of the range (its first response stored on it,
+`first_response_at`), read from one covering index on PostgreSQL (`conv_report_idx`). Durations
+are computed in Python from those rows: datetime subtraction and medians differ between SQLite and
+PostgreSQL, and a median needs the values anyway. That query's row count grows with the range,
+its number does not.
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import AnyUser, is_supervisor
-from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.campaigns.models import Campaign, Disposition, DispositionOption
 from conversa.campaigns.selectors import campaigns_for
 from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
 from conversa.inbox.models import Conversation, Message
+from conversa.reports import rollups
 
 DEFAULT_DAYS = 7
 
@@ -123,9 +129,10 @@ class Durations:
     average: float | None = None
 
     @classmethod
-    def of(cls, values: list[float]) -> Durations:
-        if not values:
+    def of(cls, seconds: list[float]) -> Durations:
+        if not seconds:
             return cls()
+        values = [s if s > 0.0 else 0.0 for s in seconds]  # clocks disagreeing never make it negative
         return cls(len(values), round(statistics.median(values), 1), round(statistics.fmean(values), 1))
 
 
@@ -168,15 +175,15 @@ class CampaignSummary:
     agents: list[AgentFigures] = field(default_factory=list)
 
 
-def _seconds(later: datetime | None, earlier: datetime) -> float | None:
-    if later is None:
-        return None
-    return max((later - earlier).total_seconds(), 0.0)
+def _since_created(name: str) -> ExpressionWrapper:
+    """How long after the conversation's creation `name` happened (None when it did not)."""
+    return ExpressionWrapper(F(name) - F("created_at"), output_field=DurationField())
 
 
 def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSummary]:
     """The general report, one entry per campaign. Conversations count when created in the range,
-    messages when sent or received in it. Seven queries, whatever the volume."""
+    messages when sent or received in it. Eight queries, whatever the volume; none reads messages
+    of days that are rolled up (reports.rollups)."""
     by_campaign = {pk: CampaignSummary(pk, name) for pk, name in _campaign_list(campaigns)}
     ids = list(by_campaign)
     if not ids:
@@ -189,11 +196,8 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
             agents[key] = AgentFigures(agent_id, "")
         return agents[key]
 
-    messages = (Message.objects.filter(conversation__campaign_id__in=ids, created_at__gte=rng.start,
-                                       created_at__lt=rng.end)
-                .values_list("conversation__campaign_id", "direction", "sender_id").annotate(n=Count("id"))
-                .order_by())
-    for campaign_id, direction, sender_id, n in messages:
+    counts = rollups.message_counts(campaign_ids=ids, start=rng.start, end=rng.end)
+    for (campaign_id, direction, sender_id), n in counts.items():
         if direction == Message.Direction.INBOUND:
             by_campaign[campaign_id].messages_received += n
         else:
@@ -201,68 +205,72 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
             if sender_id is not None:
                 agent(campaign_id, sender_id).messages_sent += n
 
+    # One slim row per conversation, read from conv_report_idx alone on PostgreSQL; the counts and
+    # durations are summed here. Durations are subtracted by the database: loading timestamps into
+    # Python costs far more than loading intervals. First response = the first message a person
+    # wrote (stored as first_response_at; welcome and goodbye messages have no sender). Outbound
+    # conversations start with the agent's template, so first response and capture time are
+    # measured on inbound ones.
     conversations = Conversation.objects.filter(campaign_id__in=ids, created_at__gte=rng.start,
                                                 created_at__lt=rng.end)
-    counts = (conversations.values("campaign_id", "agent_id").order_by().annotate(
-        total=Count("id"),
-        outbound=Count("id", filter=Q(is_outbound=True)),
-        attended=Count("id", filter=Q(attended_at__isnull=False)),
-        waiting=Count("id", filter=Q(status=Conversation.Status.NEW)),
-        closed=Count("id", filter=Q(status=Conversation.Status.CLOSED)),
-        by_system=Count("id", filter=Q(closed_by_system=True)),
-    ))
-    for row in counts:
-        s = by_campaign[row["campaign_id"]]
-        s.conversations += row["total"]
-        s.conversations_outbound += row["outbound"]
-        s.conversations_inbound += row["total"] - row["outbound"]
-        s.attended += row["attended"]
-        s.not_attended += row["waiting"]
-        s.closed += row["closed"]
-        s.closed_by_system += row["by_system"]
-        if row["agent_id"] is not None:
-            a = agent(row["campaign_id"], row["agent_id"])
-            a.conversations += row["total"]
-            a.closed += row["closed"]
+    rows = conversations.values_list(
+        "campaign_id", "agent_id", "status", "is_outbound", "closed_by_system",
+        _since_created("attended_at"), _since_created("closed_at"), _since_created("first_response_at"),
+    ).order_by()
+    first: dict[int, list[float]] = defaultdict(list)
+    capture: dict[int, list[float]] = defaultdict(list)
+    resolution: dict[int, list[float]] = defaultdict(list)
+    agent_first: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for campaign_id, agent_id, status, is_outbound, by_system, to_capture, to_close, to_reply in rows:
+        s = by_campaign[campaign_id]
+        s.conversations += 1
+        closed = status == Conversation.Status.CLOSED
+        if is_outbound:
+            s.conversations_outbound += 1
+        if to_capture is not None:
+            s.attended += 1
+        if status == Conversation.Status.NEW:
+            s.not_attended += 1
+        if closed:
+            s.closed += 1
+        if by_system:
+            s.closed_by_system += 1
+        if agent_id is not None:
+            a = agent(campaign_id, agent_id)
+            a.conversations += 1
+            a.closed += closed
+        if to_close is not None:
+            resolution[campaign_id].append(to_close.total_seconds())
+        if is_outbound:
+            continue
+        if to_capture is not None:
+            capture[campaign_id].append(to_capture.total_seconds())
+        if to_reply is not None:
+            reply = to_reply.total_seconds()
+            first[campaign_id].append(reply)
+            if agent_id is not None:
+                agent_first[(campaign_id, agent_id)].append(reply)
+    for s in by_campaign.values():
+        s.conversations_inbound = s.conversations - s.conversations_outbound
 
+    # A disposition is recorded when its conversation closes, in the conversation's campaign: none of
+    # a conversation created in the range is older than the range, so the created_at bound lets its
+    # index skip older history.
     disposition_counts: dict[tuple[int, int], int] = {}
-    for campaign_id, option_id, n in (conversations.values_list("campaign_id", "disposition__option_id")
-                                      .annotate(n=Count("id")).order_by()):
-        if option_id is None:
-            by_campaign[campaign_id].not_dispositioned += n
-        else:
-            disposition_counts[(campaign_id, option_id)] = n
+    dispositioned = (Disposition.objects.filter(created_at__gte=rng.start, campaign_id__in=ids,
+                                                conversation__in=conversations.values("pk"))
+                     .values_list("campaign_id", "option_id").annotate(n=Count("id")).order_by())
+    for campaign_id, option_id, n in dispositioned:
+        disposition_counts[(campaign_id, option_id)] = n
+        by_campaign[campaign_id].not_dispositioned -= n
+    for s in by_campaign.values():
+        s.not_dispositioned += s.conversations
     options = DispositionOption.objects.filter(campaign_id__in=ids).order_by("order", "name")
     for option in options.values("pk", "campaign_id", "name", "positive", "active"):
         n = disposition_counts.get((option["campaign_id"], option["pk"]), 0)
         if option["active"] or n:  # a retired option still shows while it has history in range
             by_campaign[option["campaign_id"]].dispositions.append(
                 DispositionCount(option["pk"], option["name"], option["positive"], n))
-
-    # First response = the first outbound message written by a person (welcome and goodbye
-    # messages have no sender). Outbound conversations start with the agent's template, so
-    # first response and capture time are measured on inbound conversations only.
-    timings = conversations.annotate(first_reply=Min(
-        "messages__created_at",
-        filter=Q(messages__direction=Message.Direction.OUTBOUND, messages__sender__isnull=False),
-    )).values_list("campaign_id", "agent_id", "is_outbound", "created_at", "attended_at", "closed_at",
-                   "first_reply").order_by()
-    first: dict[int, list[float]] = defaultdict(list)
-    capture: dict[int, list[float]] = defaultdict(list)
-    resolution: dict[int, list[float]] = defaultdict(list)
-    agent_first: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for campaign_id, agent_id, is_outbound, created, attended_at, closed_at, first_reply in timings:
-        if closed_at is not None:
-            resolution[campaign_id].append(_seconds(closed_at, created) or 0.0)
-        if is_outbound:
-            continue
-        if attended_at is not None:
-            capture[campaign_id].append(_seconds(attended_at, created) or 0.0)
-        reply = _seconds(first_reply, created)
-        if reply is not None:
-            first[campaign_id].append(reply)
-            if agent_id is not None:
-                agent_first[(campaign_id, agent_id)].append(reply)
 
     names = _names(agent_id for _c, agent_id in agents)
     for (campaign_id, agent_id), figures in sorted(agents.items()):
@@ -282,8 +290,11 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
 def conversation_rows(campaigns: QuerySet[Campaign], rng: DateRange, *, agent_id: Any = None,
                       phone: str = "") -> QuerySet[Conversation]:
     """The conversation report: one row per conversation created in the range, newest first,
-    with everything a row shows joined in (no per-row queries)."""
-    qs = Conversation.objects.filter(campaign__in=campaigns.values("pk"), created_at__gte=rng.start,
+    with everything a row shows joined in (no per-row queries). Its message count is a subquery per
+    row shown (a page of 50, an index range each), not a join of every message in the range that
+    counting the pages would repeat."""
+    campaign_ids = list(campaigns.values_list("pk", flat=True))  # literal ids: conv_report_idx serves them
+    qs = Conversation.objects.filter(campaign_id__in=campaign_ids, created_at__gte=rng.start,
                                      created_at__lt=rng.end)
     agent_pk = parse_id(agent_id, field="agent")
     if agent_pk is not None:
@@ -292,7 +303,9 @@ def conversation_rows(campaigns: QuerySet[Campaign], rng: DateRange, *, agent_id
     if digits:
         qs = qs.filter(customer_phone__contains=digits)
     return (qs.select_related("agent", "campaign", "line", "disposition__option")
-            .annotate(message_count=Count("messages"))
+            .annotate(message_count=Coalesce(Subquery(
+                Message.objects.filter(conversation=OuterRef("pk")).order_by().values("conversation")
+                .annotate(n=Count("id")).values("n")), 0))
             .order_by("-created_at", "-id"))
 
 

@@ -77,7 +77,12 @@ def queue_outbound(*, conversation: Conversation, sender: User | None, kind: str
     message.save()
     conversation.last_message_at = now
     conversation.last_message_preview = preview(body or f"[{kind}]")
-    conversation.save(update_fields=["last_message_at", "last_message_preview"])
+    changed = ["last_message_at", "last_message_preview"]
+    if sender is not None and conversation.first_response_at is None:
+        # The reports' first response: the first message a person wrote, stored once (reports.selectors).
+        conversation.first_response_at = message.created_at
+        changed.append("first_response_at")
+    conversation.save(update_fields=changed)
     publish_message(event_types.MESSAGE_CREATED, message)
     from conversa.inbox import tasks  # the task module imports the actions it calls
 

@@ -1,0 +1,44 @@
+"""Rollups the reports read instead of every message (reports.rollups keeps them)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from conversa.campaigns.models import Campaign
+
+
+class RolledUpDay(models.Model):
+    """A day (server time zone) whose messages are counted in MessageCount. Only settled days are
+    rolled up (their messages no longer change); the reports count any other day live."""
+
+    day = models.DateField(_("day"), unique=True)
+    rolled_up_at = models.DateTimeField(_("rolled up at"))
+
+    class Meta:
+        verbose_name = _("rolled-up day")
+        verbose_name_plural = _("rolled-up days")
+
+    def __str__(self) -> str:
+        return self.day.isoformat()
+
+
+class MessageCount(models.Model):
+    """Messages of one day, campaign, direction and sender (None: the customer or the system)."""
+
+    day = models.ForeignKey(RolledUpDay, on_delete=models.CASCADE, related_name="counts")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    direction = models.CharField(max_length=3)
+    # As Message.sender: a deleted user's messages still count for the campaign, for no agent.
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="+")
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("message count")
+        verbose_name_plural = _("message counts")
+        indexes = [models.Index(fields=["campaign", "day"], name="report_msgcount_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day_id} {self.campaign_id} {self.direction} {self.sender_id}: {self.count}"

@@ -1,0 +1,150 @@
+"""Stored per-conversation first response and daily message rollups: the general report's figures
+stay what counting every message gave, while it reads rollups for settled days."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps as django_apps
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.test import APIClient
+from tests.reports.conftest import ok
+
+from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.core import worker
+from conversa.inbox.models import Conversation, Message
+from conversa.reports import rollups
+from conversa.reports.models import MessageCount, RolledUpDay
+from conversa.whatsapp.models import Line, MessageTemplate
+
+
+def _sales(client: APIClient, **params: str) -> dict[str, Any]:
+    body = ok(client.get("/api/v1/reports/summary/", params))
+    return {c["name"]: c for c in body["campaigns"]}["Sales"]
+
+
+def test_first_response_is_stored_when_a_person_first_writes(api: Callable[[str], APIClient], demo: dict[str, Any],
+                                                             customer_says: Callable[..., Conversation]) -> None:
+    conversation = customer_says("Hola", phone="+5491155550101")
+    agent = api("agent1")
+    ok(agent.post(f"/api/v1/conversations/{conversation.pk}/capture/"))
+    conversation.refresh_from_db()
+    assert conversation.first_response_at is None  # capturing is not answering
+    ok(agent.post(f"/api/v1/conversations/{conversation.pk}/messages/", {"text": "Hi!"}, format="json"), 201)
+    ok(agent.post(f"/api/v1/conversations/{conversation.pk}/messages/", {"text": "Still?"}, format="json"), 201)
+    first = Message.objects.filter(conversation=conversation, sender__isnull=False).order_by("created_at").first()
+    assert first is not None
+    conversation.refresh_from_db()
+    assert conversation.first_response_at == first.created_at
+    sale = DispositionOption.objects.get(campaign__name="Sales", name="Sale")
+    ok(agent.post(f"/api/v1/conversations/{conversation.pk}/close/", {"disposition": sale.pk}, format="json"))
+    conversation.refresh_from_db()
+    assert conversation.first_response_at == first.created_at  # the goodbye (no sender) changes nothing
+
+    template = MessageTemplate.objects.get(line=demo["sales_line"], name="order_update")
+    body = ok(agent.post("/api/v1/conversations/", {"line": demo["sales_line"].pk, "phone": "+5491155550102",
+                                                    "template": template.pk, "params": ["Eva", "A-1"]},
+                         format="json"), 201)
+    outbound = Conversation.objects.get(pk=body["id"])
+    opening = Message.objects.get(conversation=outbound)
+    assert outbound.first_response_at == opening.created_at
+
+
+def test_migration_backfills_first_response_from_the_messages(demo: dict[str, Any]) -> None:
+    line = Line.objects.get(number="+15550100001")
+    agent = User.objects.get(username="agent1")
+    t0 = timezone.now() - timedelta(days=3)
+    answered = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000001",
+                                           status=Conversation.Status.CLOSED)
+    unanswered = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000002",
+                                             status=Conversation.Status.CLOSED)
+    for conversation, sender, direction, seconds in [
+        (answered, None, "in", 0), (answered, None, "out", 5), (answered, agent, "out", 90),
+        (answered, agent, "out", 60), (unanswered, None, "in", 0), (unanswered, None, "out", 5),
+    ]:
+        message = Message.objects.create(conversation=conversation, line=line, direction=direction, sender=sender)
+        Message.objects.filter(pk=message.pk).update(created_at=t0 + timedelta(seconds=seconds))
+    migration = importlib.import_module("conversa.inbox.migrations.0008_first_response_report_sweep_indexes")
+    migration.backfill_first_response(django_apps, None)
+    answered.refresh_from_db()
+    unanswered.refresh_from_db()
+    assert answered.first_response_at == t0 + timedelta(seconds=60)  # the earliest agent message
+    assert unanswered.first_response_at is None  # system messages are nobody's answer
+
+
+def _move(conversation: Conversation, to: datetime) -> None:
+    """The conversation and its messages happened at `to` (messages a minute apart)."""
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=to)
+    for n, pk in enumerate(Message.objects.filter(conversation=conversation).order_by("id").values_list("pk",
+                                                                                                       flat=True)):
+        Message.objects.filter(pk=pk).update(created_at=to + timedelta(minutes=n))
+
+
+def test_rolled_up_days_give_the_figures_counting_gave(api: Callable[[str], APIClient],
+                                                      scenario: dict[str, Any]) -> None:
+    today = timezone.localdate()
+    noon = timezone.make_aware(datetime.combine(today, datetime.min.time())) + timedelta(hours=12)
+    _move(scenario["c1"], noon - timedelta(days=3))
+    _move(scenario["c2"], noon - timedelta(days=2, hours=11, minutes=50))  # 00:10, two days ago
+    _move(scenario["c4"], noon - timedelta(days=5))
+    client = api("supervisor")
+    week = {"from": str(today - timedelta(days=6)), "to": str(today)}
+    counted = ok(client.get("/api/v1/reports/summary/", week))
+    assert not RolledUpDay.objects.exists()
+
+    assert rollups.roll_up_settled_days() >= 3  # from c4's day to yesterday
+    assert RolledUpDay.objects.filter(day=today - timedelta(days=1)).exists()
+    assert not RolledUpDay.objects.filter(day=today).exists()  # today is counted live
+    assert ok(client.get("/api/v1/reports/summary/", week)) == counted
+
+    # What rolled-up days show comes from their rollup: messages removed now are still counted...
+    sales_before = _sales(client, **week)
+    Message.objects.filter(conversation=scenario["c1"]).delete()
+    assert _sales(client, **week)["messages_received"] == sales_before["messages_received"]
+    # ...until the days are counted again.
+    call_command("rollup_reports", "--rebuild", verbosity=0)
+    assert _sales(client, **week)["messages_received"] == sales_before["messages_received"] - 2
+    # A range starting or ending inside a rolled-up day counts that part from the messages.
+    c2_day = timezone.localdate(noon - timedelta(days=2, hours=11, minutes=50))
+    start = timezone.make_aware(datetime.combine(c2_day, datetime.min.time())) + timedelta(minutes=5)
+    part = _sales(client, **{"from": start.isoformat(), "to": (start + timedelta(hours=1)).isoformat()})
+    in_window = Message.objects.filter(conversation__campaign__name="Sales", created_at__gte=start,
+                                       created_at__lt=start + timedelta(hours=1))
+    assert part["messages_received"] == in_window.filter(direction="in").count() == 1
+    assert part["messages_sent"] == in_window.filter(direction="out").count() > 0
+
+
+def test_only_settled_days_are_rolled_up(demo: dict[str, Any]) -> None:
+    line = Line.objects.get(number="+15550100001")
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000003",
+                                               status=Conversation.Status.CLOSED)
+    today = timezone.localdate()
+    midnight = timezone.make_aware(datetime.combine(today, datetime.min.time()))
+    message = Message.objects.create(conversation=conversation, line=line, direction="in")
+    Message.objects.filter(pk=message.pk).update(created_at=midnight - timedelta(days=2, hours=-3))
+    # Half an hour after midnight yesterday is not settled yet: only the day before is rolled up.
+    assert rollups.roll_up_settled_days(now=midnight + timedelta(minutes=30)) == 1
+    assert list(RolledUpDay.objects.values_list("day", flat=True)) == [today - timedelta(days=2)]
+    counts = MessageCount.objects.get()
+    assert (counts.campaign_id, counts.direction, counts.sender_id, counts.count) == (
+        Campaign.objects.get(name="Sales").pk, "in", None, 1)
+    assert rollups.roll_up_settled_days(now=midnight + timedelta(minutes=90)) == 1  # now yesterday too
+    assert rollups.roll_up_settled_days(now=midnight + timedelta(minutes=90)) == 0  # nothing left
+    assert rollups.roll_up_day(today - timedelta(days=2))  # again: replaced, never doubled
+    assert MessageCount.objects.count() == 1
+
+
+def test_the_worker_sweep_keeps_rollups(demo: dict[str, Any]) -> None:
+    assert worker._sweeps["report_rollups"] is rollups.sweep_rollups
+    line = Line.objects.get(number="+15550100001")
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000004",
+                                               status=Conversation.Status.CLOSED)
+    message = Message.objects.create(conversation=conversation, line=line, direction="in")
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(days=4))
+    assert worker.sweep()["report_rollups"] >= 3
+    assert MessageCount.objects.get().count == 1
