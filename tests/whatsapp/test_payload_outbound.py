@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from conftest import drain_tasks
@@ -19,7 +20,7 @@ from conversa.whatsapp.models import Line, MessageTemplate
 from fakes.gupshup import GupshupFake
 from fakes.meta import MetaFake
 
-from .conftest import meta_payload, post_meta
+from .conftest import links_to, meta_payload, post_meta
 from .test_meta_sending import SEND_PATH, reply, sent_bodies
 
 
@@ -125,3 +126,26 @@ def test_opening_an_unread_conversation_sends_a_read_receipt_when_the_line_says_
     drain_tasks()
     inbound = conversation.messages.get()
     assert meta_fake.read_receipts == ([inbound.provider_message_id] if enabled else [])
+
+
+def test_a_template_with_an_image_header_is_sent_with_the_agents_file(meta_fake: MetaFake, meta_line: Line,
+                                                                      agent: APIClient) -> None:
+    assert post_meta(meta_line, meta_payload("messages_text")).status_code == 200
+    drain_tasks()
+    conversation = _captured(meta_line, agent)
+    template = MessageTemplate.objects.create(line=meta_line, provider_template_id="1190000000000010",
+                                              name="promo_foto", language="es", header="[image]",
+                                              body="Hola {{1}}, mirá la promo")
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    missing = agent.post(url, {"template": template.pk, "params": ["Ana"]}, format="json")
+    assert missing.status_code == 400 and missing.json()["field"] == "file"
+    upload = SimpleUploadedFile("promo.png", b"\x89PNG\r\n\x1a\n" + b"0" * 32, content_type="image/png")
+    message = reply(agent, conversation, {"template": template.pk, "params": ["Ana"], "file": upload}, multipart=True)
+    drain_tasks()
+    [body] = sent_bodies(meta_fake)
+    header, text = body["template"]["components"]
+    assert header["type"] == "header" and header["parameters"][0]["type"] == "image"
+    assert links_to(header["parameters"][0]["image"]["link"], message)
+    assert text == {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}
+    message.refresh_from_db()
+    assert message.status == Message.Status.SENT

@@ -138,12 +138,36 @@ def check_upload(upload: UploadedFile) -> CheckedUpload:
                        field="file")
 
 
+# A template's media header as synced from the provider (whatsapp sync stores "[image]" etc.).
+MEDIA_HEADERS = {"[image]": "image", "[video]": "video", "[document]": "document"}
+
+
+def _template_header(template: MessageTemplate, upload: UploadedFile | None) -> CheckedUpload | None:
+    """The file a template with a media header needs (sent as its header); none for the others."""
+    wanted = MEDIA_HEADERS.get(template.header.strip().lower())
+    if wanted is None:
+        if upload is not None:
+            raise InvalidInput(_("Template '%(template)s' has no media header: send it without a file.")
+                               % {"template": template.name}, field="file")
+        return None
+    label = str(dict(Message.Kind.choices)[wanted]).lower()
+    if upload is None:
+        raise InvalidInput(_("Template '%(template)s' needs a header file (%(kind)s).")
+                           % {"template": template.name, "kind": label}, field="file")
+    checked = check_upload(upload)
+    if checked.kind != wanted:
+        raise InvalidInput(_("Template '%(template)s' needs a header file (%(kind)s).")
+                           % {"template": template.name, "kind": label}, field="file")
+    return checked
+
+
 def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> tuple[Message, bool]:
     """The agent writes in her conversation. Returns (message, created); a repeated
     client_message_id returns the first message instead of sending twice."""
-    # With a file, text is its caption.
+    # With a file, text is its caption; with a template, the file is its media header.
     text = None if request.media is not None else request.text
-    chosen = [x for x in (text, request.quick_reply, request.template, request.media) if x not in (None, "")]
+    media = request.media if request.template is None else None
+    chosen = [x for x in (text, request.quick_reply, request.template, media) if x not in (None, "")]
     if len(chosen) != 1:
         raise InvalidInput(_("Send exactly one of: text, quick_reply, template, file."), field="text")
     with transaction.atomic():
@@ -160,9 +184,11 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
         if request.template is not None:
             template = approved_template(conversation.line, request.template)
             params = validate_params(template, request.params)
+            header = _template_header(template, request.media)
             message = queue_outbound(
                 conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(params),
-                template=template, payload={"params": params}, client_message_id=request.client_message_id,
+                template=template, payload={"params": params, **({"header_kind": header.kind} if header else {})},
+                media=header, client_message_id=request.client_message_id,
             )
         else:
             if not is_window_open(conversation):
