@@ -301,7 +301,8 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         reply = replies.ReplyRequest(quick_reply=_int(request.POST["quick_reply"]), client_message_id=client_id)
     elif request.POST.get("template"):
         params = request.POST.getlist("params")
-        reply = replies.ReplyRequest(template=_int(request.POST["template"]), params=params,
+        # A file sent with a template is its media header.
+        reply = replies.ReplyRequest(template=_int(request.POST["template"]), params=params, media=upload,
                                      client_message_id=client_id)
     elif upload is not None:
         # Typed text goes with the file as its caption.
