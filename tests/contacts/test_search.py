@@ -4,6 +4,7 @@ query per page, and on PostgreSQL the trigram index serving the match."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -165,3 +166,22 @@ def test_postgresql_serves_the_match_with_the_trigram_index(demo: dict[str, Any]
         plan = plan_of(term)
         assert "contact_by_name_idx" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+def test_every_api_route_the_readme_names_exists() -> None:
+    """README and API agree (issue 9 cause 6: the README once named a /api/v1/contacts/?q= that
+    never existed)."""
+    from pathlib import Path
+
+    from django.urls import Resolver404, resolve
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paths = set(re.findall(r"(/api/v1/[\w/<>.-]*)", readme))
+    assert "/api/v1/campaigns/<id>/contacts/" in paths
+    missing = []
+    for path in sorted(paths):
+        try:
+            resolve(re.sub(r"<\w+>", "1", path))
+        except Resolver404:
+            missing.append(path)
+    assert not missing, missing
