@@ -149,3 +149,25 @@ def test_a_template_with_an_image_header_is_sent_with_the_agents_file(meta_fake:
     assert text == {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}
     message.refresh_from_db()
     assert message.status == Message.Status.SENT
+
+
+def test_template_link_and_quick_reply_buttons_get_their_values(meta_fake: MetaFake, meta_line: Line,
+                                                               agent: APIClient) -> None:
+    assert post_meta(meta_line, meta_payload("messages_text")).status_code == 200
+    drain_tasks()
+    conversation = _captured(meta_line, agent)
+    template = MessageTemplate.objects.create(
+        line=meta_line, provider_template_id="1190000000000011", name="order_link", language="es",
+        body="Tu pedido {{1}} salió", buttons=[
+            {"type": "URL", "text": "Ver pedido", "url": "https://shop.example/o/{{1}}"},
+            {"type": "QUICK_REPLY", "text": "Dejar de recibir"}])
+    url = f"/api/v1/conversations/{conversation.pk}/messages/"
+    missing = agent.post(url, {"template": template.pk, "params": ["A-77"]}, format="json")
+    assert missing.status_code == 400 and missing.json()["field"] == "button_params"
+    reply(agent, conversation, {"template": template.pk, "params": ["A-77"], "button_params": ["A-77"]})
+    drain_tasks()
+    [body] = sent_bodies(meta_fake)
+    assert body["template"]["components"][1:] == [
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "A-77"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "1",
+         "parameters": [{"type": "payload", "payload": "Dejar de recibir"}]}]

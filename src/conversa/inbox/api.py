@@ -108,6 +108,9 @@ class SendMessageSerializer(serializers.Serializer):
     quick_reply = id_field(required=False)
     template = id_field(required=False)
     params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
+    # One value per dynamic URL button of the template, in order (the end of the button's URL).
+    button_params = serializers.ListField(child=serializers.CharField(max_length=2000), required=False,
+                                          max_length=10)
     file = serializers.FileField(required=False)
     client_message_id = serializers.CharField(required=False, max_length=64)
     reply_to = id_field(required=False)
@@ -152,7 +155,7 @@ class MessagesView(APIView):
         reply = replies.ReplyRequest(
             text=data.get("text"), quick_reply=data.get("quick_reply"), template=data.get("template"),
             params=data.get("params"), media=data.get("file"), client_message_id=data.get("client_message_id"),
-            reply_to=data.get("reply_to"),
+            reply_to=data.get("reply_to"), button_params=data.get("button_params"),
         )
         message, created = replies.send_reply(conversation_id=pk, agent=current_user(request), request=reply)
         return Response(MessageSerializer(message).data,

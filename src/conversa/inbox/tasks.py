@@ -28,6 +28,7 @@ from conversa.whatsapp.adapters.base import (
     OutboundMedia,
     SendError,
     SendResult,
+    TemplateButtonValue,
     TemplateExtras,
 )
 from conversa.whatsapp.services import clear_line_problem, flag_line_problem
@@ -59,7 +60,10 @@ def _deliver(message: Message) -> SendResult:
         return adapter.send_template(
             to=to, template_name=message.template.name, template_id=message.template.provider_template_id,
             language=message.template.language, params=list(message.payload.get("params", [])),
-            reference=reference, extras=TemplateExtras(param_names=message.template.param_names, header=header),
+            reference=reference, extras=TemplateExtras(
+                param_names=message.template.param_names, header=header,
+                buttons=[TemplateButtonValue(index=int(b["index"]), sub_type=str(b["sub_type"]), value=str(b["value"]))
+                         for b in message.payload.get("buttons", [])]),
         )
     if message.kind == Message.Kind.INTERACTIVE and message.payload.get("list"):
         data = dict(message.payload["list"])

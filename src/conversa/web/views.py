@@ -302,8 +302,9 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     elif request.POST.get("template"):
         params = request.POST.getlist("params")
         # A file sent with a template is its media header.
+        buttons = [v for v in request.POST.getlist("button_params") if v.strip()]
         reply = replies.ReplyRequest(template=_int(request.POST["template"]), params=params, media=upload,
-                                     client_message_id=client_id)
+                                     button_params=buttons, client_message_id=client_id)
     elif upload is not None:
         # Typed text goes with the file as its caption.
         reply = replies.ReplyRequest(media=upload, text=text.strip() or None, client_message_id=client_id)

@@ -111,6 +111,7 @@ class ReplyRequest:
     media: UploadedFile | None = None
     client_message_id: str | None = None
     reply_to: int | None = None
+    button_params: list[str] | None = None
 
 
 def check_upload(upload: UploadedFile) -> CheckedUpload:
@@ -136,6 +137,30 @@ def check_upload(upload: UploadedFile) -> CheckedUpload:
     mime = sniffed.mime if sniffed.known else declared
     raise InvalidInput(_("Files of type '%(mime)s' cannot be sent on WhatsApp.") % {"mime": mime or _("unknown")},
                        field="file")
+
+
+def _template_buttons(template: MessageTemplate, values: list[str] | None) -> dict[str, list[dict[str, object]]]:
+    """The variable parts of the template's buttons, as the send needs them: each dynamic URL button
+    ({{1}} in its URL) takes the next of `values`; each quick-reply button sends back its text."""
+    buttons: list[dict[str, object]] = []
+    given = [str(v).strip() for v in values or []]
+    dynamic = 0
+    for index, button in enumerate(template.buttons or []):
+        kind = str(button.get("type") or "").upper() if isinstance(button, dict) else ""
+        if kind == "URL" and "{{" in str(button.get("url") or ""):
+            if dynamic >= len(given) or not given[dynamic]:
+                raise InvalidInput(_("Template '%(template)s' needs a value for its link button '%(button)s'.")
+                                   % {"template": template.name, "button": button.get("text") or index + 1},
+                                   field="button_params")
+            buttons.append({"index": index, "sub_type": "url", "value": given[dynamic]})
+            dynamic += 1
+        elif kind == "QUICK_REPLY":
+            buttons.append({"index": index, "sub_type": "quick_reply", "value": str(button.get("text") or "")})
+    if dynamic != len(given):
+        raise InvalidInput(_("Template '%(template)s' has %(expected)d link button(s) with a value; %(given)d given.")
+                           % {"template": template.name, "expected": dynamic, "given": len(given)},
+                           field="button_params")
+    return {"buttons": buttons} if buttons else {}
 
 
 # A template's media header as synced from the provider (whatsapp sync stores "[image]" etc.).
@@ -187,7 +212,8 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
             header = _template_header(template, request.media)
             message = queue_outbound(
                 conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(params),
-                template=template, payload={"params": params, **({"header_kind": header.kind} if header else {})},
+                template=template, payload={"params": params, **({"header_kind": header.kind} if header else {}),
+                                            **_template_buttons(template, request.button_params)},
                 media=header, client_message_id=request.client_message_id,
             )
         else:
