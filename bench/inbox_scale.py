@@ -130,6 +130,7 @@ def load(stack: Stack) -> dict[str, Any]:
         "attended_at": f"CASE WHEN g % 50 <> 0 THEN {at} - interval '50 minutes' END",
         "closed_at": f"CASE WHEN g % 50 > 2 THEN {at} + interval '5 minutes' END",
         "closed_by_system": "false", "last_inbound_at": at, "last_message_at": at,
+        "first_response_at": f"CASE WHEN g % 50 <> 0 THEN {at} - interval '45 minutes' END",
         "last_message_preview": "'Mensaje ' || g", "unread_count": "CASE WHEN g % 50 IN (1, 2) THEN g % 3 ELSE 0 END",
     }, f"FROM generate_series(1, {CONVERSATIONS}) g")
     first_conversation = stack.sql("SELECT min(id) FROM inbox_conversation")[0][0]
@@ -168,6 +169,8 @@ def load(stack: Stack) -> dict[str, Any]:
         "sub_option": "''", "agent_id": "c.agent_id", "notes": "''", "form_answers": "'{}'::jsonb",
         "conversation_id": "c.id", "channel": "'whatsapp'", "created_at": "c.closed_at",
     }, "FROM inbox_conversation c WHERE c.status = 'closed'")
+    log("report rollups")  # history loaded by SQL: counted as the worker's sweep would (reports.rollups)
+    stack.manage("rollup_reports", "--rebuild")
     log("analyze")
     stack.sql("VACUUM ANALYZE")
     counts = {table: stack.sql(f"SELECT count(*) FROM {table}")[0][0]
@@ -236,6 +239,15 @@ def plans(stack: Stack, fixture: Fixture, users: dict[str, int]) -> dict[str, st
                           "ORDER BY last_message_at DESC, id DESC LIMIT 101",
         "thread_page": f"SELECT id FROM inbox_message WHERE conversation_id = {fixture.big_conversation} ORDER BY "
                        "COALESCE(provider_timestamp, created_at) DESC, id DESC LIMIT 51",
+        # The worker's sweep, every 10 s (inbox.sweeps): partial indexes, never the message table.
+        "sweep_overdue_sends": "SELECT id FROM inbox_message WHERE status = 'queued' AND direction = 'out' AND "
+                               "provider_message_id IS NULL AND next_attempt_at < now() - interval '1 minute' AND "
+                               "send_claimed_at IS NULL LIMIT 500",
+        "sweep_media_downloads": "SELECT id FROM inbox_message WHERE direction = 'in' AND media = '' AND NOT "
+                                 "(media_provider_id = '') AND created_at < now() ORDER BY id LIMIT 500",
+        "reports_conversations_30_days": "SELECT campaign_id, agent_id, status, closed_at - created_at FROM "
+                                         f"inbox_conversation WHERE campaign_id IN ({fixture.sales}, "
+                                         f"{fixture.support}) AND created_at >= now() - interval '30 days'",
     }
     out = {}
     for name, sql in shapes.items():
