@@ -27,7 +27,12 @@ from conversa.inbox import selectors
 from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
 from conversa.inbox.keyset import Cursor, decode_cursor, parse_limit
 from conversa.inbox.models import Conversation
-from conversa.inbox.serializers import ConversationSerializer, MessageSerializer
+from conversa.inbox.serializers import (
+    ConversationSerializer,
+    MessageSerializer,
+    conversation_list,
+    message_list,
+)
 
 
 def _body(request: Request) -> Any:
@@ -68,7 +73,8 @@ class _InboxView(APIView):
         if page.cursor is not None:
             next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.cursor.encode())
             next_url = remove_query_param(next_url, "page")
-        return Response({"next": next_url, "results": ConversationSerializer(page.rows, many=True).data})
+        # ConversationSerializer's shape (the schema's ConversationPage), built without a serializer per row.
+        return Response({"next": next_url, "results": conversation_list(page.rows)})
 
 
 @extend_schema_view(get=extend_schema(operation_id="v1_inbox_general_list"))
@@ -141,7 +147,7 @@ class MessagesView(APIView):
                             maximum=selectors.THREAD_PAGE_MAX)
         conversation = selectors.get_visible_conversation(current_user(request), pk)
         page = selectors.conversation_messages(conversation, before=before, limit=limit)
-        response = Response(MessageSerializer(page.rows, many=True).data)
+        response = Response(message_list(page.rows))  # MessageSerializer's shape, documented above
         if page.cursor is not None:
             earlier = replace_query_param(request.build_absolute_uri(), "before", page.cursor.encode())
             response["Link"] = f'<{earlier}>; rel="prev"'

@@ -6,8 +6,10 @@ adds the joined and derived fields. A field means the same and has the same valu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from conversa.accounts.selectors import display_name
@@ -121,3 +123,54 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
 
 def message_summary(message: Message) -> dict[str, Any]:
     return dict(MessageSummarySerializer(message).data)
+
+
+# Lists are read more than anything else (issue 9): a ModelSerializer costs ~0.2 ms per row in
+# field lookups, so pages of conversations and messages are built by the plain functions below.
+# They answer exactly what ConversationSerializer / MessageSerializer answer (those stay the
+# documented shape, the OpenAPI schema's source and the single-row answers);
+# tests/inbox/test_list_shapes.py compares both over varied rows.
+_datetime = serializers.DateTimeField().to_representation
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
+    """`ConversationSerializer(conversations, many=True).data` for rows read with their campaign,
+    line, agent and contact (the inbox selectors' rows)."""
+    now = timezone.now()
+    rows = []
+    for c in conversations:
+        expires = window_expires_at(c)
+        rows.append({
+            "id": c.pk, "campaign": c.campaign_id, "campaign_name": _text(c.campaign.name), "line": c.line_id,
+            "line_number": _text(c.line.number), "customer_phone": _text(c.customer_phone),
+            "customer_name": _text(c.customer_name), "customer_profile_name": _text(c.customer_profile_name),
+            "customer_user_id": _text(c.customer_user_id), "customer_username": _text(c.customer_username),
+            "contact": c.contact_id, "agent": c.agent_id,
+            "agent_name": display_name(c.agent) if c.agent_id is not None else None,
+            "status": _text(c.status), "is_outbound": c.is_outbound, "created_at": _datetime(c.created_at),
+            "attended_at": _datetime(c.attended_at), "closed_at": _datetime(c.closed_at),
+            "last_inbound_at": _datetime(c.last_inbound_at), "last_message_at": _datetime(c.last_message_at),
+            "last_message_preview": _text(c.last_message_preview), "unread_count": c.unread_count,
+            "window_open": expires is not None and now < expires,
+            "window_expires_at": expires.isoformat() if expires else None,
+        })
+    return rows
+
+
+def message_list(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """`MessageSerializer(messages, many=True).data` for rows read with their sender (the thread's)."""
+    return [{
+        "id": m.pk, "conversation": m.conversation_id, "direction": _text(m.direction), "kind": _text(m.kind),
+        "body": _text(m.body), "payload": m.payload, "media_url": m.media_path or None,
+        "media_mime": _text(m.media_mime), "media_filename": _text(m.media_filename), "template": m.template_id,
+        "sender": m.sender_id, "sender_name": display_name(m.sender) if m.sender_id is not None else None,
+        "status": _text(m.status), "error_code": _text(m.error_code), "error_title": _text(m.error_title),
+        "provider_message_id": _text(m.provider_message_id), "client_message_id": _text(m.client_message_id),
+        "reply_to": m.reply_to_id, "created_at": _datetime(m.created_at),
+        "status_changed_at": _datetime(m.status_changed_at),
+        "resend_offered": m.status == Message.Status.UNCONFIRMED and m.resend_offered_at is not None,
+    } for m in messages]
