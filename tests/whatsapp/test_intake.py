@@ -102,6 +102,7 @@ def _refusals(meta_line: Line, sandbox_line: Line) -> list[tuple[str, str, bytes
     unusable = b'{"text": "no id, no sender"}'
     return [
         ("unknown line", "/webhooks/meta/999999/", body, signed(body)),
+        ("line id past any integer column", f"/webhooks/meta/{10**30}/", body, signed(body)),
         ("line of another provider kind", f"/webhooks/gupshup/{meta_line.pk}/", body, signed(body)),
         ("bad signature", meta, body, signed(body, secret="someone-elses-secret")),
         ("no signature", meta, body, {"content-type": "application/json"}),
@@ -114,8 +115,9 @@ def _refusals(meta_line: Line, sandbox_line: Line) -> list[tuple[str, str, bytes
 
 def test_refusals_are_the_django_views_answers_byte_for_byte(server: str, meta_line: Line,
                                                              demo: dict[str, Any]) -> None:
-    expected_status = {"unknown line": 404, "line of another provider kind": 404, "bad signature": 401,
-                       "no signature": 401, "not JSON": 400, "nothing usable": 400, "too large": 413}
+    expected_status = {"unknown line": 404, "line id past any integer column": 404,
+                       "line of another provider kind": 404, "bad signature": 401, "no signature": 401,
+                       "not JSON": 400, "nothing usable": 400, "too large": 413}
     for case, path, body, headers in _refusals(meta_line, demo["sales_line"]):
         fast = httpx.post(f"{server}{path}", content=body, headers=headers, timeout=30)
         django = Client().post(path, data=body, content_type=headers["content-type"],

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 # Seconds a provider is asked to wait before retrying while the database is unreachable.
 RETRY_AFTER_SECONDS = 5
+MAX_ID = 2**63 - 1  # bigint
 COLUMNS = ("line", "provider_kind", "body", "body_sha256", "headers", "received_at", "attempts", "error")
 
 
@@ -103,8 +104,9 @@ def receive_webhooks(*, requests: Sequence[IncomingWebhook]) -> list[WebhookAnsw
 
 def _receive(requests: Sequence[IncomingWebhook]) -> list[WebhookAnswer]:
     answers: list[WebhookAnswer | None] = [None] * len(requests)
-    lines = {line.pk: line for line in
-             Line.objects.select_related("provider").filter(pk__in={r.line_id for r in requests})}
+    # An id no row can have (the URL takes any digits) is simply unknown, never a query error.
+    wanted = {r.line_id for r in requests if 0 < r.line_id <= MAX_ID}
+    lines = {line.pk: line for line in Line.objects.select_related("provider").filter(pk__in=wanted)} if wanted else {}
     accepted: list[_Accepted] = []
     adapters: dict[int, ProviderAdapter] = {}
     for index, request in enumerate(requests):
@@ -112,7 +114,14 @@ def _receive(requests: Sequence[IncomingWebhook]) -> list[WebhookAnswer]:
         if line is None or line.provider.kind != request.kind:
             answers[index] = _error(404, code="not_found", message="Unknown line.")
             continue
-        answer = _check(line, request, adapters)
+        try:
+            answer = _check(line, request, adapters)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            # A bug met by one callback costs that callback only, not the rest of its batch.
+            logger.exception("webhook intake: checking a %s callback for line %s failed", request.kind, line.pk)
+            answer = _error(500, code="server_error", message="Internal error.")
         if answer is not None:
             answers[index] = answer
             continue
