@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Iterator
@@ -25,15 +26,19 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
+from django.test import override_settings
 from redis import Redis
 from tests.servers import Processes, local_url, server_env
 from websockets.asyncio.client import ClientConnection, connect
 
 from conversa.campaigns.models import Campaign
+from conversa.realtime.consumers import OUTBOX_LIMIT
 from conversa.realtime.groups import agent_group, campaign_group
 from conversa.realtime.models import EventTarget
+from conversa.realtime.services import publish
 from conversa.realtime.stream import current_event_id
 
 BIN = Path(sys.executable).parent
@@ -241,3 +246,75 @@ def test_hundred_sockets_on_two_processes_get_every_event_once_through_one_subsc
         launcher.check_alive()
         logs = "\n".join(f"--- {name}\n{launcher.log(name)}" for name, _ in launcher.procs)
         raise AssertionError(f"{exc}\n{logs}") from exc
+
+
+@pytest.mark.postgres_only
+def test_a_client_that_stops_reading_is_closed_1013_and_holds_up_nobody(demo, launcher):
+    """A socket whose client stops reading gets at most OUTBOX_LIMIT frames queued in the server,
+    then is closed with 1013 (it would reconnect and catch up from the log); a socket of the same
+    agent on the same process, reading, gets every event meanwhile."""
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.fail("runs on PostgreSQL with Redis: set REDIS_URL (bash .ci/services.sh starts both)")
+    env = launcher.env(REDIS_URL=redis_url, CONVERSA_EMBEDDED_WORKER="0",
+                       CHANNEL_LAYER_PREFIX=f"test-{uuid.uuid4().hex[:12]}")
+    # The test process publishes through the same Redis, under the server's prefix.
+    settings_prefix = env["CHANNEL_LAYER_PREFIX"]
+    port = launcher.uvicorn("web", env)
+    token = token_for(port, "agent1")
+    group = agent_group(get_user_model().objects.get(username="agent1").pk)
+    # Enough 20 KB frames to fill the loopback socket buffers and then the server's queue.
+    events, per_transaction = OUTBOX_LIMIT + 1500, 250
+    blob = secrets.token_urlsafe(15_000)  # 20 KB that no compression shrinks
+
+    def publish_all() -> None:
+        layers = {"default": {**django_settings.CHANNEL_LAYERS["default"],
+                              "CONFIG": {**django_settings.CHANNEL_LAYERS["default"]["CONFIG"],
+                                         "prefix": settings_prefix}}}
+        with override_settings(CHANNEL_LAYERS=layers):
+            try:
+                for start in range(0, events, per_transaction):
+                    with transaction.atomic():
+                        for n in range(start, min(events, start + per_transaction)):
+                            publish("test.flood", {"n": n, "blob": blob}, [group])
+            finally:
+                connection.close()
+
+    async def scenario() -> None:
+        url = f"ws://127.0.0.1:{port}/ws/agent/?token={token}"
+        async with connect(url, max_size=None, compression=None) as reader, \
+                connect(url, max_size=None, max_queue=1, compression=None) as stalled:
+            await next_frame(reader, "hello")
+            await next_frame(stalled, "hello")  # and then it reads nothing until the end
+            ids: set[int] = set()
+
+            async def read_all() -> None:
+                async for raw in reader:
+                    if '"test.flood"' in raw:
+                        ids.add(json.loads(raw)["id"])
+                        if len(ids) == events:
+                            return
+
+            reading = asyncio.create_task(read_all())
+            started = asyncio.get_running_loop().time()
+            await asyncio.to_thread(publish_all)
+            published = asyncio.get_running_loop().time() - started
+            await asyncio.wait([reading], timeout=DEADLINE)
+            assert len(ids) == events, f"{len(ids)} of {events} on the reading socket (published in {published:.1f}s)"
+            got = 0
+            try:
+                while True:
+                    await asyncio.wait_for(stalled.recv(), DEADLINE)
+                    got += 1
+            except websockets.ConnectionClosed:
+                pass
+            except TimeoutError:
+                raise AssertionError(f"the stalled socket was not closed; it got {got} frames") from None
+            assert stalled.close_code == 1013, (stalled.close_code, got)
+            assert got < events
+
+    try:
+        asyncio.run(scenario())
+    except AssertionError as exc:
+        launcher.check_alive()
+        raise AssertionError(f"{exc}\n--- web\n{launcher.log('web')}") from exc

@@ -104,6 +104,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._held: list[LiveEvent] | None = []
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._hub: Hub | None = None
         audience = await self.get_audience()
         # Accept before closing so the client sees our close code (a refused handshake reaches
@@ -207,7 +208,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             logger.warning("a websocket client fell %s frames behind; closing it (it catches up on reconnect)",
                            OUTBOX_LIMIT)
             self._writer.cancel()
-            asyncio.get_running_loop().create_task(self.close(code=TRY_AGAIN_LATER))
+            # Kept referenced: the loop holds tasks only weakly.
+            self._closing = asyncio.get_running_loop().create_task(self.close(code=TRY_AGAIN_LATER))
             return
         self._outbox.put_nowait(text)
 
