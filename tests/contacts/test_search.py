@@ -185,3 +185,18 @@ def test_every_api_route_the_readme_names_exists() -> None:
         except Resolver404:
             missing.append(path)
     assert not missing, missing
+
+
+def test_a_page_has_the_contact_serializers_exact_shape(api: Callable[[str], APIClient],
+                                                        demo: dict[str, Any]) -> None:
+    from conversa.contacts.api import ContactSerializer
+
+    campaign, database = _sales()
+    _add(database, "+5491190000001", "Zoe", "", "")
+    _add(database, "+5491190000002", "Zoë", "Ñandú", "zoe@example.com")
+    Contact.objects.filter(phone="+5491190000002").update(custom={"dni": "12345678", "plan": None})
+    body = _search(api("agent1"), campaign, q="zo")
+    expected = ContactSerializer(Contact.objects.filter(first_name__startswith="Zo").order_by("first_name"),
+                                 many=True).data
+    assert body["results"] == [dict(row) for row in expected]
+    assert [row["email"] for row in body["results"]] == [None, "zoe@example.com"]

@@ -26,7 +26,7 @@ from conversa.accounts.selectors import (
 from conversa.accounts.services import set_status
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
 from conversa.campaigns.selectors import campaigns_for
-from conversa.contacts.api import ContactSerializer
+from conversa.contacts.api import ContactSerializer, contact_list
 from conversa.contacts.selectors import decode_name_cursor, search_contacts
 from conversa.core.api import current_user, request_object
 from conversa.core.errors import NotFound
@@ -153,7 +153,7 @@ class CampaignContactsView(APIView):
         if page.next is not None:
             next_url = remove_query_param(
                 replace_query_param(request.build_absolute_uri(), "cursor", page.next.encode()), "page")
-        return Response({"next": next_url, "results": ContactSerializer(page.contacts, many=True).data})
+        return Response({"next": next_url, "results": contact_list(page.contacts)})
 
 
 # --------------------------------------------------------------------------- the signed-in user
