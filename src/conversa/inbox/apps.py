@@ -9,6 +9,7 @@ class InboxConfig(AppConfig):
     def ready(self) -> None:
         from conversa.accounts.services import register_ready_handler
         from conversa.core.worker import register_sweep
+        from conversa.inbox.actions import inbound_events
         from conversa.inbox.actions.assignment import hand_out_to_ready_agent
         from conversa.inbox.actions.delivery import apply_status
         from conversa.inbox.actions.inbound import receive_inbound
@@ -16,10 +17,12 @@ class InboxConfig(AppConfig):
         from conversa.inbox.streams import agent_audience
         from conversa.inbox.sweeps import requeue_media_downloads, requeue_overdue_messages
         from conversa.realtime.stream import register_stream
-        from conversa.whatsapp.services import register_webhook_handlers
+        from conversa.whatsapp.services import register_item_handler, register_webhook_handlers
 
         register_stream(name="agent", resolver=agent_audience)
         register_webhook_handlers(inbound=receive_inbound, status=apply_status)
+        for item_type, handler in inbound_events.HANDLERS.items():
+            register_item_handler(item_type=item_type, handler=handler)
         register_ready_handler(handler=hand_out_to_ready_agent)
         register_sweep(name="menu_timeouts", job=route_menu_timeouts)
         register_sweep(name="messages", job=requeue_overdue_messages)

@@ -20,8 +20,11 @@ from conversa.core.models import WorkerHeartbeat
 from conversa.core.wake import WEBHOOKS, notify
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import (
+    CustomerEvent,
+    IdAlias,
     InboundMessage,
     MalformedPayload,
+    MessageChange,
     ParsedWebhook,
     StatusUpdate,
     TemplateInfo,
@@ -56,6 +59,24 @@ def register_webhook_handlers(*, inbound: Callable[[Line, InboundMessage], objec
     """Who applies customer messages and delivery statuses: the conversation domain (inbox), which
     sits above this layer and registers itself in AppConfig.ready()."""
     _handlers[:] = [WebhookHandlers(inbound=inbound, status=status)]
+
+
+# Who applies the other items adapters report (edits, customer events, echoes, id aliases): the
+# conversation domain registers them in AppConfig.ready(); whatsapp.provider_events has the rest.
+_item_handlers: dict[type, Callable[[Line, Any], object]] = {}
+
+
+def register_item_handler(*, item_type: type, handler: Callable[[Line, Any], object]) -> None:
+    _item_handlers[item_type] = handler
+
+
+def _item_handler(item_type: type) -> Callable[[Line, Any], object]:
+    from conversa.whatsapp import provider_events  # template categories and line notices are ours
+
+    handler = _item_handlers.get(item_type) or provider_events.HANDLERS.get(item_type)
+    if handler is None:
+        raise RuntimeError(f"No handler registered for {item_type.__name__} webhook items.")
+    return handler
 
 
 def _webhook_handlers() -> WebhookHandlers:
@@ -227,13 +248,16 @@ class _Item:
     errors: list[dict[str, Any]]  # the event's parse notes: routing adds to them
     kind: str
     position: int
-    item: InboundMessage | StatusUpdate | TemplateInfo
+    item: Any  # InboundMessage, StatusUpdate, TemplateInfo or another ParsedWebhook item
 
     @property
     def lock_order(self) -> tuple[int, int, str, str]:
         """Messages by line and customer (their conversation's lock), then statuses by message."""
-        if isinstance(self.item, InboundMessage):
-            return 0, self.event.line_id, self.item.line_ref, self.item.from_phone
+        if isinstance(self.item, InboundMessage | MessageChange | CustomerEvent):
+            # Echoes, edits and account events with the customer's messages, in payload order.
+            return 0, self.event.line_id, self.item.line_ref, self.item.from_phone or self.item.from_user_id
+        if isinstance(self.item, IdAlias):
+            return 1, self.event.line_id, self.item.line_ref, self.item.provider_message_id
         if isinstance(self.item, StatusUpdate):
             return 1, self.event.line_id, self.item.line_ref, self.item.provider_message_id
         return 2, self.event.line_id, "", ""
@@ -253,9 +277,9 @@ def _customers_busy_elsewhere(batch: list[_Item]) -> set[int]:
         return set()
     keys: dict[int, set[int]] = {}
     for entry in batch:
-        if isinstance(entry.item, InboundMessage):
+        if isinstance(entry.item, InboundMessage | MessageChange | CustomerEvent):
             key = customer_lock_key(line_id=entry.event.line_id, line_ref=entry.item.line_ref,
-                                    sender=entry.item.from_phone)
+                                    sender=entry.item.from_phone or entry.item.from_user_id)
             keys.setdefault(key, set()).add(entry.event.pk)
     if not keys:
         return set()
@@ -269,7 +293,11 @@ def _items(event: WebhookEvent, parsed: ParsedWebhook) -> list[_Item]:
     kinds = WebhookItemFailure.Kind
     return [*(_Item(event, parsed.errors, kinds.MESSAGE, n, m) for n, m in enumerate(parsed.messages)),
             *(_Item(event, parsed.errors, kinds.STATUS, n, s) for n, s in enumerate(parsed.statuses)),
-            *(_Item(event, parsed.errors, kinds.TEMPLATE, n, t) for n, t in enumerate(parsed.templates))]
+            *(_Item(event, parsed.errors, kinds.TEMPLATE, n, t) for n, t in enumerate(parsed.templates)),
+            *(_Item(event, parsed.errors, kind, n, item) for kind, items in (
+                ("echo", parsed.echoes), ("change", parsed.changes), ("customer_event", parsed.customer_events),
+                ("id_alias", parsed.id_aliases), ("template_category", parsed.template_categories),
+                ("line_notice", parsed.line_notices)) for n, item in enumerate(items))]
 
 
 def _apply_items(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dict[int, int]:
@@ -320,12 +348,15 @@ def _apply_items(items: list[_Item], *, only: set[tuple[str, int]] | None) -> di
 
 def _apply_item(entry: _Item, *, handlers: WebhookHandlers, routes: dict[tuple[int, str], Line]) -> None:
     item, line = entry.item, entry.event.line
-    if isinstance(item, InboundMessage):
+    if type(item) is InboundMessage:  # a customer's message (an echo is a subclass: below)
         handlers.inbound(_routed(line, ref=item.line_ref, cache=routes, errors=entry.errors), item)
     elif isinstance(item, StatusUpdate):
         handlers.status(_routed(line, ref=item.line_ref, cache=routes, errors=entry.errors), item)
-    else:
+    elif isinstance(item, TemplateInfo):
         apply_template_status(line, item)
+    else:
+        ref = getattr(item, "line_ref", "")
+        _item_handler(type(item))(_routed(line, ref=ref, cache=routes, errors=entry.errors) if ref else line, item)
 
 
 def _item_failed(entry: _Item, *, exc: Exception, failed: dict[int, int]) -> None:

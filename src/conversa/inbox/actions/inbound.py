@@ -9,19 +9,18 @@ from collections.abc import Callable
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversa.campaigns.models import Campaign
-from conversa.contacts.models import Contact
-from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core import media as stored_media
 from conversa.core.errors import Conflict, NotFound
 from conversa.inbox import audit
 from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.closing import close_by_system
 from conversa.inbox.actions.common import preview, queue_outbound
+from conversa.inbox.actions.customers import Customer, open_conversation_for
 from conversa.inbox.actions.menu import answer_menu, send_menu
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import AuditEntry, Conversation, Message
@@ -33,34 +32,6 @@ from conversa.whatsapp.models import Line, OutOfHours
 OUT_OF_HOURS_REPEAT = datetime.timedelta(hours=1)
 
 
-def _open_conversation_for(line: Line, phone: str, profile_name: str) -> tuple[Conversation, bool]:
-    """The customer's open conversation on the line, or a new one in the general inbox."""
-    existing = (
-        Conversation.objects.select_for_update()
-        .filter(line=line, customer_phone=phone)
-        .exclude(status=Conversation.Status.CLOSED)
-        .first()
-    )
-    if existing:
-        existing.line = line  # the caller's, provider and all: no lazy load when its events are published
-        return existing, False
-    campaign = line.campaign
-    contact = Contact.objects.filter(database_id=campaign.contact_database_id, phone=phone).first()
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                line=line, campaign=campaign, customer_phone=phone, customer_profile_name=profile_name,
-                contact=contact,
-            )
-    except IntegrityError:
-        # Another message of the same customer opened it first: join that one.
-        joined = Conversation.objects.select_for_update().get(
-            line=line, customer_phone=phone, status__in=[Conversation.Status.NEW, Conversation.Status.ATTENDED])
-        joined.line = line
-        return joined, False
-    return conversation, True
-
-
 def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
     """Store a customer's message once (None when it was already stored: a replay). Positional:
     the signature whatsapp's webhook processing calls (`register_webhook_handlers`), which applies
@@ -69,14 +40,12 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
     savepoint of our own here (each costs two round trips per message)."""
     if Message.objects.filter(line=line, provider_message_id=inbound.provider_message_id).exists():
         return None
-    try:
-        phone = normalize_phone(inbound.from_phone, strict=False)
-    except InvalidPhone:
-        # Never drop a customer's message over formatting: keep what the provider sent.
-        phone = "+" + "".join(ch for ch in inbound.from_phone if ch.isdigit())
+    # By phone, else (customers who show only a username) by the provider's user id.
+    customer = Customer.of(phone=inbound.from_phone, user_id=inbound.from_user_id,
+                           profile_name=inbound.profile_name, username=inbound.username)
     now = timezone.now()
     with transaction.atomic(savepoint=False):
-        conversation, created = _open_conversation_for(line, phone, inbound.profile_name)
+        conversation, created = open_conversation_for(line, customer)
         reply_to = None
         if inbound.reply_to_provider_id:
             reply_to = Message.objects.filter(line=line, provider_message_id=inbound.reply_to_provider_id).first()
@@ -135,7 +104,9 @@ def _answer_out_of_hours(conversation: Conversation, line: Line, now: datetime.d
     """Outside the line's business hours: tell the customer (at most once an hour), then keep the
     conversation waiting in the general inbox or close it, as the line says."""
     already_told = Message.objects.filter(
-        line=line, conversation__customer_phone=conversation.customer_phone, direction=Message.Direction.OUTBOUND,
+        line=line, conversation__in=Conversation.objects.filter(Customer.of(
+            phone=conversation.customer_phone, user_id=conversation.customer_user_id).conversations(line)),
+        direction=Message.Direction.OUTBOUND,
         payload__system="out_of_hours", created_at__gte=now - OUT_OF_HOURS_REPEAT,
     ).exists()
     if line.out_of_hours_message and not already_told:
