@@ -75,6 +75,8 @@ def test_inbox_pages_answer_exactly_what_the_serializer_answers(api, demo):
         assert _as_json(built) == _as_json(documented)
         answered = api("agent3").get(f"/api/v1/inbox/{kind}/?limit=200").json()["results"]
         assert answered == _as_json(documented)
+        with timezone.override("America/Argentina/Buenos_Aires"):  # times in the active zone, as DRF's
+            assert _as_json(conversation_list(rows)) == _as_json(ConversationSerializer(rows, many=True).data)
     assert {c["agent_name"] for c in answered} == {"Carla Ñandú"}
     assert {c["window_open"] for c in answered} == {True, False}
 

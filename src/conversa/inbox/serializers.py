@@ -6,11 +6,13 @@ adds the joined and derived fields. A field means the same and has the same valu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from conversa.accounts.selectors import display_name
 from conversa.core.media import signed_path
@@ -130,7 +132,20 @@ def message_summary(message: Message) -> dict[str, Any]:
 # They answer exactly what ConversationSerializer / MessageSerializer answer (those stay the
 # documented shape, the OpenAPI schema's source and the single-row answers);
 # tests/inbox/test_list_shapes.py compares both over varied rows.
-_datetime = serializers.DateTimeField().to_representation
+def _datetimes() -> Callable[[datetime | None], str | None]:
+    """DateTimeField().to_representation with the current time zone looked up once per page, not per
+    value; the API's settings keep DRF's default ISO 8601 (anything else: DRF's own field)."""
+    if str(api_settings.DATETIME_FORMAT).lower() != ISO_8601:
+        return serializers.DateTimeField().to_representation  # type: ignore[return-value]
+    zone = timezone.get_current_timezone()
+
+    def iso(value: datetime | None) -> str | None:
+        if not value:
+            return None
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return iso
 
 
 def _text(value: Any) -> str | None:
@@ -140,7 +155,7 @@ def _text(value: Any) -> str | None:
 def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
     """`ConversationSerializer(conversations, many=True).data` for rows read with their campaign,
     line, agent and contact (the inbox selectors' rows)."""
-    now = timezone.now()
+    now, _datetime = timezone.now(), _datetimes()
     rows = []
     for c in conversations:
         expires = window_expires_at(c)
@@ -150,7 +165,7 @@ def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, A
             "customer_name": _text(c.customer_name), "customer_profile_name": _text(c.customer_profile_name),
             "customer_user_id": _text(c.customer_user_id), "customer_username": _text(c.customer_username),
             "contact": c.contact_id, "agent": c.agent_id,
-            "agent_name": display_name(c.agent) if c.agent_id is not None else None,
+            "agent_name": display_name(c.agent) if c.agent else None,
             "status": _text(c.status), "is_outbound": c.is_outbound, "created_at": _datetime(c.created_at),
             "attended_at": _datetime(c.attended_at), "closed_at": _datetime(c.closed_at),
             "last_inbound_at": _datetime(c.last_inbound_at), "last_message_at": _datetime(c.last_message_at),
@@ -163,11 +178,12 @@ def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, A
 
 def message_list(messages: Iterable[Message]) -> list[dict[str, Any]]:
     """`MessageSerializer(messages, many=True).data` for rows read with their sender (the thread's)."""
+    _datetime = _datetimes()
     return [{
         "id": m.pk, "conversation": m.conversation_id, "direction": _text(m.direction), "kind": _text(m.kind),
         "body": _text(m.body), "payload": m.payload, "media_url": m.media_path or None,
         "media_mime": _text(m.media_mime), "media_filename": _text(m.media_filename), "template": m.template_id,
-        "sender": m.sender_id, "sender_name": display_name(m.sender) if m.sender_id is not None else None,
+        "sender": m.sender_id, "sender_name": display_name(m.sender) if m.sender else None,
         "status": _text(m.status), "error_code": _text(m.error_code), "error_title": _text(m.error_title),
         "provider_message_id": _text(m.provider_message_id), "client_message_id": _text(m.client_message_id),
         "reply_to": m.reply_to_id, "created_at": _datetime(m.created_at),
