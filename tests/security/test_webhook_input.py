@@ -34,15 +34,31 @@ def post(line: Line, payload: Any) -> Any:
 
 
 @pytest.mark.parametrize("payload, field", [
-    ({}, "id"), ({"id": "x"}, "from"), ({"from": "+5491155550001"}, "id"), ({"id": None, "from": "+54911"}, "id"),
-    ({"id": {"a": 1}, "from": "+5491155550001"}, "id"), ({"id": "x", "from": "no digits"}, "from"),
-    ({"status": {}}, "status.id"), ({"status": {"id": "sandbox-1"}}, "status.status"), ([{}, {"id": "y"}], "id"),
+    ({}, "from"), ({"id": "x"}, "from"), ({"id": "x", "from": "no digits"}, "from"),
+    ({"status": {}}, "status.id"), ({"status": {"id": "sandbox-1"}}, "status.status"), ([{}, {"id": "y"}], "from"),
     ("[]", "body"), ('"text"', "body"), ("42", "body"), ("null", "body"), ("{oops", "body"),
 ])
 def test_sandbox_bodies_without_what_identifies_them_are_400_and_not_stored(demo, payload, field):
     response = post(demo["sales_line"], payload)
     envelope(response, 400, field)
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("payload", [
+    {"from": "+5491155550001", "text": "sin id"}, {"id": None, "from": "+5491155550001", "text": "sin id"},
+    {"id": {"a": 1}, "from": "+5491155550001", "text": "sin id"},
+])
+def test_a_message_without_a_usable_id_is_stored_once_under_an_id_derived_from_it(demo, payload):
+    # Issue 13 item 9 (decisions #42): never lost, never merged with another id-less message, and a
+    # redelivery of the same message is the same message.
+    line = demo["sales_line"]
+    assert post(line, payload).status_code == 200
+    assert post(line, {**payload, "text": "otro sin id"}).status_code == 200
+    drain_tasks()
+    assert post(line, payload).json()["status"] == "duplicate"
+    drain_tasks()
+    ids = list(Message.objects.filter(line=line).values_list("provider_message_id", flat=True))
+    assert len(ids) == 2 and all(i.startswith("derived:") for i in ids), ids
 
 
 def test_a_batch_keeps_its_good_items_and_records_the_bad_ones(demo):
