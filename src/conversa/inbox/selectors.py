@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db.models import Q, QuerySet, prefetch_related_objects
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -78,21 +78,15 @@ def _page(rows: list[T], *, limit: int, field: str) -> Page[T]:
     return Page(rows=rows, cursor=cursor_of(rows[-1], field=field) if more and rows else None)
 
 
-# What an inbox row shows of its contact (ConversationSerializer, the console's rows): the rest
-# (custom values...) is not read for a list.
-_ROW_CONTACT = ("contact__first_name", "contact__last_name")
+# What an inbox row shows of its related rows (ConversationSerializer, the console's rows): the
+# rest (contacts' custom values, lines' provider settings...) is not read for a list.
+_ROW_RELATED = ("campaign__name", "line__number", "line__name", "contact__first_name", "contact__last_name",
+                "agent__username", "agent__first_name", "agent__last_name")
 
 
 def _rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
     conversation_fields = [f.name for f in Conversation._meta.concrete_fields]
-    return qs.select_related("contact").only(*conversation_fields, *_ROW_CONTACT)
-
-
-def _with_shared(rows: list[Conversation]) -> list[Conversation]:
-    """A page's campaigns, lines and agents are a handful shared by every row: read once each (one
-    query per relation) rather than joined and built again for each of the page's rows."""
-    prefetch_related_objects(rows, "campaign", "line", "agent")
-    return rows
+    return _with_related(qs).only(*conversation_fields, *_ROW_RELATED)
 
 
 def campaign_ids_for(user: AnyUser) -> list[int]:
@@ -112,7 +106,7 @@ def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = IN
         for campaign_id in campaign_ids_for(user)
     ]
     rows = merge(pages, field="last_message_at", limit=limit + 1, descending=False)
-    return _page(_with_shared(rows), limit=limit, field="last_message_at")
+    return _page(rows, limit=limit, field="last_message_at")
 
 
 def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
@@ -121,7 +115,7 @@ def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = I
     require_whatsapp_access(user)
     qs = _rows(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
     rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
-    return _page(_with_shared(rows), limit=limit, field="last_message_at")
+    return _page(rows, limit=limit, field="last_message_at")
 
 
 def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
@@ -151,14 +145,8 @@ def _thread(conversation: Conversation) -> QuerySet[Message]:
     """The thread in the order the customer wrote: two webhooks processed by different workers may
     be stored out of order, so inbound messages sort by the provider's timestamp. The expression is
     msg_thread_order_idx's own (conversation, COALESCE(provider_timestamp, created_at), id)."""
-    return Message.objects.filter(conversation=conversation.pk).annotate(sort_at=Coalesce("provider_timestamp",
-                                                                                          "created_at"))
-
-
-def _with_people(rows: list[Message]) -> list[Message]:
-    """A thread's senders and templates are a handful: read once each, not joined per message."""
-    prefetch_related_objects(rows, "sender", "template")
-    return rows
+    return (Message.objects.filter(conversation=conversation.pk).select_related("sender", "template")
+            .annotate(sort_at=Coalesce("provider_timestamp", "created_at")))
 
 
 def conversation_messages(conversation: Conversation, *, before: Cursor | None = None,
@@ -167,7 +155,7 @@ def conversation_messages(conversation: Conversation, *, before: Cursor | None =
     the page's cursor loads the ones before it ("load earlier")."""
     rows = seek(_thread(conversation), field="sort_at", cursor=before, limit=limit + 1, descending=True,
                 nullable=False)
-    page = _page(_with_people(rows), limit=limit, field="sort_at")
+    page = _page(rows, limit=limit, field="sort_at")
     page.rows.reverse()
     return page
 
@@ -176,7 +164,7 @@ def conversation_messages_from(conversation: Conversation, *, start: Cursor) -> 
     """Every message from `start` (included) to the newest, oldest first, at most THREAD_SHOWN_MAX
     (then the newest of them): what the console shows again when the thread changes."""
     qs = _thread(conversation).filter(Q(sort_at__gte=start.at), Q(sort_at__gt=start.at) | Q(id__gte=start.id))
-    rows = _with_people(list(qs.order_by("-sort_at", "-id")[:THREAD_SHOWN_MAX + 1]))
+    rows = list(qs.order_by("-sort_at", "-id")[:THREAD_SHOWN_MAX + 1])
     page = _page(rows, limit=THREAD_SHOWN_MAX, field="sort_at")
     if page.cursor is None:
         # Nothing hidden between `start` and the newest: earlier messages continue at `start`.
