@@ -22,11 +22,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import conditional_escape
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -48,6 +45,7 @@ from conversa.inbox.actions import assignment, closing, contacts, delivery, inbo
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
+from conversa.web.views_lists import inbox_context
 from conversa.web.views_thread import thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
 
@@ -105,58 +103,11 @@ class LoginView(auth_views.LoginView):
 
 
 # --------------------------------------------------------------------------- console
-def id_url(name: str) -> Callable[[int], str]:
-    """reverse(name, args=[pk]) for many pks at the cost of one reverse: the lists link every row."""
-    sentinel = "2147483647"
-    head, _sep, tail = reverse(name, args=[int(sentinel)]).rpartition(sentinel)
-    return lambda pk: f"{head}{pk}{tail}"
-
-
-def _rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
-    """The lists' rows with everything they show computed here, once per page: the template only
-    prints (a URL reverse, a translation or a filter per row was most of the page's cost)."""
-    open_url, capture_url = id_url("console-conversation"), id_url("console-capture")
-    capture_label = _("Capture the conversation with %(name)s")
-    rows = []
-    for c in conversations:
-        waiting_since = None
-        if c.last_inbound_at and c.last_message_at and c.last_inbound_at >= c.last_message_at:
-            waiting_since = c.last_inbound_at  # the customer wrote last: she is waiting
-        elif c.status == Conversation.Status.NEW:
-            waiting_since = c.last_inbound_at or c.created_at
-        identified = c.contact_id is not None
-        customer_name = c.customer_name
-        rows.append({
-            "id": str(c.pk), "url": open_url(c.pk), "capture_url": capture_url(c.pk),
-            "name": customer_name if identified else c.customer_label, "identified": identified,
-            "phone": c.customer_phone or c.customer_username, "campaign_name": c.campaign.name,
-            "preview": c.last_message_preview, "unread_count": c.unread_count,
-            "waiting_since": waiting_since.isoformat() if waiting_since else "",
-            "capture_label": mark_safe(capture_label % {  # noqa: S308 - the name is escaped
-                "name": conditional_escape(customer_name or c.customer_phone)}),
-        })
-    return rows
-
-
-def _inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
-    # One keyset page of each (no counts): the badges read the page, "50+" when it continues, and
-    # the unread badge sums the counts kept on each conversation. 50 rows: the oldest waiting and
-    # her latest (rendering rows is the page's cost; the API pages through the rest).
-    try:
-        new_page, mine_page = selectors.general_inbox(user, limit=50), selectors.personal_inbox(user, limit=50)
-    except NotAllowed as exc:
-        return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
-    mine = _rows(mine_page.rows)
-    return {"new": _rows(new_page.rows), "new_more": new_page.cursor is not None, "mine": mine,
-            "mine_more": mine_page.cursor is not None, "mine_unread": sum(r["unread_count"] for r in mine),
-            "no_access": ""}
-
-
 @login_required
 @require_GET
 def console(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
     user = _user(request)
-    context = _inbox_context(user)
+    context = inbox_context(user)
     context["open_id"] = conversation_id
     context["can_start"] = not context["no_access"] and _visible_lines(user).exists()
     context["server_now"] = timezone.now()
@@ -191,7 +142,7 @@ def _lists_html(request: HttpRequest, context: dict[str, Any]) -> tuple[str, str
 
 @htmx_read
 def inbox_lists(request: HttpRequest) -> HttpResponse:
-    context = _inbox_context(_user(request))
+    context = inbox_context(_user(request))
     html, sig = _lists_html(request, context)
     badges = render_to_string("web/partials/badges.html", context, request=request)
     response = HttpResponse(html + badges)
