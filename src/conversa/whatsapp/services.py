@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from conversa.core.models import WorkerHeartbeat
 from conversa.core.wake import WEBHOOKS, notify
+from conversa.realtime.services import publishing_in_bulk
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import (
     CustomerEvent,
@@ -308,6 +309,13 @@ def _apply_items(items: list[_Item], *, only: set[tuple[str, int]] | None) -> di
     Optimistically, a batch is first applied in one savepoint (two round trips per item fewer);
     if any item fails, that savepoint is rolled back (its events and on-commit work with it) and
     the batch applied item by item."""
+    # Inside the batch's transaction, the events of all its items are written in two statements at
+    # the end (realtime.services); outside one (`only`: each item commits on its own) as they come.
+    with publishing_in_bulk():
+        return _apply_each(items, only=only)
+
+
+def _apply_each(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dict[int, int]:
     handlers = _webhook_handlers()
     routes: dict[tuple[int, str], Line] = {}
     failed: dict[int, int] = {}
