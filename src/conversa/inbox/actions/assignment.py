@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -111,8 +112,33 @@ def hand_out_to_ready_agent(agent_id: int) -> None:
 
 def hand_out_on_commit(*, campaign_id: int | None = None, agent_id: int | None = None) -> None:
     """Distribute the campaign's waiting conversations, or offer them to a freed agent, once the
-    current transaction commits."""
-    transaction.on_commit(lambda: hand_out_now(campaign_id=campaign_id, agent_id=agent_id))
+    current transaction commits. Once per campaign (or agent) and transaction: one hand-out takes
+    all that wait, so a webhook batch opening many conversations of a campaign distributes once."""
+    connection = transaction.get_connection()
+    key = (campaign_id, agent_id)
+    planned: dict[tuple[int | None, int | None], _HandOut] = getattr(_local, "planned", {})
+    known = planned.get(key)
+    # Still registered: not run yet, and not dropped by a savepoint that rolled back.
+    if connection.in_atomic_block and known is not None and any(
+            entry[1] is known for entry in connection.run_on_commit):
+        return
+    hand_out = _HandOut(campaign_id=campaign_id, agent_id=agent_id)
+    if connection.in_atomic_block:
+        _local.planned = {**planned, key: hand_out} if len(planned) < 1000 else {key: hand_out}
+    transaction.on_commit(hand_out)
+
+
+_local = threading.local()
+
+
+class _HandOut:
+    __slots__ = ("agent_id", "campaign_id")
+
+    def __init__(self, *, campaign_id: int | None, agent_id: int | None) -> None:
+        self.campaign_id, self.agent_id = campaign_id, agent_id
+
+    def __call__(self) -> None:
+        hand_out_now(campaign_id=self.campaign_id, agent_id=self.agent_id)
 
 
 # --------------------------------------------------------------------------- by hand
