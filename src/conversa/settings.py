@@ -345,6 +345,7 @@ CONVERSA_WEBHOOK_ITEM_RETRY_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_ITEM_
 META_GRAPH_BASE_URL = os.environ.get("META_GRAPH_BASE_URL", "https://graph.facebook.com")
 META_GRAPH_VERSION = os.environ.get("META_GRAPH_VERSION", "v21.0")
 GUPSHUP_BASE_URL = os.environ.get("GUPSHUP_BASE_URL", "https://api.gupshup.io")
+GUPSHUP_PARTNER_BASE_URL = os.environ.get("GUPSHUP_PARTNER_BASE_URL", "https://partner.gupshup.io")
 PROVIDER_HTTP_TIMEOUT = float(os.environ.get("PROVIDER_HTTP_TIMEOUT", "15"))
 # Upload limits, per WhatsApp's media limits.
 CONVERSA_MEDIA_LIMITS = {

@@ -73,6 +73,7 @@ def meta_line(demo: dict[str, Any]) -> Line:
 def gupshup_fake(settings: Any) -> Iterator[GupshupFake]:
     with GupshupFake(api_key=GUPSHUP_API_KEY, app_id=GUPSHUP_APP_ID) as fake:
         settings.GUPSHUP_BASE_URL = fake.url
+        settings.GUPSHUP_PARTNER_BASE_URL = fake.url
         settings.PROVIDER_HTTP_TIMEOUT = 5
         settings.CONVERSA_FETCH_ALLOWED_HOSTS = [*settings.CONVERSA_FETCH_ALLOWED_HOSTS, fake.url.split("://")[1]]
         yield fake

@@ -98,7 +98,7 @@ def test_every_adapter_declares_its_config_fields() -> None:
     assert required == {"meta": ["access_token", "app_secret", "phone_number_id"],
                         "gupshup": ["api_key", "app_name"], "sandbox": []}
     secrets = {f.key for cls in classes.values() for f in (*cls.provider_fields, *cls.line_fields) if f.secret}
-    assert secrets == {"access_token", "app_secret", "verify_token", "api_key"}
+    assert secrets == {"access_token", "app_secret", "verify_token", "api_key", "app_token"}
     assert classes["meta"].line_ref_field in {f.key for f in classes["meta"].line_fields}
 
 

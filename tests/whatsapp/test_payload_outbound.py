@@ -20,7 +20,7 @@ from conversa.whatsapp.models import Line, MessageTemplate
 from fakes.gupshup import GupshupFake
 from fakes.meta import MetaFake
 
-from .conftest import links_to, meta_payload, post_meta
+from .conftest import gupshup_payload, links_to, meta_payload, post_gupshup, post_meta
 from .test_meta_sending import SEND_PATH, reply, sent_bodies
 
 
@@ -126,6 +126,30 @@ def test_opening_an_unread_conversation_sends_a_read_receipt_when_the_line_says_
     drain_tasks()
     inbound = conversation.messages.get()
     assert meta_fake.read_receipts == ([inbound.provider_message_id] if enabled else [])
+
+
+def test_gupshup_read_receipt_through_the_partner_api(gupshup_fake: GupshupFake, gupshup_line: Line) -> None:
+    gupshup_line.config = {**gupshup_line.config, "app_token": gupshup_fake.app_token}
+    gupshup_line.save()
+    get_adapter(gupshup_line).mark_read(provider_message_id="ABEGkYaYVSEEAhAL3SLAWwHKeKrt")
+    [request] = gupshup_fake.requests_to("POST", f"/partner/app/{gupshup_line.config['app_id']}/v1/event")
+    assert request.headers["authorization"] == gupshup_fake.app_token
+    assert request.json() == {"type": "message-event", "message": {
+        "messaging_product": "whatsapp", "status": "read", "message_id": "ABEGkYaYVSEEAhAL3SLAWwHKeKrt"}}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_opening_an_unread_gupshup_conversation_sends_a_read_receipt_when_the_line_says_so(
+        gupshup_fake: GupshupFake, gupshup_line: Line, agent: APIClient, enabled: bool) -> None:
+    Line.objects.filter(pk=gupshup_line.pk).update(
+        send_read_receipts=enabled, config={**gupshup_line.config, "app_token": gupshup_fake.app_token})
+    assert post_gupshup(gupshup_line, gupshup_payload("message_text")).status_code == 200
+    drain_tasks()
+    conversation = _captured(gupshup_line, agent)
+    assert agent.post(f"/api/v1/conversations/{conversation.pk}/read/").status_code == 200
+    drain_tasks()
+    inbound = conversation.messages.get()
+    assert gupshup_fake.read_receipts == ([inbound.provider_message_id] if enabled else [])
 
 
 def test_a_template_with_an_image_header_is_sent_with_the_agents_file(meta_fake: MetaFake, meta_line: Line,

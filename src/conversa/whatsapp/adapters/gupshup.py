@@ -131,6 +131,9 @@ class GupshupAdapter(ProviderAdapter):
     line_fields = (
         ConfigField("app_name", _("App name"), _("GupShup: the app's name, sent as src.name."), required=True),
         ConfigField("app_id", _("App id"), _("GupShup: the app's id (a UUID); templates are synced from it.")),
+        ConfigField("app_token", _("Partner app token"),
+                    _("GupShup: the app's Partner API access token; needed only to send read receipts."),
+                    secret=True),
     )
     # GupShup signs nothing: the webhook secret travels in the callback URL.
     callback_url_suffix = "?token=<webhook secret>"
@@ -303,8 +306,9 @@ class GupshupAdapter(ProviderAdapter):
     def _base(self) -> str:
         return settings.GUPSHUP_BASE_URL.rstrip("/")
 
-    def _request(self, method: str, url: str, *, with_key: bool = True, **kwargs: Any) -> httpx.Response:
-        headers = {"apikey": str(self.config.get("api_key") or "")} if with_key else {}
+    def _request(self, method: str, url: str, *, with_key: bool = True, headers: dict[str, str] | None = None,
+                 **kwargs: Any) -> httpx.Response:
+        headers = {**({"apikey": str(self.config.get("api_key") or "")} if with_key else {}), **(headers or {})}
         try:
             return httpx.request(method, url, headers=headers, timeout=settings.PROVIDER_HTTP_TIMEOUT,
                                  **kwargs)
@@ -392,6 +396,22 @@ class GupshupAdapter(ProviderAdapter):
                 media["filename"] = header.filename
             fields["message"] = json.dumps({"type": kind, kind: media})
         return self._post_message("/wa/api/v1/template/msg", fields)
+
+    def mark_read(self, *, provider_message_id: str) -> None:
+        # GupShup documents this on its Partner API only ("Mark message as Read/Typing indicator"):
+        # the app's Partner token, and WhatsApp's id of the customer's message, which is the `id` of
+        # an inbound v2 callback (what Conversa stores as the inbound message's id).
+        app_id = str(self.config.get("app_id") or "")
+        app_token = str(self.config.get("app_token") or "")
+        if not app_id or not app_token:
+            raise SendError("The line has no GupShup app id or Partner app token configured.", code="config")
+        event = {"type": "message-event", "message": {
+            "messaging_product": "whatsapp", "status": "read", "message_id": provider_message_id}}
+        # As documented: a JSON body under a form content type.
+        self._answer(self._request(
+            "POST", f"{settings.GUPSHUP_PARTNER_BASE_URL.rstrip('/')}/partner/app/{app_id}/v1/event",
+            with_key=False, content=json.dumps(event),
+            headers={"Authorization": app_token, "Content-Type": "application/x-www-form-urlencoded"}))
 
     def download_media(self, media_ref: str, *, max_bytes: int) -> tuple[bytes, str]:
         # Only GupShup's own hosts get our API key: a media URL is data from a callback, fetched
