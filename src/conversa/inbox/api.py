@@ -243,6 +243,11 @@ class StartConversationSerializer(serializers.Serializer):
     template = id_field()
     params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
     contact = serializers.DictField(required=False)
+    # As on a reply: the media header file of a template that has one (multipart), and one value per
+    # dynamic URL button.
+    file = serializers.FileField(required=False)
+    button_params = serializers.ListField(child=serializers.CharField(max_length=2000), required=False,
+                                          max_length=10)
 
 
 class ConversationsView(APIView):
@@ -254,7 +259,8 @@ class ConversationsView(APIView):
         data = payload.validated_data
         conversation = outbound.start_outbound(
             agent=current_user(request), line_id=data["line"], phone=data["phone"], template_id=data["template"],
-            params=data["params"], contact_data=data.get("contact"),
+            params=data["params"], contact_data=data.get("contact"), header_file=data.get("file"),
+            button_params=data.get("button_params"),
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
 

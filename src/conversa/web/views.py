@@ -418,7 +418,8 @@ def start_conversation(request: HttpRequest) -> HttpResponse:
     conversation = outbound.start_outbound(
         agent=user, line_id=_int(request.POST.get("line")) or 0, phone=request.POST.get("phone", ""),
         template_id=_template_id(request.POST.get("template")), params=request.POST.getlist("params"),
-        contact_data=contact_data)
+        contact_data=contact_data, header_file=request.FILES.get("file"),
+        button_params=[v for v in request.POST.getlist("button_params") if v.strip()])
     return _done("conversa:lists", "conversa:closeDialogs",
                  **{"conversa:open": {"id": conversation.pk, "tab": "mine"}})
 

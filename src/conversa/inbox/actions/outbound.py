@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,7 +19,7 @@ from conversa.contacts.services import ContactError, ContactExists, create_conta
 from conversa.core.errors import Conflict, InvalidInput, NotFound
 from conversa.inbox import audit
 from conversa.inbox.actions.common import queue_outbound
-from conversa.inbox.actions.replies import approved_template, validate_params
+from conversa.inbox.actions.replies import approved_template, prepare_template
 from conversa.inbox.events import publish_conversation
 from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.inbox.selectors import name_for
@@ -27,8 +28,10 @@ from conversa.whatsapp.models import Line
 
 
 def start_outbound(*, agent: User, line_id: int, phone: str, template_id: int, params: list[str] | None,
-                   contact_data: dict[str, Any] | None = None) -> Conversation:
-    """Open a conversation with an approved template; it goes to the agent's personal inbox."""
+                   contact_data: dict[str, Any] | None = None, header_file: UploadedFile | None = None,
+                   button_params: list[str] | None = None) -> Conversation:
+    """Open a conversation with an approved template (with its media header file and link button
+    values when it has them); it goes to the agent's personal inbox."""
     require_whatsapp_access(agent)
     line = (Line.objects.select_related("campaign", "provider")
             .filter(pk=line_id, active=True, campaign__in=campaigns_for(agent)).first())
@@ -39,7 +42,8 @@ def start_outbound(*, agent: User, line_id: int, phone: str, template_id: int, p
     except InvalidPhone as exc:
         raise InvalidInput(str(exc), field="phone") from exc
     template = approved_template(line, template_id)
-    cleaned_params = validate_params(template, params)
+    prepared = prepare_template(template=template, params=params, header_file=header_file,
+                                button_params=button_params)
     campaign: Campaign = line.campaign
     with transaction.atomic():
         busy = (Conversation.objects.select_for_update().filter(line=line, customer_phone=e164)
@@ -70,6 +74,6 @@ def start_outbound(*, agent: User, line_id: int, phone: str, template_id: int, p
         audit.record(kind=AuditEntry.Kind.OUTBOUND_STARTED, actor=agent, conversation=conversation,
                      template=template.name)
         publish_conversation(event_types.CONVERSATION_CREATED, conversation)
-        queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE,
-                       body=template.render(cleaned_params), template=template, payload={"params": cleaned_params})
+        queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=prepared.body,
+                       template=template, payload=prepared.payload, media=prepared.header)
     return conversation

@@ -186,6 +186,24 @@ def _template_header(template: MessageTemplate, upload: UploadedFile | None) -> 
     return checked
 
 
+@dataclass
+class PreparedTemplate:
+    body: str
+    payload: dict[str, object]
+    header: CheckedUpload | None
+
+
+def prepare_template(*, template: MessageTemplate, params: list[str] | None, header_file: UploadedFile | None,
+                     button_params: list[str] | None) -> PreparedTemplate:
+    """A template checked as sent: its parameters, its media header file and its link button values
+    (a 400 names the field). The same for a reply and for a new conversation."""
+    cleaned = validate_params(template, params)
+    header = _template_header(template, header_file)
+    payload: dict[str, object] = {"params": cleaned, **({"header_kind": header.kind} if header else {}),
+                                  **_template_buttons(template, button_params)}
+    return PreparedTemplate(body=template.render(cleaned), payload=payload, header=header)
+
+
 def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> tuple[Message, bool]:
     """The agent writes in her conversation. Returns (message, created); a repeated
     client_message_id returns the first message instead of sending twice."""
@@ -208,13 +226,12 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
                 raise InvalidInput(_("reply_to is not a message of this conversation."), field="reply_to")
         if request.template is not None:
             template = approved_template(conversation.line, request.template)
-            params = validate_params(template, request.params)
-            header = _template_header(template, request.media)
+            prepared = prepare_template(template=template, params=request.params, header_file=request.media,
+                                        button_params=request.button_params)
             message = queue_outbound(
-                conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=template.render(params),
-                template=template, payload={"params": params, **({"header_kind": header.kind} if header else {}),
-                                            **_template_buttons(template, request.button_params)},
-                media=header, client_message_id=request.client_message_id,
+                conversation=conversation, sender=agent, kind=Message.Kind.TEMPLATE, body=prepared.body,
+                template=template, payload=prepared.payload, media=prepared.header,
+                client_message_id=request.client_message_id,
             )
         else:
             if not is_window_open(conversation):
