@@ -96,3 +96,13 @@ def search_contacts(*, database_id: int, term: str, after: NameCursor | None, li
     last = rows[-1] if more else None
     return ContactPage(contacts=rows,
                        next=NameCursor(last.first_name, last.last_name, last.pk) if last is not None else None)
+
+
+def contact_for_customer(*, database_id: int, phone: str, user_id: str) -> Contact | None:
+    """The database's contact of a customer: by phone when there is one, else by WhatsApp user id
+    (a customer who writes without sharing her phone); none when neither is known."""
+    if phone:
+        return Contact.objects.filter(database_id=database_id, phone=phone).first()
+    if user_id:
+        return Contact.objects.filter(database_id=database_id, whatsapp_user_id=user_id).first()
+    return None

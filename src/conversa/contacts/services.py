@@ -36,7 +36,8 @@ class ContactExists(Conflict):
 
     def __init__(self, contact: Contact):
         super().__init__(_("A contact with phone %(phone)s already exists (id %(contact)s).")
-                         % {"phone": contact.phone, "contact": contact.pk}, extra={"contact": contact.pk})
+                         % {"phone": contact.phone or contact.whatsapp_user_id, "contact": contact.pk},
+                         extra={"contact": contact.pk})
         self.contact = contact
 
 
@@ -88,24 +89,35 @@ def split_contact_data(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return standard, custom
 
 
-def create_contact(*, database: ContactDatabase, phone: str, data: dict[str, Any]) -> Contact:
-    try:
-        e164 = normalize_phone(phone)
-    except InvalidPhone as exc:
-        raise ContactError({"phone": str(exc)}) from exc
+def create_contact(*, database: ContactDatabase, phone: str, data: dict[str, Any],
+                   whatsapp_user_id: str = "") -> Contact:
+    """A new contact. `phone` may be empty only with `whatsapp_user_id` (a customer WhatsApp knows by
+    user id alone); the contact is then unique by that id in the database."""
+    e164 = ""
+    if phone or not whatsapp_user_id:
+        try:
+            e164 = normalize_phone(phone)
+        except InvalidPhone as exc:
+            raise ContactError({"phone": str(exc)}) from exc
     standard, custom = split_contact_data(data)
     fields = _clean_standard(standard)
     values = _clean_custom(database, custom, partial=False)
     if not fields.get("first_name"):
         raise ContactError({"first_name": _("This field is required.")})
-    existing = Contact.objects.filter(database=database, phone=e164).first()
+    same = {"phone": e164} if e164 else {"whatsapp_user_id": whatsapp_user_id}
+    existing = Contact.objects.filter(database=database, **same).first()
     if existing:
         raise ContactExists(existing)
     try:
         with transaction.atomic():
-            return Contact.objects.create(database=database, phone=e164, custom=values, **fields)
-    except IntegrityError as exc:  # lost a race with another agent creating the same phone
-        raise ContactExists(Contact.objects.get(database=database, phone=e164)) from exc
+            return Contact.objects.create(database=database, phone=e164, whatsapp_user_id=whatsapp_user_id,
+                                          custom=values, **fields)
+    except IntegrityError as exc:  # lost a race with another agent creating the same customer
+        clash = Contact.objects.filter(database=database, **same).first() or Contact.objects.filter(
+            database=database, whatsapp_user_id=whatsapp_user_id).exclude(whatsapp_user_id="").first()
+        if clash is None:
+            raise
+        raise ContactExists(clash) from exc
 
 
 def update_contact(*, contact: Contact, data: dict[str, Any]) -> Contact:

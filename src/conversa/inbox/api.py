@@ -176,6 +176,8 @@ class IdentifyView(APIView):
             "last_name": serializers.CharField(required=False),
             "email": serializers.EmailField(required=False),
             "custom": serializers.DictField(required=False),
+            # Used only when the conversation has no phone (a customer known by WhatsApp user id).
+            "phone": serializers.CharField(required=False),
         }),
         responses=ConversationSerializer,
     )

@@ -313,7 +313,10 @@ def identify(request: HttpRequest, pk: int) -> HttpResponse:
     if contact_id:
         contacts.identify(conversation_id=pk, agent=user, contact_id=_int(contact_id) or 0)
     else:
-        contacts.identify(conversation_id=pk, agent=user, data=_contact_data(request, conversation))
+        data = _contact_data(request, conversation)
+        if not conversation.customer_phone and request.POST.get("phone", "").strip():
+            data["phone"] = request.POST["phone"].strip()  # a customer known by user id only
+        contacts.identify(conversation_id=pk, agent=user, data=data)
     return _done("conversa:pane", "conversa:lists", **{"conversa:toast": {"message": _("Contact saved.")}})
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from conversa.contacts.models import Contact
@@ -38,15 +39,22 @@ def identify(*, conversation_id: int, agent: User, contact_id: int | None = None
                                % {"conversation": busy.pk})
             created = False
         else:
+            data = dict(data or {})
+            # A customer known only by user id has no phone on the conversation: the agent may type
+            # one (she asked for it); otherwise the contact is kept by the user id alone.
+            typed_phone = str(data.pop("phone", "") or "").strip()
             contact = create_contact(database=conversation.campaign.contact_database,
-                                     phone=conversation.customer_phone, data=data or {})
+                                     phone=conversation.customer_phone or typed_phone, data=data,
+                                     whatsapp_user_id=conversation.customer_user_id)
             created = True
         conversation.contact = contact
         conversation.save(update_fields=["contact"])
-        # Every later conversation from this phone on the campaign shows the name too.
-        (Conversation.objects.filter(campaign=conversation.campaign, customer_phone=contact.phone,
-                                     contact__isnull=True).exclude(status=Conversation.Status.CLOSED)
-         .update(contact=contact))
+        # Every other open conversation of this customer on the campaign shows the name too.
+        same_customer = Q(customer_phone=contact.phone) if contact.phone else Q(pk__in=[])
+        if conversation.customer_user_id:
+            same_customer |= Q(customer_user_id=conversation.customer_user_id)
+        (Conversation.objects.filter(same_customer, campaign=conversation.campaign, contact__isnull=True)
+         .exclude(status=Conversation.Status.CLOSED).update(contact=contact))
         audit.record(kind=AuditEntry.Kind.IDENTIFIED, actor=agent, conversation=conversation, contact=contact,
                      created=created)
         publish_conversation(event_types.CONTACT_IDENTIFIED, conversation)

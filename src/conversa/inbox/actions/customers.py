@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
+from conversa.contacts.selectors import contact_for_customer
 from conversa.inbox.models import Conversation
 from conversa.whatsapp.models import Line
 
@@ -54,8 +54,8 @@ def open_conversation_for(line: Line, customer: Customer, *,
         _remember(existing, customer)
         return existing, False
     campaign = line.campaign
-    contact = (Contact.objects.filter(database_id=campaign.contact_database_id, phone=customer.phone).first()
-               if customer.phone else None)
+    contact = contact_for_customer(database_id=campaign.contact_database_id, phone=customer.phone,
+                                   user_id=customer.user_id)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversa.campaigns.models import Campaign
-from conversa.contacts.models import Contact
+from conversa.contacts.selectors import contact_for_customer
 from conversa.inbox import audit
 from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.closing import close_by_system
@@ -84,8 +84,9 @@ def _route_to_campaign(conversation: Conversation, campaign: Campaign, **why: An
     conversation.status = Conversation.Status.NEW
     conversation.menu = None
     if conversation.contact_id is None:
-        conversation.contact = Contact.objects.filter(database_id=campaign.contact_database_id,
-                                                      phone=conversation.customer_phone).first()
+        conversation.contact = contact_for_customer(database_id=campaign.contact_database_id,
+                                                    phone=conversation.customer_phone,
+                                                    user_id=conversation.customer_user_id)
     conversation.save(update_fields=["campaign", "status", "menu", "contact"])
     audit.record(kind=AuditEntry.Kind.ROUTED, conversation=conversation, campaign=campaign.name, **why)
     publish_conversation(event_types.CONVERSATION_CREATED, conversation)
