@@ -3,6 +3,7 @@ keyboard keeps what the agent was reading in place, and live messages still arri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,18 @@ def _top(page: Page, message: Message) -> float:
     return float(box["y"])
 
 
+def _stays_at(page: Page, message: Message, reading: float, *, deadline: float = 5.0) -> None:
+    """The message is back where it was read (within 2 px): the console restores the scroll
+    position right after it inserts the earlier page, possibly a frame later; polled."""
+    end = time.monotonic() + deadline
+    while True:
+        top = _top(page, message)
+        if abs(top - reading) < 2:
+            return
+        assert time.monotonic() < end, f"message {message.pk} moved from {reading} to {top}"
+        page.wait_for_timeout(50)  # polling the page's layout: nothing to wait on but the next frame
+
+
 def test_load_earlier_messages_by_keyboard_keeps_the_reading_position_and_live_messages_append(
     agent_page: Callable[..., Page], demo: dict[str, Any],
 ) -> None:
@@ -59,7 +72,7 @@ def test_load_earlier_messages_by_keyboard_keeps_the_reading_position_and_live_m
     expect(shown).to_have_count(100)
     expect(shown.first).to_contain_text("message 20")
     # What she was reading did not move; the focus stays on the (new) button for the next page.
-    assert abs(_top(page, messages[70]) - reading) < 2
+    _stays_at(page, messages[70], reading)
     expect(page.get_by_role("button", name="Load earlier messages")).to_be_focused()
     assert page.evaluate("document.querySelectorAll('[data-load-earlier]').length") == 1
 
@@ -67,7 +80,7 @@ def test_load_earlier_messages_by_keyboard_keeps_the_reading_position_and_live_m
     page.keyboard.press(" ")
     expect(shown).to_have_count(120)
     expect(shown.first).to_contain_text("message 0")
-    assert abs(_top(page, messages[20]) - reading) < 2
+    _stays_at(page, messages[20], reading)
     expect(page.get_by_role("button", name="Load earlier messages")).to_have_count(0)
     expect(thread).to_be_focused()
 
