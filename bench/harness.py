@@ -254,6 +254,16 @@ class Stack:
             self._spawn(name, [PYTHON, "manage.py", "conversa_worker", *args], env=self.env)
             self._workers.append(name)
 
+    def wait_for_workers(self, n: int, *, deadline: float = 60) -> None:
+        """Until `n` task workers beat within the last 5 s (they started and reached the database)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            fresh = self.sql("SELECT count(*) FROM core_workerheartbeat WHERE beat_at > now() - interval '5 seconds'")
+            if int(fresh[0][0]) >= n:
+                return
+            time.sleep(0.2)  # polling other processes' heartbeats
+        raise RuntimeError(f"{n} worker(s) did not start:\n{self.log_of('worker-1')[-3000:]}")
+
     def stop_workers(self) -> None:
         for name in self._workers:
             self._stop(name)

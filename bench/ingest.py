@@ -287,14 +287,6 @@ def forget_backlog(stack: Stack) -> None:
         stack.sql("DELETE FROM django_tasks_database_dbtaskresult WHERE status = 'READY'")
 
 
-def wait_for_workers(stack: Stack, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        fresh = stack.sql("SELECT count(*) FROM core_workerheartbeat WHERE beat_at > now() - interval '5 seconds'")
-        if int(fresh[0][0]) >= n:
-            return
-        time.sleep(0.2)  # polling other processes' heartbeats
-    raise RuntimeError(f"{n} worker(s) did not start:\n{stack.log_of('worker-1')[-3000:]}")
 
 
 def messages_like(stack: Stack, pattern: str) -> int:
@@ -305,7 +297,7 @@ def warm_customers(stack: Stack, line_id: int) -> list[str]:
     """EXISTING_CUSTOMERS customers with a conversation already (processed by one worker)."""
     phones = [f"+5491160{n:06d}" for n in range(EXISTING_CUSTOMERS)]
     stack.start_workers(1)
-    wait_for_workers(stack, 1)
+    stack.wait_for_workers(1)
     with httpx.Client(timeout=30) as client:
         for n, phone in enumerate(phones):
             client.post(f"{stack.url}/webhooks/sandbox/{line_id}/",
@@ -327,7 +319,7 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
     write_bodies(prefix, lines)
     forget_backlog(stack)  # what an earlier phase left undrained is not this phase's work
     stack.start_workers(workers)
-    wait_for_workers(stack, workers)
+    stack.wait_for_workers(workers)
     before = last_event_id(stack)
     worker_groups = [stack._procs[name].pid for name in stack._workers]
     workers_before = sum(group_cpu(g) for g in worker_groups)
@@ -444,7 +436,7 @@ def main() -> None:
             log("webhook → agent socket at 100 msg/s (2 workers)")
             forget_backlog(stack)
             stack.start_workers(2)
-            wait_for_workers(stack, 2)
+            stack.wait_for_workers(2)
             result["socket_latency"] = asyncio.run(socket_latency(stack, line_id=line_ids["sandbox"], phones=phones))
             stack.stop_workers()
     emit(result)

@@ -51,14 +51,6 @@ def stored(stack: Stack, tag: str) -> int:
     return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", f"{tag}%")[0][0])
 
 
-def wait_idle_workers(stack: Stack, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        fresh = stack.sql("SELECT count(*) FROM core_workerheartbeat WHERE beat_at > now() - interval '5 seconds'")
-        if int(fresh[0][0]) >= n:
-            return
-        time.sleep(0.2)  # polling other processes' heartbeats
-    raise RuntimeError(f"{n} worker(s) did not start:\n{stack.log_of('worker-1')[-3000:]}")
 
 
 def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str], tag: str,
@@ -70,7 +62,7 @@ def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: li
         f"{prefix}{n:06d}" if rng.random() < NEW_CUSTOMER_SHARE else rng.choice(phones)), f"Mensaje {n}")
         for n in range(messages)]
     stack.start_workers(workers, *worker_args)
-    wait_idle_workers(stack, workers)
+    stack.wait_for_workers(workers)
     committed = store_backlog(stack, line_id=line_id, bodies=bodies)
     end = time.monotonic() + DRAIN_DEADLINE
     while stored(stack, tag) < messages and time.monotonic() < end:
