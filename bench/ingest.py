@@ -287,8 +287,6 @@ def forget_backlog(stack: Stack) -> None:
         stack.sql("DELETE FROM django_tasks_database_dbtaskresult WHERE status = 'READY'")
 
 
-
-
 def messages_like(stack: Stack, pattern: str) -> int:
     return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", pattern)[0][0])
 

@@ -51,8 +51,6 @@ def stored(stack: Stack, tag: str) -> int:
     return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", f"{tag}%")[0][0])
 
 
-
-
 def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str], tag: str,
           worker_args: tuple[str, ...] = (), distinct: bool = False) -> dict[str, Any]:
     """`messages` events (each customer once when `distinct`) drained by `workers` fresh workers."""
