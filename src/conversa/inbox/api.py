@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http.response import HttpResponseBase
@@ -25,7 +26,7 @@ from conversa.core.errors import InvalidInput
 from conversa.core.media import media_response
 from conversa.inbox import selectors
 from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
-from conversa.inbox.keyset import Cursor, decode_cursor, parse_limit
+from conversa.inbox.keyset import decode_cursor, parse_limit
 from conversa.inbox.models import Conversation
 from conversa.inbox.serializers import (
     ConversationSerializer,
@@ -57,8 +58,8 @@ class _InboxView(APIView):
     """Keyset pagination: `next` carries the position of the last row, so conversations arriving,
     captured or closed between two pages cause no gaps or duplicates and no page costs a count."""
 
-    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
-        raise NotImplementedError
+    # Which inbox: the selector that reads one page of it for a user.
+    read_page: Callable[..., selectors.Page[Conversation]]
 
     @extend_schema(parameters=[CURSOR_PARAMETER, INBOX_LIMIT_PARAMETER, PAGE_PARAMETER],
                    responses=ConversationPageSerializer)
@@ -68,7 +69,7 @@ class _InboxView(APIView):
         after = decode_cursor(request.query_params.get("cursor"), field="cursor")
         limit = parse_limit(request.query_params.get("limit"), default=selectors.INBOX_PAGE,
                             maximum=selectors.INBOX_PAGE_MAX)
-        page = self.inbox(request, after=after, limit=limit)
+        page = type(self).read_page(current_user(request), after=after, limit=limit)
         next_url = None
         if page.cursor is not None:
             next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.cursor.encode())
@@ -82,16 +83,14 @@ class GeneralInboxView(_InboxView):
     """Unassigned conversations of the campaigns the agent works on (the general inbox), oldest
     activity first."""
 
-    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
-        return selectors.general_inbox(current_user(request), after=after, limit=limit)
+    read_page = staticmethod(selectors.general_inbox)
 
 
 @extend_schema_view(get=extend_schema(operation_id="v1_inbox_personal_list"))
 class PersonalInboxView(_InboxView):
     """The agent's own conversations that are not closed (the personal inbox), latest activity first."""
 
-    def inbox(self, request: Request, *, after: Cursor | None, limit: int) -> selectors.Page[Conversation]:
-        return selectors.personal_inbox(current_user(request), after=after, limit=limit)
+    read_page = staticmethod(selectors.personal_inbox)
 
 
 class ConversationDetailView(APIView):
