@@ -34,10 +34,17 @@ def _long_thread(demo: dict[str, Any], count: int) -> tuple[Conversation, list[M
     return conversation, list(Message.objects.filter(conversation=conversation).order_by("provider_timestamp"))
 
 
-def _top(page: Page, message: Message) -> float:
-    box = page.locator(f"#msg-{message.pk}").bounding_box()
-    assert box is not None
-    return float(box["y"])
+def _top(page: Page, message: Message, *, deadline: float = 5.0) -> float:
+    """Where the message is on screen. A live refresh of the thread (e.g. after it is marked read)
+    replaces its nodes; the new ones are waited for, up to the deadline."""
+    end = time.monotonic() + deadline
+    while True:
+        locator = page.locator(f"#msg-{message.pk}")
+        locator.wait_for(state="visible", timeout=deadline * 1000)
+        box = locator.bounding_box()
+        if box is not None:
+            return float(box["y"])
+        assert time.monotonic() < end, f"message {message.pk} is not on screen"
 
 
 def _stays_at(page: Page, message: Message, reading: float, *, deadline: float = 5.0) -> None:
