@@ -142,6 +142,8 @@ def _datetimes() -> Callable[[datetime | None], str | None]:
     def iso(value: datetime | None) -> str | None:
         if not value:
             return None
+        if not timezone.is_aware(value):
+            return serializers.DateTimeField().to_representation(value)  # type: ignore[no-any-return]
         text = value.astimezone(zone).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -150,6 +152,33 @@ def _datetimes() -> Callable[[datetime | None], str | None]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def conversation_payload(conversation: Conversation) -> dict[str, Any]:
+    """`conversation_summary(conversation)` (the event payload), without DRF;
+    tests/inbox/test_event_payloads.py holds the two equal."""
+    c, _datetime = conversation, _datetimes()
+    return {
+        "id": c.pk, "campaign": c.campaign_id, "line": c.line_id, "status": _text(c.status), "agent": c.agent_id,
+        "contact": c.contact_id, "customer_phone": _text(c.customer_phone), "customer_name": _text(c.customer_name),
+        "customer_user_id": _text(c.customer_user_id), "customer_username": _text(c.customer_username),
+        "last_message_at": _datetime(c.last_message_at), "last_message_preview": _text(c.last_message_preview),
+        "unread_count": None if c.unread_count is None else int(c.unread_count),
+    }
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """`message_summary(message)` (the event payload), without DRF."""
+    m, _datetime = message, _datetimes()
+    return {
+        "id": m.pk, "conversation": m.conversation_id, "direction": _text(m.direction), "kind": _text(m.kind),
+        "body": _text(m.body), "status": _text(m.status), "error_code": _text(m.error_code),
+        "error_title": _text(m.error_title), "provider_message_id": _text(m.provider_message_id),
+        "media_url": m.media_path or None, "media_filename": _text(m.media_filename),
+        "created_at": _datetime(m.created_at),
+        "resend_offered": m.status == Message.Status.UNCONFIRMED and m.resend_offered_at is not None,
+        "edited_at": _datetime(m.edited_at), "deleted_at": _datetime(m.deleted_at),
+    }
 
 
 def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
