@@ -52,8 +52,8 @@ from conversa.core.worker import make_worker  # noqa: E402
 from conversa.inbox.models import Conversation, Message  # noqa: E402
 from conversa.inbox.tasks import send_outbound_message  # noqa: E402
 from conversa.web.demo import load_demo  # noqa: E402
+from conversa.whatsapp.intake import store_webhook  # noqa: E402
 from conversa.whatsapp.models import Line, WebhookEvent  # noqa: E402
-from conversa.whatsapp.services import store_webhook  # noqa: E402
 
 REPLIES = 30
 DEADLINE = 30.0

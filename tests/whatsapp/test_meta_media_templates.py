@@ -13,7 +13,7 @@ from django_tasks_db.models import DBTaskResult
 from conftest import drain_tasks
 from conversa.core.worker import sweep
 from conversa.inbox.models import Message
-from conversa.whatsapp import services
+from conversa.whatsapp import intake, services
 from conversa.whatsapp.adapters import get_adapter
 from conversa.whatsapp.adapters.base import SendError
 from conversa.whatsapp.models import Line, MessageTemplate, WebhookEvent
@@ -122,7 +122,7 @@ def test_a_stored_event_left_unprocessed_by_a_crash_is_picked_up_by_the_sweep(me
     settings.CONVERSA_WEBHOOK_SWEEP_AFTER = 0
     # The crash: the event was stored but its processing task never ran (lost with the process).
     store_only = meta_payload("messages_text")
-    event, created = services.store_webhook(meta_line, store_only, {"content-type": "application/json"})
+    event, created = intake.store_webhook(meta_line, store_only, {"content-type": "application/json"})
     assert created
     DBTaskResult.objects.all().delete()
     assert not Message.objects.exists()

@@ -195,6 +195,15 @@ def _store(accepted: list[_Accepted]) -> list[tuple[int, bool]]:
     return results
 
 
+def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[WebhookEvent, bool]:
+    """Store one already verified callback the way the intake does; (event, created). A
+    byte-identical replay is stored once. For scripts and tests that skip the HTTP request."""
+    kept = {k: v for k, v in headers.items() if k in KEPT_HEADERS}
+    [(event_id, created)] = _store([_Accepted(index=0, line=line, body=body, digest=hashlib.sha256(body).hexdigest(),
+                                              headers=kept)])
+    return WebhookEvent.objects.get(pk=event_id), created
+
+
 def _field(name: str) -> Field[Any, Any]:
     found = WebhookEvent._meta.get_field(name)
     assert isinstance(found, Field)

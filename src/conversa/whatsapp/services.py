@@ -86,20 +86,6 @@ def _webhook_handlers() -> WebhookHandlers:
     return _handlers[0]
 
 
-def store_webhook(line: Line, body: bytes, headers: dict[str, str]) -> tuple[WebhookEvent, bool]:
-    """Durably store a verified callback; (event, created). A byte-identical replay is stored once."""
-    digest = hashlib.sha256(body).hexdigest()
-    kept = {k: v for k, v in headers.items() if k in KEPT_HEADERS}
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(line=line, provider_kind=line.provider.kind, body=body,
-                                                body_sha256=digest, headers=kept)
-    except IntegrityError:
-        return WebhookEvent.objects.get(line=line, body_sha256=digest), False
-    transaction.on_commit(lambda: announce_stored_events(event_ids=[event.pk]))
-    return event, True
-
-
 def announce_stored_events(*, event_ids: list[int]) -> None:
     """Called after the commit that stored these webhook events: wake a worker to claim them
     (PostgreSQL NOTIFY, or an in-process wake-up). Losing this is harmless: workers also poll."""
