@@ -50,10 +50,12 @@ run-prod: $(STAMP)
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker
 
-# What the tests need from Debian: Chromium for the browser tests, gettext for the translations.
+# What the tests need from Debian: Chromium for the browser tests, gettext for the translations,
+# npm for axe-core (package.json: the accessibility checks injected by tests/web/test_accessibility.py).
 browser-deps:
-	@if ! test -x /usr/bin/chromium || ! command -v msgfmt >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext >/dev/null; fi
+	@if ! test -x /usr/bin/chromium || ! command -v msgfmt >/dev/null || ! command -v npm >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium gettext npm >/dev/null; fi
+	@test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund --silent
 
 test: $(STAMP) browser-deps
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py compilemessages --ignore=.venv -v0 || true
