@@ -288,6 +288,9 @@
   });
   document.addEventListener('htmx:afterSwap', (e) => {
     const target = e.detail.target;
+    // htmx wires the new nodes' hx- attributes only when they settle (a timer later), so a click
+    // in between (a quick agent, a loaded machine) did nothing: a Capture lost. Wire them now.
+    if (target.isConnected) htmx.process(target);
     if (target.id === 'pane') {
       const ta = $('#composer-text');
       // A composer kept across the swap (hx-preserve) still has its text: only a fresh one gets the draft.
