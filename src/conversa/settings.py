@@ -362,6 +362,11 @@ CONVERSA_MEDIA_LIMITS = {
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             "application/vnd.ms-excel",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+# Contact imports (contacts.imports): the largest file and row count accepted, and the rows written per
+# transaction (the resume checkpoint moves once per batch).
+CONVERSA_IMPORT_MAX_BYTES = int(os.environ.get("CONVERSA_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+CONVERSA_IMPORT_MAX_ROWS = int(os.environ.get("CONVERSA_IMPORT_MAX_ROWS", "1000000"))
+CONVERSA_IMPORT_BATCH = int(os.environ.get("CONVERSA_IMPORT_BATCH", "1000"))
         ],
     ),
 }

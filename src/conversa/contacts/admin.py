@@ -6,11 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from conversa.contacts.models import Contact, ContactDatabase
+from conversa.contacts.forms import CONTACT_FIELD_TYPES, FieldSpecsField
+from conversa.contacts.models import Contact, ContactDatabase, ContactImport
 
-FIELD_TYPES = {"text", "number", "email", "date", "choice"}
+FIELD_TYPES = set(CONTACT_FIELD_TYPES)
 
 
 def validate_field_specs(specs: Any, types: set[str]) -> list[dict[str, Any]]:
@@ -35,27 +39,27 @@ def validate_field_specs(specs: Any, types: set[str]) -> list[dict[str, Any]]:
 
 
 class ContactDatabaseForm(forms.ModelForm):
+    # The custom columns as a table of rows (contacts.forms), stored as the same JSON list.
+    fields = FieldSpecsField(label=_("custom fields"), help_text=_(
+        "One row per column. A blank row adds one; tick Remove to delete one (contacts keep their values)."))
+
     class Meta:
         model = ContactDatabase
         fields = ["name", "fields"]
-        help_texts = {"fields": _('Custom columns, e.g. [{"name": "dni", "label": "DNI", "type": "text", '
-                                  '"required": false}, {"name": "plan", "label": "Plan", "type": "choice", '
-                                  '"choices": ["basic", "pro"]}]. Types: text, number, email, date, choice.')}
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        try:
-            data["fields"] = validate_field_specs(data.get("fields") or [], FIELD_TYPES)
-        except forms.ValidationError as exc:
-            self.add_error("fields", exc)
-        return data
 
 
 @admin.register(ContactDatabase)
 class ContactDatabaseAdmin(admin.ModelAdmin):
     form = ContactDatabaseForm
-    list_display = ["name", "column_names", "contact_count", "created_at"]
+    list_display = ["name", "column_names", "contact_count", "created_at", "tools"]
     search_fields = ["name"]
+
+    @admin.display(description=_("contacts, import and export"))
+    def tools(self, obj: ContactDatabase) -> str:
+        return format_html('<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>',
+                           reverse("contact-list", args=[obj.pk]), _("Contacts"),
+                           reverse("contact-import", args=[obj.pk]), _("Import"),
+                           reverse("contact-export", args=[obj.pk]), _("Export CSV"))
 
     @admin.display(description=_("custom fields"))
     def column_names(self, obj: ContactDatabase) -> str:
@@ -72,3 +76,22 @@ class ContactAdmin(admin.ModelAdmin):
     list_filter = ["database"]
     search_fields = ["phone", "first_name", "last_name", "email"]
     readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(ContactImport)
+class ContactImportAdmin(admin.ModelAdmin):
+    """Imports are made and followed on their own pages; here only listed."""
+
+    list_display = ["original_name", "database", "status", "rows_done", "created", "updated", "skipped", "failed",
+                    "created_at", "page"]
+    list_filter = ["status", "database"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ContactImport | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("progress"))
+    def page(self, obj: ContactImport) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("contact-import-page", args=[obj.pk]), _("Open"))

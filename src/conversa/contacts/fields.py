@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
+from conversa.contacts.phones import InvalidPhone, normalize_phone
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -55,6 +57,11 @@ def _clean_value(spec: Mapping[str, Any], value: Any, *, max_text: int) -> Any:
         return value
     if kind == "boolean":
         return bool(value)
+    if kind == "phone":
+        try:
+            return normalize_phone(str(value))
+        except InvalidPhone as exc:
+            raise ValueError(str(exc)) from exc
     return str(value)[:max_text]
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from conversa.contacts.models import Contact
+from conversa.contacts.models import Contact, ContactDatabase, ContactImport, ContactImportProblem
 from conversa.core.api import MAX_ID
 from conversa.core.errors import InvalidInput
 
@@ -77,12 +79,16 @@ def _after(cursor: NameCursor) -> Q:
         | Q(first_name=cursor.first_name, last_name=cursor.last_name, id__gt=cursor.id))
 
 
-def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int) -> ContactPage:
+def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int,
+                    custom: dict[str, Any] | None = None) -> ContactPage:
     """Contacts of the database whose name, phone or email contains `term` (every contact when it is
-    empty), in name order, `limit` at most: one query."""
+    empty), in name order, `limit` at most: one query. `custom`: only contacts whose custom value of
+    each named field equals the given one (the contacts page's filter)."""
     if len(term) > MAX_TERM or "\x00" in term:  # no stored text holds it (PostgreSQL refuses NUL)
         return ContactPage(contacts=[], next=None)
     qs = Contact.objects.filter(database_id=database_id)
+    for name, value in (custom or {}).items():
+        qs = qs.filter(**{f"custom__{name}": value})
     if term:
         match = Q()
         for name in SEARCH_FIELDS:
@@ -106,3 +112,70 @@ def contact_for_customer(*, database_id: int, phone: str, user_id: str) -> Conta
     if user_id:
         return Contact.objects.filter(database_id=database_id, whatsapp_user_id=user_id).first()
     return None
+
+
+def contacts_for_export(*, database_id: int) -> Iterator[Contact]:
+    """Every contact of the database by id, fetched in chunks (a server-side cursor on PostgreSQL)."""
+    return Contact.objects.filter(database_id=database_id).order_by("id").iterator(chunk_size=2000)
+
+
+def contact_count(*, database_id: int) -> int:
+    return Contact.objects.filter(database_id=database_id).count()
+
+
+def databases_with_counts(*, database_ids: list[int] | None) -> list[ContactDatabase]:
+    """The databases (all when `database_ids` is None), by name, each with `contact_total`."""
+    from django.db.models import Count
+
+    qs = ContactDatabase.objects.annotate(contact_total=Count("contacts")).order_by("name")
+    if database_ids is not None:
+        qs = qs.filter(pk__in=database_ids)
+    return list(qs)
+
+
+def recent_imports(*, database_id: int, limit: int = 20) -> list[ContactImport]:
+    return list(ContactImport.objects.filter(database_id=database_id).order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    status: str
+    status_label: str
+    total_rows: int
+    rows_done: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    problems: int  # problem lines in the error report (a row may have several)
+    rows_per_second: float
+    message: str
+
+    @property
+    def percent(self) -> int:
+        if self.status == ContactImport.Status.DONE:
+            return 100
+        return min(100, int(100 * self.rows_done / self.total_rows)) if self.total_rows else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "status_label": self.status_label, "total_rows": self.total_rows,
+                "rows_done": self.rows_done, "percent": self.percent, "created": self.created,
+                "updated": self.updated, "skipped": self.skipped, "failed": self.failed, "problems": self.problems,
+                "rows_per_second": self.rows_per_second, "message": self.message}
+
+
+def import_progress(*, contact_import: ContactImport) -> ImportProgress:
+    """Where an import stands, read afresh (the page polls it)."""
+    imp = ContactImport.objects.get(pk=contact_import.pk)
+    return ImportProgress(
+        status=imp.status, status_label=str(imp.get_status_display()), total_rows=imp.total_rows,
+        rows_done=imp.rows_done, created=imp.created, updated=imp.updated, skipped=imp.skipped, failed=imp.failed,
+        problems=ContactImportProblem.objects.filter(contact_import=imp).count(),
+        rows_per_second=round(imp.rows_done / imp.run_seconds, 1) if imp.run_seconds > 0 else 0.0,
+        message=imp.message)
+
+
+def import_problems(*, import_id: int) -> Iterator[ContactImportProblem]:
+    """The error report's lines in row order, fetched in chunks."""
+    return (ContactImportProblem.objects.filter(contact_import_id=import_id).order_by("row", "id")
+            .iterator(chunk_size=2000))
