@@ -12,6 +12,7 @@ class InboxConfig(AppConfig):
         from conversa.inbox.actions import inbound_events
         from conversa.inbox.actions.assignment import hand_out_to_ready_agent
         from conversa.inbox.actions.delivery import apply_status
+        from conversa.inbox.actions.expiry import expire_unanswered
         from conversa.inbox.actions.inbound import receive_inbound
         from conversa.inbox.actions.menu import route_menu_timeouts
         from conversa.inbox.streams import agent_audience
@@ -27,3 +28,4 @@ class InboxConfig(AppConfig):
         register_sweep(name="menu_timeouts", job=route_menu_timeouts)
         register_sweep(name="messages", job=requeue_overdue_messages)
         register_sweep(name="media_downloads", job=requeue_media_downloads)
+        register_sweep(name="expiry", job=expire_unanswered)

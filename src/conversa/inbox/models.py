@@ -55,6 +55,11 @@ class Conversation(models.Model):
     last_message_preview = models.CharField(max_length=200, blank=True)
     # Messages from the customer the assigned agent has not opened yet.
     unread_count = models.PositiveIntegerField(default=0)
+    # Set by the expiry sweep when the 24 h window closed unanswered (or an outbound template got
+    # no answer): still open, but only an approved template (or the customer) brings it back.
+    # `expired_at` (the last expiry) stays after that, so reports count conversations that expired.
+    expired = models.BooleanField(default=False)
+    expired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")
@@ -85,7 +90,11 @@ class Conversation(models.Model):
             # index-only scan, every figure they read included.
             models.Index(fields=["campaign", "created_at"], name="conv_report_idx",
                          include=["id", "agent", "status", "is_outbound", "closed_by_system", "attended_at",
-                                  "closed_at", "first_response_at"]),
+                                  "closed_at", "first_response_at", "expired_at"]),
+            # The expiry sweep (inbox.sweeps.expire_unanswered, every few seconds): open, not yet
+            # expired conversations idle for a day, a range of this small index.
+            models.Index(fields=["last_message_at"], name="conv_expiry_due_idx",
+                         condition=Q(status__in=["new", "attended"], expired=False)),
         ]
 
     def __str__(self) -> str:
@@ -241,6 +250,8 @@ class AuditEntry(models.Model):
         ROUTED = "routed", _("Routed by the interactive menu")
         MEDIA_RETRIED = "media_retried", _("Attachment download retried")
         MESSAGE_RESENT = "message_resent", _("Unconfirmed message sent again")
+        EXPIRED = "expired", _("Expired (24-hour window closed unanswered)")
+        REACTIVATED = "reactivated", _("Reactivated with a template")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"

@@ -30,6 +30,7 @@ class ConversationSummarySerializer(serializers.ModelSerializer):
         fields = [
             "id", "campaign", "line", "status", "agent", "contact", "customer_phone", "customer_name",
             "customer_user_id", "customer_username", "last_message_at", "last_message_preview", "unread_count",
+            "expired",
         ]
         read_only_fields = fields
 
@@ -47,7 +48,7 @@ class ConversationSerializer(ConversationSummarySerializer):
             "customer_profile_name", "customer_user_id", "customer_username",
             "contact", "agent", "agent_name", "status", "is_outbound",
             "created_at", "attended_at", "closed_at", "last_inbound_at", "last_message_at",
-            "last_message_preview", "unread_count", "window_open", "window_expires_at",
+            "last_message_preview", "unread_count", "window_open", "window_expires_at", "expired",
         ]
         read_only_fields = fields
 
@@ -163,7 +164,7 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
         "contact": c.contact_id, "customer_phone": _text(c.customer_phone), "customer_name": _text(c.customer_name),
         "customer_user_id": _text(c.customer_user_id), "customer_username": _text(c.customer_username),
         "last_message_at": _datetime(c.last_message_at), "last_message_preview": _text(c.last_message_preview),
-        "unread_count": None if c.unread_count is None else int(c.unread_count),
+        "unread_count": None if c.unread_count is None else int(c.unread_count), "expired": c.expired,
     }
 
 
@@ -200,7 +201,7 @@ def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, A
             "last_inbound_at": _datetime(c.last_inbound_at), "last_message_at": _datetime(c.last_message_at),
             "last_message_preview": _text(c.last_message_preview), "unread_count": c.unread_count,
             "window_open": expires is not None and now < expires,
-            "window_expires_at": expires.isoformat() if expires else None,
+            "window_expires_at": expires.isoformat() if expires else None, "expired": c.expired,
         })
     return rows
 

@@ -35,6 +35,7 @@ SummarySerializer = inline_serializer("ReportSummary", {
         "not_attended": serializers.IntegerField(help_text="still waiting in the general inbox"),
         "closed": serializers.IntegerField(),
         "closed_by_system": serializers.IntegerField(),
+        "expired": serializers.IntegerField(help_text="their 24-hour window closed unanswered at least once"),
         "dispositions": inline_serializer("DispositionCount", {
             "option_id": serializers.IntegerField(), "name": serializers.CharField(),
             "positive": serializers.BooleanField(), "count": serializers.IntegerField(),

@@ -167,6 +167,7 @@ class CampaignSummary:
     not_attended: int = 0  # still waiting in the general inbox
     closed: int = 0
     closed_by_system: int = 0
+    expired: int = 0  # their 24 h window closed unanswered at least once (inbox.actions.expiry)
     dispositions: list[DispositionCount] = field(default_factory=list)
     not_dispositioned: int = 0
     first_response: Durations = field(default_factory=Durations)
@@ -214,14 +215,14 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
     conversations = Conversation.objects.filter(campaign_id__in=ids, created_at__gte=rng.start,
                                                 created_at__lt=rng.end)
     rows = conversations.values_list(
-        "campaign_id", "agent_id", "status", "is_outbound", "closed_by_system",
+        "campaign_id", "agent_id", "status", "is_outbound", "closed_by_system", "expired_at",
         _since_created("attended_at"), _since_created("closed_at"), _since_created("first_response_at"),
     ).order_by()
     first: dict[int, list[float]] = defaultdict(list)
     capture: dict[int, list[float]] = defaultdict(list)
     resolution: dict[int, list[float]] = defaultdict(list)
     agent_first: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for campaign_id, agent_id, status, is_outbound, by_system, to_capture, to_close, to_reply in rows:
+    for campaign_id, agent_id, status, is_outbound, by_system, expired_at, to_capture, to_close, to_reply in rows:
         s = by_campaign[campaign_id]
         s.conversations += 1
         closed = status == Conversation.Status.CLOSED
@@ -235,6 +236,8 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
             s.closed += 1
         if by_system:
             s.closed_by_system += 1
+        if expired_at is not None:
+            s.expired += 1
         if agent_id is not None:
             a = agent(campaign_id, agent_id)
             a.conversations += 1

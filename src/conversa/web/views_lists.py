@@ -44,6 +44,7 @@ def _rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
             "phone": c.customer_phone or c.customer_username, "campaign_name": c.campaign.name,
             "preview": c.last_message_preview, "unread_count": c.unread_count,
             "waiting_since": waiting_since.isoformat() if waiting_since else "",
+            "expired": c.expired,
             "capture_label": mark_safe(capture_label % {  # noqa: S308 - the name is escaped
                 "name": conditional_escape(customer_name or c.customer_phone)}),
         })

@@ -10,6 +10,7 @@ published on commit through `realtime.publish`, audit rows through `inbox.audit`
 - `replies`: what an agent sends (text, quick reply, template, file) and marking a thread read.
 - `assignment`: capture, transfer, automatic distribution and handing chats to a freed agent.
 - `closing`: closing by an agent (disposition form) and `close_by_system` for everything else.
+- `expiry`: marking conversations expired (window closed unanswered) and reactivating them.
 - `outbound`: an agent starts a conversation with a template.
 - `contacts`: identifying a conversation's customer, editing a contact.
 - `common`: what several jobs share (the lock on an owned conversation, queuing a message).

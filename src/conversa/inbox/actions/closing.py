@@ -63,13 +63,13 @@ def close_by_system(*, conversation_id: int, reason: str, actor: AnyUser | None 
 
 def close_stale_conversations(*, older_than: datetime.timedelta, statuses: list[str],
                               actor: User | None = None, only_ids: list[int] | None = None,
-                              batch_size: int = 200) -> int:
+                              expired_only: bool = False, batch_size: int = 200) -> int:
     """Close (by the system) open conversations with no message for `older_than`.
 
     For the backlog a contact center accumulates: abandoned chats in the general inbox, or ones an
     agent left open. Each conversation closes with its own conditional update, so one that gets a
     new message meanwhile is left alone; work goes in small transactions, each handing waiting
-    conversations to the agents it freed."""
+    conversations to the agents it freed. `expired_only`: just the expired ones (inbox.actions.expiry)."""
     if not statuses or not set(statuses) <= STALE_STATUSES:
         raise InvalidInput(_("statuses must be among: %(allowed)s.")
                            % {"allowed": ", ".join(sorted(STALE_STATUSES))}, field="statuses")
@@ -77,6 +77,8 @@ def close_stale_conversations(*, older_than: datetime.timedelta, statuses: list[
     candidates = Conversation.objects.filter(_idle_since(cutoff), status__in=statuses)
     if only_ids is not None:
         candidates = candidates.filter(pk__in=only_ids)
+    if expired_only:
+        candidates = candidates.filter(expired=True)
     ids = list(candidates.order_by("pk").values_list("pk", flat=True))
     hours = round(older_than.total_seconds() / 3600, 1)
     closed = 0
@@ -86,7 +88,7 @@ def close_stale_conversations(*, older_than: datetime.timedelta, statuses: list[
             for conversation_id in ids[start:start + batch_size]:
                 conversation = close_by_system(conversation_id=conversation_id, reason="stale", actor=actor,
                                                statuses=statuses, idle_before=cutoff, hand_out=False,
-                                               older_than_hours=hours)
+                                               older_than_hours=hours, **({"expired": True} if expired_only else {}))
                 if conversation is None:
                     continue
                 closed += 1

@@ -21,6 +21,7 @@ from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.closing import close_by_system
 from conversa.inbox.actions.common import preview, queue_outbound
 from conversa.inbox.actions.customers import Customer, open_conversation_for
+from conversa.inbox.actions.expiry import reactivate
 from conversa.inbox.actions.menu import answer_menu, send_menu
 from conversa.inbox.events import publish_conversation, publish_message
 from conversa.inbox.models import AuditEntry, Conversation, Message
@@ -67,6 +68,7 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         conversation.unread_count += 1
         conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
                                          "customer_profile_name", "unread_count"])
+        reactivate(conversation=conversation, actor=None, via="customer")  # the window is open again
         in_hours = not created or line.time_group is None or line.time_group.is_open(now)
         enters_menu = created and in_hours and line.menu_id is not None
         if enters_menu:

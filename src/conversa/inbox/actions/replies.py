@@ -18,6 +18,7 @@ from conversa.core import media as stored_media
 from conversa.core.errors import InvalidInput, NotFound, WindowClosed
 from conversa.inbox import audit
 from conversa.inbox.actions.common import CheckedUpload, owned_conversation, queue_outbound
+from conversa.inbox.actions.expiry import reactivate
 from conversa.inbox.events import publish_conversation
 from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.inbox.selectors import get_visible_conversation
@@ -214,7 +215,12 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
     if len(chosen) != 1:
         raise InvalidInput(_("Send exactly one of: text, quick_reply, template, file."), field="text")
     with transaction.atomic():
-        conversation = owned_conversation(conversation_id=conversation_id, user=agent)
+        # A supervisor may send a template in a general inbox conversation (reactivating an expired
+        # one nobody captured); an agent's conversation is hers alone.
+        conversation = owned_conversation(conversation_id=conversation_id, user=agent,
+                                          allow_supervisor=request.template is not None)
+        if conversation.agent_id not in (None, agent.pk):
+            raise NotFound(_("Conversation not found."))
         if request.client_message_id:
             existing = conversation.messages.filter(client_message_id=request.client_message_id).first()
             if existing:
@@ -233,6 +239,7 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
                 template=template, payload=prepared.payload, media=prepared.header,
                 client_message_id=request.client_message_id,
             )
+            reactivate(conversation=conversation, actor=agent, via="template")
         else:
             if not is_window_open(conversation):
                 raise WindowClosed(

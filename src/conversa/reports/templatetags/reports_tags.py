@@ -52,6 +52,7 @@ def conversation_bars(summary: Any) -> list[tuple[str, int]]:
         (_("Not attended (still new)"), summary.not_attended),
         (_("Closed"), summary.closed),
         (_("Closed by system"), summary.closed_by_system),
+        (_("Expired (window closed unanswered)"), summary.expired),
     ]
 
 

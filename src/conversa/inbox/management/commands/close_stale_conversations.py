@@ -1,4 +1,5 @@
-"""`manage.py close_stale_conversations --days 7 --status new,attended`: housekeeping for old chats."""
+"""`manage.py close_stale_conversations --days 7 --status new,attended [--expired]`: housekeeping for old
+chats (`--expired`: only those whose 24-hour window closed unanswered)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=float, required=True, help="Idle for at least this many days.")
         parser.add_argument("--status", default="new,attended",
                             help="Which open conversations: new (general inbox), attended, or both.")
+        parser.add_argument("--expired", action="store_true",
+                            help="Only expired ones (their 24-hour window closed unanswered).")
 
-    def handle(self, *args: Any, days: float, status: str, **options: Any) -> None:
+    def handle(self, *args: Any, days: float, status: str, expired: bool = False, **options: Any) -> None:
         if days <= 0:
             raise CommandError("--days must be positive.")
         try:
             closed = close_stale_conversations(older_than=datetime.timedelta(days=days),
-                                               statuses=[s.strip() for s in status.split(",") if s.strip()])
+                                               statuses=[s.strip() for s in status.split(",") if s.strip()],
+                                               expired_only=expired)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(self.style.SUCCESS(f"Closed {closed} conversation(s) idle for {days:g}+ day(s)."))
