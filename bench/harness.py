@@ -188,6 +188,7 @@ class Stack:
             "CONVERSA_EMBEDDED_WORKER": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "CONVERSA_SANDBOX_SIMULATOR": "1", "CONVERSA_FAST_PASSWORD_HASHING": "1",
             "CONVERSA_VAR_DIR": str(self.dir / "var"), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO / "src"),  # this checkout's code, whichever checkout the venv was installed from
         })
         env.update(self.extra_env)
         return env
