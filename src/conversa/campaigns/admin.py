@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply, TimeGroup, TimeRange
+from conversa.campaigns.selectors import opening_preview
 from conversa.contacts.admin import validate_field_specs
 from conversa.core.admin import ReadOnly
 
@@ -88,14 +93,67 @@ class DispositionAdmin(ReadOnly, admin.ModelAdmin):
     date_hierarchy = "created_at"
 
 
+class ShownRangeForm(forms.ModelForm):
+    """A new range is saved as shown. Django skips an extra inline form nobody edited, so a new
+    group's prefilled "Mon-Fri 09:00-18:00" row was shown but never stored (the line then answered
+    out of hours all day); here an unsaved row counts as changed. To leave it out, remove the row."""
+
+    class Meta:
+        model = TimeRange
+        fields = ["weekday_from", "weekday_to", "time_from", "time_to", "day_from", "day_to", "month_from",
+                  "month_to"]
+
+    def has_changed(self) -> bool:
+        return self.instance.pk is None or super().has_changed()
+
+
 class TimeRangeInline(admin.TabularInline):
     model = TimeRange
-    extra = 1
+    form = ShownRangeForm
+
+    def get_extra(self, request: HttpRequest, obj: TimeGroup | None = None, **kwargs: Any) -> int:
+        """One prefilled row for a group without ranges; none once it has some ("Add another")."""
+        return 0 if obj is not None and obj.ranges.exists() else 1
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class TimeGroupForm(forms.ModelForm):
+    timezone = forms.ChoiceField(label=_("time zone"), choices=time_zone_choices)
+
+    class Meta:
+        model = TimeGroup
+        fields = ["name", "timezone"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["timezone"]
+        current = self.instance.timezone if self.instance.pk else self.initial.get("timezone", settings.TIME_ZONE)
+        if current and current not in dict(time_zone_choices()):  # a name this system's tz database lacks
+            field.choices = [(current, current), *time_zone_choices()]  # type: ignore[attr-defined]
+        self.initial.setdefault("timezone", current)
 
 
 @admin.register(TimeGroup)
 class TimeGroupAdmin(admin.ModelAdmin):
     """Business hours: lines outside every range answer with their out-of-hours message."""
 
-    list_display = ["name", "timezone"]
+    form = TimeGroupForm
+    list_display = ["name", "timezone", "opening"]
+    readonly_fields = ["opening"]
+    fields = ["name", "timezone", "opening"]
     inlines = [TimeRangeInline]
+
+    @admin.display(description=_("open now?"))
+    def opening(self, obj: TimeGroup) -> str:
+        if obj.pk is None:
+            return str(_("Save to see when this group is open."))
+        preview = opening_preview(group=obj)
+        if preview.open_now:
+            return str(_("Open now."))
+        if preview.opens_at is None:
+            return str(_("Closed: no range ever opens it (lines answer out of hours)."))
+        return str(_("Closed now; opens %(when)s (%(zone)s).")) % {
+            "when": formats.date_format(preview.opens_at, "D j M Y, H:i"), "zone": obj.timezone}
