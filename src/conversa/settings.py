@@ -347,6 +347,11 @@ META_GRAPH_VERSION = os.environ.get("META_GRAPH_VERSION", "v21.0")
 GUPSHUP_BASE_URL = os.environ.get("GUPSHUP_BASE_URL", "https://api.gupshup.io")
 GUPSHUP_PARTNER_BASE_URL = os.environ.get("GUPSHUP_PARTNER_BASE_URL", "https://partner.gupshup.io")
 PROVIDER_HTTP_TIMEOUT = float(os.environ.get("PROVIDER_HTTP_TIMEOUT", "15"))
+# Contact imports (contacts.imports): the largest file and row count accepted, and the rows written per
+# transaction (the resume checkpoint moves once per batch).
+CONVERSA_IMPORT_MAX_BYTES = int(os.environ.get("CONVERSA_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+CONVERSA_IMPORT_MAX_ROWS = int(os.environ.get("CONVERSA_IMPORT_MAX_ROWS", "1000000"))
+CONVERSA_IMPORT_BATCH = int(os.environ.get("CONVERSA_IMPORT_BATCH", "1000"))
 # Upload limits, per WhatsApp's media limits.
 CONVERSA_MEDIA_LIMITS = {
     "image": (5 * 1024 * 1024, ["image/jpeg", "image/png", "image/webp"]),
@@ -362,11 +367,6 @@ CONVERSA_MEDIA_LIMITS = {
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             "application/vnd.ms-excel",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-# Contact imports (contacts.imports): the largest file and row count accepted, and the rows written per
-# transaction (the resume checkpoint moves once per batch).
-CONVERSA_IMPORT_MAX_BYTES = int(os.environ.get("CONVERSA_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
-CONVERSA_IMPORT_MAX_ROWS = int(os.environ.get("CONVERSA_IMPORT_MAX_ROWS", "1000000"))
-CONVERSA_IMPORT_BATCH = int(os.environ.get("CONVERSA_IMPORT_BATCH", "1000"))
         ],
     ),
 }
