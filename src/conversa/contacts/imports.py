@@ -78,7 +78,7 @@ def auto_mapping(*, headers: list[str], database: ContactDatabase) -> dict[str, 
     return mapping
 
 
-def start_import(*, database: ContactDatabase, upload: UploadedFile, encoding: str,
+def start_import(*, database: ContactDatabase, upload: UploadedFile | File, encoding: str,
                  user: AbstractBaseUser | AnonymousUser | None) -> ContactImport:
     """Check the uploaded file through (size, encoding, CSV syntax, header) and store it, with the
     columns matched to fields by name. Problems are a 400 naming the file and the row."""
@@ -109,8 +109,9 @@ def start_import(*, database: ContactDatabase, upload: UploadedFile, encoding: s
 
 
 def configure_import(*, contact_import: ContactImport, mapping: dict[str, str], default_country: str,
-                     on_duplicate: str) -> ContactImport:
-    """Fix the mapping and options and queue the run (once: a second submit changes nothing)."""
+                     on_duplicate: str, enqueue: bool = True) -> ContactImport:
+    """Fix the mapping and options and queue the run (once: a second submit changes nothing).
+    `enqueue` False: the caller runs it (manage.py import_contacts --inline)."""
     from conversa.contacts.tasks import run_contact_import  # the task module imports this one
 
     targets = targets_of(contact_import.database)
@@ -144,7 +145,8 @@ def configure_import(*, contact_import: ContactImport, mapping: dict[str, str], 
         locked.mapping, locked.default_country, locked.on_duplicate = clean, default_country, on_duplicate
         locked.status = ContactImport.Status.QUEUED
         locked.save(update_fields=["mapping", "default_country", "on_duplicate", "status"])
-        transaction.on_commit(lambda: run_contact_import.enqueue(locked.pk))
+        if enqueue:
+            transaction.on_commit(lambda: run_contact_import.enqueue(locked.pk))
     return locked
 
 

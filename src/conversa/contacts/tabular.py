@@ -6,6 +6,7 @@ whose message names the row (as a spreadsheet numbers it: the header is row 1)."
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import io
@@ -105,7 +106,8 @@ def _csv_records(binary: IO[bytes], encoding: str, delimiter: str) -> Iterator[l
         raise TableError(_("Row %(row)s is not valid %(encoding)s text.")
                          % {"row": number + 1, "encoding": ENCODINGS.get(encoding, encoding)}) from exc
     finally:
-        text.detach()  # leave the caller's file open (and closed by the caller)
+        with contextlib.suppress(ValueError):  # already closed by the caller when abandoned midway
+            text.detach()  # leave the caller's file open (and closed by the caller)
 
 
 def _headers(record: list[Any] | tuple[Any, ...]) -> list[str]:
