@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "conversa.campaigns",
     "conversa.whatsapp",
     "conversa.inbox",
+    "conversa.outreach",
     "conversa.realtime",
     "conversa.reports",
     "conversa.web",
@@ -197,7 +198,7 @@ CONVERSA_EVENT_RECHECK_EVERY = float(os.environ.get("CONVERSA_EVENT_RECHECK_EVER
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", "webhooks", "outbound", "media"],
+        "QUEUES": ["default", "webhooks", "outbound", "media", "bulk"],
     }
 }
 # Run the task worker as a thread inside the web process (embedded mode only: the in-memory
@@ -336,6 +337,15 @@ CONVERSA_SEND_RECORD_RETRY_FOR = float(os.environ.get("CONVERSA_SEND_RECORD_RETR
 # An unconfirmed message no status callback confirmed within this many seconds is offered to the
 # agent: "Not confirmed — resend?".
 CONVERSA_UNCONFIRMED_AFTER = float(os.environ.get("CONVERSA_UNCONFIRMED_AFTER", "300"))
+# Bulk template sends (outreach): the default rate per line (messages/s; Meta's default tier is 80),
+# sends in flight at once, how long a runner holds a job (renewed every round; a dead runner's job
+# is taken over after it), and how long after a bulk message a customer's first message counts as
+# a reply to it (routed to the job's campaign, linked to the job).
+CONVERSA_BULK_DEFAULT_RATE = int(os.environ.get("CONVERSA_BULK_DEFAULT_RATE", "80"))
+CONVERSA_BULK_CONCURRENCY = int(os.environ.get("CONVERSA_BULK_CONCURRENCY", "8"))
+CONVERSA_BULK_LEASE_SECONDS = float(os.environ.get("CONVERSA_BULK_LEASE_SECONDS", "30"))
+CONVERSA_BULK_SLICE_SECONDS = float(os.environ.get("CONVERSA_BULK_SLICE_SECONDS", "5"))
+CONVERSA_BULK_REPLY_HOURS = float(os.environ.get("CONVERSA_BULK_REPLY_HOURS", "72"))
 # A webhook event whose processing failed is claimed again after this many seconds.
 CONVERSA_WEBHOOK_SWEEP_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_SWEEP_AFTER", "30"))
 # A webhook item that failed (the rest of its batch applied) is tried again after this many

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from conversa.contacts.phones import wa_id
 from conversa.core.errors import Conflict, NotFound
-from conversa.inbox import audit
+from conversa.inbox import audit, hooks
 from conversa.inbox.actions.common import owned_conversation
 from conversa.inbox.actions.inbound_events import message_by_provider_ids
 from conversa.inbox.events import publish_message
@@ -83,6 +83,8 @@ def apply_status(line: Line, update: StatusUpdate) -> Message | None:
     if message is None and update.provider_message_id:
         message = _reconcile(line=line, update=update)
     if message is None:
+        if hooks.unknown_message_status(line=line, update=update):  # a bulk send's, say
+            return None
         if update.provider_message_id and (update.status in STATUS_RANK or update.status == Message.Status.FAILED):
             # Kept under the primary id only: it is the id our send result will carry.
             PendingStatus.objects.create(line=line, provider_message_id=update.provider_message_id,

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from conversa.campaigns.models import Campaign
 from conversa.core import media as stored_media
 from conversa.core.errors import Conflict, NotFound
-from conversa.inbox import audit
+from conversa.inbox import audit, hooks
 from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.closing import close_by_system
 from conversa.inbox.actions.common import preview, queue_outbound
@@ -69,8 +69,10 @@ def receive_inbound(line: Line, inbound: InboundMessage) -> Message | None:
         conversation.save(update_fields=["last_inbound_at", "last_message_at", "last_message_preview",
                                          "customer_profile_name", "unread_count"])
         reactivate(conversation=conversation, actor=None, via="customer")  # the window is open again
+        # Other apps' say (a reply to a bulk send is routed to its campaign; STOP opts out).
+        routed = hooks.customer_message_stored(conversation=conversation, message=message, created=created)
         in_hours = not created or line.time_group is None or line.time_group.is_open(now)
-        enters_menu = created and in_hours and line.menu_id is not None
+        enters_menu = created and in_hours and line.menu_id is not None and not routed
         if enters_menu:
             conversation.status = Conversation.Status.MENU
             conversation.menu_id = line.menu_id

@@ -253,8 +253,10 @@ class SendError(Exception):
     the same message twice, so it never is repeated by itself. Anything else is a refusal."""
 
     def __init__(self, title: str, *, code: str = "", retryable: bool = False, line_unusable: bool = False,
-                 reason: str = "", ambiguous: bool = False):
+                 reason: str = "", ambiguous: bool = False, retry_after: float | None = None):
         super().__init__(f"{code} {title}".strip())
+        # Seconds the provider asked us to wait (HTTP Retry-After on a 429/503), when it said.
+        self.retry_after = retry_after
         self.code = str(code)
         self.title = title
         self.retryable = retryable and not ambiguous

@@ -47,7 +47,7 @@ from conversa.whatsapp.adapters.cloud_api import (
     obj,
     read_cloud_api,
 )
-from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
+from conversa.whatsapp.adapters.outcomes import retry_after, status_outcome, transport_error
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class MetaAdapter(ProviderAdapter):
             title = f"Access token expired or invalid; update the provider's access token ({title})"
         code_text = str(code if code is not None else response.status_code)
         raise SendError(title, code=code_text, reason=error_reason(code),
-                        line_unusable=code == 190 or response.status_code == 401, **outcome)
+                        line_unusable=code == 190 or response.status_code == 401,
+                        retry_after=retry_after(response), **outcome)
 
     def _send(self, payload: dict[str, Any], reference: str) -> SendResult:
         phone_number_id = str(self.config.get("phone_number_id") or "")

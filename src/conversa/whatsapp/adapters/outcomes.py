@@ -46,3 +46,14 @@ def status_outcome(status_code: int, *, not_processed: bool = False, idempotent:
     if not_processed or status_code in NOT_PROCESSED_STATUSES or (idempotent and status_code >= 500):
         return Outcome(retryable=True, ambiguous=False)
     return Outcome(retryable=False, ambiguous=status_code >= 500)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds form of a Retry-After header (what rate limiters send), capped at an hour; None
+    when absent or a date."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), 3600.0) if seconds == seconds else None
