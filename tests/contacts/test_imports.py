@@ -137,7 +137,8 @@ def test_duplicates_are_skipped_or_updated_and_a_rerun_duplicates_nobody(demo, r
     assert (again.created, again.skipped, again.updated) == (0, 2, 0)
     assert Contact.objects.filter(database=database, phone__startswith="+54911555502").count() == 2
 
-    changed = "phone,first_name,last_name,plan\n+5491155550201,Ana María,,pro\n+5491155550203,Cora,Tres,basic\n".encode()
+    changed = ("phone,first_name,last_name,plan\n+5491155550201,Ana María,,pro\n"
+               "+5491155550203,Cora,Tres,basic\n").encode()
     skipped = _import(client, database, changed, run_tasks)
     assert (skipped.created, skipped.skipped) == (1, 1)
     assert Contact.objects.get(phone="+5491155550201").first_name == "Ana"

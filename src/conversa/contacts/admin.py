@@ -39,13 +39,15 @@ def validate_field_specs(specs: Any, types: set[str]) -> list[dict[str, Any]]:
 
 
 class ContactDatabaseForm(forms.ModelForm):
-    # The custom columns as a table of rows (contacts.forms), stored as the same JSON list.
-    fields = FieldSpecsField(label=_("custom fields"), help_text=_(
-        "One row per column. A blank row adds one; tick Remove to delete one (contacts keep their values)."))
-
     class Meta:
         model = ContactDatabase
         fields = ["name", "fields"]
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # The custom columns as a table of rows (contacts.forms), stored as the same JSON list.
+        self.fields["fields"] = FieldSpecsField(label=_("custom fields"), help_text=_(
+            "One row per column. A blank row adds one; tick Remove to delete one (contacts keep their values)."))
 
 
 @admin.register(ContactDatabase)

@@ -72,9 +72,9 @@ def auto_mapping(*, headers: list[str], database: ContactDatabase) -> dict[str, 
     by_key.pop("", None)
     mapping: dict[str, str] = {}
     for index, header in enumerate(headers):
-        target = by_key.get(_key(header))
-        if target and target not in mapping.values():
-            mapping[str(index)] = target
+        found = by_key.get(_key(header))
+        if found and found not in mapping.values():
+            mapping[str(index)] = found
     return mapping
 
 
@@ -101,7 +101,7 @@ def start_import(*, database: ContactDatabase, upload: UploadedFile | File, enco
     extension = "xlsx" if info.file_format == "xlsx" else "csv"
     upload.name = f"import.{extension}"  # the stored name is the server's; the user's is only shown
     return ContactImport.objects.create(
-        database=database, created_by=user if user is not None and user.is_authenticated else None,
+        database=database, created_by_id=user.pk if user is not None and user.is_authenticated else None,
         file=upload, original_name=name[:255], file_format=info.file_format, encoding=info.encoding,
         delimiter=info.delimiter, headers=info.headers, total_rows=info.total_rows,
         mapping=auto_mapping(headers=info.headers, database=database),
