@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from conversa.accounts.models import AgentProfile
 from conversa.core.worker import make_worker
 from conversa.inbox.models import Conversation
 from conversa.web.demo import load_demo
@@ -37,6 +38,9 @@ def _database(transactional_db: None) -> None:
 @pytest.fixture
 def demo() -> dict[str, Any]:
     load_demo()
+    # The demo leaves agents offline until they open the console; the suite starts mid-shift, with
+    # every agent ready (tests of status and presence set their own).
+    AgentProfile.objects.filter(role=AgentProfile.Role.AGENT).update(status=AgentProfile.Status.READY)
     return {
         "sales_line": Line.objects.get(number="+15550100001"),
         "support_line": Line.objects.get(number="+15550100002"),

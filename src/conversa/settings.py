@@ -61,6 +61,8 @@ if BEHIND_TLS_PROXY:
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Absolute base URL the providers use to fetch our outbound media (Meta/GupShup send media by link).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset: the back office shows webhook URLs on the host the administrator browses (the request's).
+PUBLIC_BASE_URL_CONFIGURED = bool(os.environ.get("PUBLIC_BASE_URL"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -194,6 +196,11 @@ CONVERSA_EVENT_REPLAY_MAX_EVENTS = int(os.environ.get("CONVERSA_EVENT_REPLAY_MAX
 # Each web process re-reads the log this often (seconds), once for all its sockets, for events their
 # live feed missed: a publish that failed twice, messages lost in a Redis restart, a full channel.
 CONVERSA_EVENT_RECHECK_EVERY = float(os.environ.get("CONVERSA_EVENT_RECHECK_EVERY", "10"))
+# Agent presence (accounts/services.py): an agent whose last console socket closed this many seconds
+# ago becomes offline (checked by the worker's sweep); a socket row older than the max age is taken
+# for one a killed web process left behind.
+CONVERSA_PRESENCE_GRACE = float(os.environ.get("CONVERSA_PRESENCE_GRACE", "60"))
+CONVERSA_PRESENCE_SOCKET_MAX_AGE = float(os.environ.get("CONVERSA_PRESENCE_SOCKET_MAX_AGE", str(24 * 3600)))
 
 TASKS = {
     "default": {

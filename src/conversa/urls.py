@@ -17,6 +17,7 @@ api_v1 = [
     path("auth/token/", accounts_api.TokenView.as_view(), name="api-token"),
     path("me/", campaigns_api.MeView.as_view(), name="api-me"),
     path("me/status/", campaigns_api.MyStatusView.as_view(), name="api-my-status"),
+    path("pause-reasons/", campaigns_api.PauseReasonListView.as_view(), name="api-pause-reasons"),
     path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),
     path("inbox/personal/", inbox_api.PersonalInboxView.as_view(), name="api-personal-inbox"),
     path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),

@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
+from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile, PauseReason
 from conversa.accounts.tokens import revoke_token_set, token_expires_at, token_is_expired
 
 User = get_user_model()
@@ -65,15 +65,25 @@ class AgentGroupAdmin(admin.ModelAdmin):
         return obj.members.count()
 
 
+@admin.register(PauseReason)
+class PauseReasonAdmin(admin.ModelAdmin):
+    """Reasons agents choose when they pause; productive pauses count as work in the reports."""
+
+    list_display = ["name", "productive", "active", "order"]
+    list_editable = ["productive", "active", "order"]
+    search_fields = ["name"]
+
+
 # An agent's status (ready / paused / offline) is hers to set, through accounts.services.set_status
 # (which announces it live and hands her waiting chats): read-only here.
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "role", "group", "status", "capacity"]
+    list_display = ["user", "role", "group", "status", "pause_reason", "capacity"]
     list_filter = ["role", "group", "status"]
     search_fields = ["user__username", "user__first_name", "user__last_name"]
     autocomplete_fields = ["user"]
-    readonly_fields = ["status"]
+    readonly_fields = ["status", "pause_reason"]
+    exclude = ["offline_by_choice", "last_seen_at"]
 
 
 class AgentProfileInline(admin.StackedInline):

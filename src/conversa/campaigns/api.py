@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
-from conversa.accounts.models import AgentProfile
+from conversa.accounts.models import AgentProfile, PauseReason
 from conversa.accounts.selectors import (
     display_name,
     has_whatsapp_skill,
@@ -160,6 +160,7 @@ class CampaignContactsView(APIView):
 MeSerializer = inline_serializer("Me", {
     "id": serializers.IntegerField(), "username": serializers.CharField(), "full_name": serializers.CharField(),
     "status": serializers.CharField(), "capacity": serializers.IntegerField(),
+    "pause_reason": serializers.IntegerField(allow_null=True), "pause_reason_name": serializers.CharField(),
     "whatsapp": serializers.BooleanField(), "supervisor": serializers.BooleanField(),
     "campaigns": serializers.ListField(child=serializers.IntegerField()),
 })
@@ -171,6 +172,8 @@ def _me(request: Request) -> dict[str, object]:
     return {
         "id": user.pk, "username": user.get_username(), "full_name": display_name(user),
         "status": profile.status if profile else "offline", "capacity": profile.capacity if profile else 0,
+        "pause_reason": profile.pause_reason_id if profile else None,
+        "pause_reason_name": profile.pause_reason.name if profile and profile.pause_reason else "",
         "whatsapp": has_whatsapp_skill(user), "supervisor": is_supervisor(user),
         "campaigns": list(campaigns_for(user).values_list("pk", flat=True)),
     }
@@ -184,6 +187,8 @@ class MeView(APIView):
 
 class StatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentProfile.Status.choices)
+    pause_reason = serializers.IntegerField(required=False, allow_null=True,
+                                            help_text="With `paused`: the id of one of GET /api/v1/pause-reasons/.")
 
 
 class MyStatusView(APIView):
@@ -191,5 +196,24 @@ class MyStatusView(APIView):
     def post(self, request: Request) -> Response:
         payload = StatusSerializer(data=request_object(request))
         payload.is_valid(raise_exception=True)
-        set_status(current_user(request), payload.validated_data["status"])
+        set_status(user=current_user(request), status=payload.validated_data["status"],
+                   pause_reason_id=payload.validated_data.get("pause_reason"))
         return Response(_me(request))
+
+
+class PauseReasonSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PauseReason
+        fields = ["id", "name", "productive"]
+        read_only_fields = fields
+
+
+class PauseReasonListView(generics.ListAPIView):
+    """The pause reasons an agent may choose (POST /api/v1/me/status/ {"status": "paused",
+    "pause_reason": id}); productive ones count as work in the reports."""
+
+    serializer_class = PauseReasonSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return PauseReason.objects.filter(active=True)

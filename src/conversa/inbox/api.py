@@ -197,7 +197,17 @@ class IdentifyView(APIView):
 
 
 class TransferSerializer(serializers.Serializer):
-    agent = id_field(help_text="the user id to transfer to")
+    agent = id_field(required=False, help_text="the user id to transfer to (Ready, WhatsApp skill, a free slot)")
+    inbox = serializers.BooleanField(required=False, default=False,
+                                     help_text="true: back to the general inbox (of `campaign` if given)")
+    campaign = id_field(required=False, help_text="with inbox: another campaign whose general inbox receives it")
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500,
+                                 help_text="shown in the thread's system line")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("inbox") and attrs.get("agent") is None:
+            raise serializers.ValidationError({"agent": "agent is required unless inbox is true."})
+        return attrs
 
 
 class TransferView(APIView):
@@ -205,8 +215,13 @@ class TransferView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         payload = TransferSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
-        conversation = assignment.transfer(conversation_id=pk, user=current_user(request),
-                                           target_agent_id=payload.validated_data["agent"])
+        data = payload.validated_data
+        if data["inbox"]:
+            conversation = assignment.return_to_inbox(conversation_id=pk, user=current_user(request),
+                                                      campaign_id=data.get("campaign"), note=data["note"])
+        else:
+            conversation = assignment.transfer(conversation_id=pk, user=current_user(request),
+                                               target_agent_id=data["agent"], note=data["note"])
         return Response(ConversationSerializer(conversation).data)
 
 

@@ -252,6 +252,7 @@ class AuditEntry(models.Model):
         MESSAGE_RESENT = "message_resent", _("Unconfirmed message sent again")
         EXPIRED = "expired", _("Expired (24-hour window closed unanswered)")
         REACTIVATED = "reactivated", _("Reactivated with a template")
+        JOINED = "joined", _("Supervisor joined")
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"

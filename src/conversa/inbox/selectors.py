@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,7 +23,7 @@ from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.errors import NotFound
 from conversa.inbox.keyset import Cursor, cursor_of, merge, seek
-from conversa.inbox.models import Conversation, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 
 T = TypeVar("T")
 
@@ -193,3 +194,50 @@ def visible_contact(user: AnyUser, contact_id: int) -> Contact:
     if contact is None:
         raise NotFound(_("Contact not found."))
     return contact
+
+
+@dataclass(frozen=True)
+class SystemLine:
+    """A line of the thread that is no message: a transfer, a reassignment, a supervisor joining.
+    Read from the audit trail; never sent to the customer."""
+
+    pk: int
+    sort_at: datetime.datetime
+    system_line: str
+
+
+def _system_text(entry: AuditEntry) -> str:
+    data = entry.data or {}
+    actor = str(data.get("actor_name") or (display_name(entry.actor) if entry.actor else _("The system")))
+    if entry.kind == AuditEntry.Kind.JOINED:
+        return _("%(name)s joined the conversation as supervisor.") % {"name": actor}
+    if data.get("to_agent"):
+        verb = (_("%(actor)s reassigned this conversation to %(agent)s") if data.get("by_supervisor")
+                else _("%(actor)s transferred this conversation to %(agent)s"))
+        text = verb % {"actor": actor, "agent": data.get("to_name") or _("another agent")}
+    elif data.get("to_campaign"):
+        text = _("%(actor)s sent this conversation to the general inbox of %(campaign)s") % {
+            "actor": actor, "campaign": data.get("to_campaign_name", "")}
+    else:
+        text = _("%(actor)s sent this conversation back to the general inbox") % {"actor": actor}
+    note = str(data.get("note") or "")
+    return f"{text}: {note}" if note else f"{text}."
+
+
+def thread_system_lines(conversation: Conversation, *, since: datetime.datetime | None,
+                        until: datetime.datetime | None) -> list[SystemLine]:
+    """Transfers, reassignments and supervisors joining between two moments of the thread."""
+    entries = AuditEntry.objects.filter(
+        conversation=conversation, kind__in=[AuditEntry.Kind.TRANSFERRED, AuditEntry.Kind.JOINED],
+    ).select_related("actor").order_by("created_at", "id")
+    if since is not None:
+        entries = entries.filter(created_at__gte=since)
+    if until is not None:
+        entries = entries.filter(created_at__lt=until)
+    return [SystemLine(pk=e.pk, sort_at=e.created_at, system_line=_system_text(e)) for e in entries[:200]]
+
+
+def supervisor_joined(*, conversation_id: int, user: AnyUser) -> bool:
+    """A supervisor writes in an agent's conversation only after joining it (announced in the thread)."""
+    return bool(user.pk) and is_supervisor(user) and AuditEntry.objects.filter(
+        conversation_id=conversation_id, kind=AuditEntry.Kind.JOINED, actor_id=user.pk).exists()

@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 
+from conversa.realtime import presence
 from conversa.realtime.auth import query_param
 from conversa.realtime.fanout import Hub, LiveEvent, hub
 from conversa.realtime.stream import (
@@ -236,11 +237,27 @@ class AgentConsumer(EventStreamConsumer):
     inbox). Agents get their campaigns' general inboxes and their own personal inbox; supervisors
     also the "supervisors" group, limited to their campaigns (admins: all)."""
 
+    _presence: int | None = None
+    _present = False
+
     async def get_audience(self) -> Audience | int:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return 4401
         return await database_sync_to_async(_audience)("agent", user, {})
+
+    async def connect(self) -> None:
+        await super().connect()
+        if self.audience is not None:  # accepted: she has a console open (her status follows it)
+            self._present = True
+            self._presence = await database_sync_to_async(presence.socket_opened)(user_id=self.scope["user"].pk)
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        if self._present:
+            self._present = False
+            await database_sync_to_async(presence.socket_closed)(user_id=self.scope["user"].pk,
+                                                                 handle=self._presence)
 
 
 class SandboxConsumer(EventStreamConsumer):

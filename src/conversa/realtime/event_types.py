@@ -14,6 +14,7 @@ CONVERSATION_ASSIGNED: Final = "conversation.assigned"  # automatic distribution
 CONVERSATION_READ: Final = "conversation.read"  # its agent opened the thread (unread count 0)
 CONVERSATION_TRANSFERRED: Final = "conversation.transferred"
 CONVERSATION_CLOSED: Final = "conversation.closed"
+CONVERSATION_JOINED: Final = "conversation.joined"  # a supervisor joined it to write (inbox.actions.supervision)
 CONVERSATION_EXPIRED: Final = "conversation.expired"  # its 24 h window closed unanswered (inbox.actions.expiry)
 CONVERSATION_REACTIVATED: Final = "conversation.reactivated"  # a template brought an expired one back
 
@@ -32,6 +33,6 @@ AGENT_STATUS: Final = "agent.status"
 
 ALL: Final = frozenset({
     CONVERSATION_CREATED, CONVERSATION_CAPTURED, CONVERSATION_ASSIGNED, CONVERSATION_READ,
-    CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED, CONVERSATION_EXPIRED, CONVERSATION_REACTIVATED,
+    CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED, CONVERSATION_JOINED, CONVERSATION_EXPIRED, CONVERSATION_REACTIVATED,
     MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_STATUS, CONTACT_IDENTIFIED, CONTACT_UPDATED, AGENT_STATUS,
 })

@@ -16,8 +16,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from conversa.accounts.selectors import display_name, is_supervisor
+from conversa.core.api import parse_id
 from conversa.core.errors import DomainError
+from conversa.outreach.selectors import bulk_totals
 from conversa.reports import exports, selectors
+from conversa.reports.status_time import status_time
 
 PAGE_SIZE = 50
 ViewFunc = Callable[..., HttpResponse | StreamingHttpResponse]
@@ -71,6 +74,7 @@ def reports(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     rng: selectors.DateRange = filters["range"]
     summary = selectors.summary(filters["campaigns"], rng)
+    bulk = bulk_totals(campaign_ids=[s.campaign_id for s in summary], start=rng.start, end=rng.end)
     page = Paginator(filters["rows"], PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -79,6 +83,9 @@ def reports(request: HttpRequest) -> HttpResponse:
         "me_name": display_name(request.user),
         "section": "reports",
         "summary": summary,
+        "bulk_totals": [(s.name, bulk[s.campaign_id]) for s in summary if s.campaign_id in bulk],
+        "status_time": status_time(filters["campaigns"], start=rng.start, end=rng.end,
+                                   agent_id=parse_id(request.GET.get("agent"), field="agent")),
         "page": page,
         "query": query.urlencode(),
         "campaign_choices": list(all_campaigns.order_by("name").values_list("pk", "name")),

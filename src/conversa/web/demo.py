@@ -10,7 +10,7 @@ import datetime
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile
+from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile, PauseReason
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.whatsapp.models import InteractiveMenu, Line, MenuOption, MessageTemplate, Provider
@@ -43,8 +43,11 @@ def load_demo() -> dict[str, int]:
                                        ("Diego", "Sosa")], start=1):
         user = _user(f"agent{n}", first, last)
         AgentProfile.objects.get_or_create(user=user, defaults={
-            "group": whatsapp_agents if n <= 3 else voice_agents, "status": AgentProfile.Status.READY})
+            "group": whatsapp_agents if n <= 3 else voice_agents})  # offline until she opens the console
         agents[n] = user
+    for order, (reason, productive) in enumerate([("Break", False), ("Lunch", False), ("Training", True),
+                                                   ("Back office", True)]):
+        PauseReason.objects.get_or_create(name=reason, defaults={"productive": productive, "order": order})
 
     fields = [
         {"name": "dni", "label": "DNI", "type": "text", "required": False},

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from conversa.web import views
+from conversa.web import views, views_agent
 
 urlpatterns = [
     path("", views.console, name="console"),
@@ -11,6 +11,8 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("console/lists/", views.inbox_lists, name="console-lists"),
+    path("console/status/", views_agent.agent_status, name="console-agent-status"),
+    path("console/status/change/", views_agent.change_status, name="console-status"),
     path("console/new/", views.new_conversation_dialog, name="console-new-dialog"),
     path("console/start/", views.start_conversation, name="console-start"),
     path("console/c/<int:pk>/", views.conversation_pane, name="console-pane"),
@@ -24,6 +26,7 @@ urlpatterns = [
     path("console/c/<int:pk>/identify/", views.identify, name="console-identify"),
     path("console/c/<int:pk>/contact/", views.edit_contact, name="console-edit-contact"),
     path("console/c/<int:pk>/transfer/", views.transfer, name="console-transfer"),
+    path("console/c/<int:pk>/join/", views_agent.join, name="console-join"),
     path("console/c/<int:pk>/transfer/dialog/", views.transfer_dialog, name="console-transfer-dialog"),
     path("console/c/<int:pk>/close/", views.close, name="console-close"),
     path("console/c/<int:pk>/close/dialog/", views.close_dialog, name="console-close-dialog"),

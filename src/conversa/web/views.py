@@ -29,9 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from conversa.accounts.selectors import (
     display_name,
-    has_whatsapp_skill,
     is_supervisor,
-    profile_of,
     require_whatsapp_access,
 )
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption
@@ -45,6 +43,7 @@ from conversa.inbox.actions import assignment, closing, contacts, delivery, inbo
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
+from conversa.web.agent_status import status_context
 from conversa.web.views_lists import inbox_context
 from conversa.web.views_thread import thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
@@ -113,6 +112,7 @@ def console(request: HttpRequest, conversation_id: int | None = None) -> HttpRes
     context["server_now"] = timezone.now()
     context["me_name"] = display_name(user)
     context["js_strings"] = _js_strings()
+    context.update(status_context(user))  # the header's Ready / Paused / Offline control
     context["lists_html"], context["lists_sig"] = _lists_html(request, context)
     return render(request, "web/console.html", context)
 
@@ -130,6 +130,8 @@ def _js_strings() -> dict[str, str]:
         "live": _("Live"),
         "offline": _("Reconnecting…"),
         "connecting": _("Connecting…"),
+        "reassigned_to": _("{by} reassigned this conversation to {agent}."),
+        "returned_to_inbox": _("{by} moved this conversation to the general inbox."),
     }
 
 
@@ -167,8 +169,11 @@ def _template_id(value: Any) -> int:
 def _conversation_context(request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
     user = _user(request)
     mine = conversation.agent_id == user.pk
-    acting = conversation.status != Conversation.Status.CLOSED and (
-        mine or (conversation.agent_id is not None and is_supervisor(user)))
+    # A supervisor on an agent's conversation reads it; she writes only after joining (announced).
+    supervising = (not mine and conversation.agent_id is not None and is_supervisor(user)
+                   and conversation.status != Conversation.Status.CLOSED)
+    joined = supervising and selectors.supervisor_joined(conversation_id=conversation.pk, user=user)
+    acting = conversation.status != Conversation.Status.CLOSED and (mine or joined)
     window_open = is_window_open(conversation)
     campaign: Campaign = conversation.campaign
     templates = list(MessageTemplate.objects.filter(line_id=conversation.line_id,
@@ -178,6 +183,8 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "c": conversation,
         "mine": mine,
         "acting": acting,
+        "supervising": supervising,
+        "joined": joined,
         "window_open": window_open,
         "window_expires_at": window_expires_at(conversation),
         "templates": templates,
@@ -332,29 +339,30 @@ def edit_contact(request: HttpRequest, pk: int) -> HttpResponse:
 
 @htmx_read
 def transfer_dialog(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    conversation = selectors.get_visible_conversation(user, pk)
-    agents = []
-    for agent in conversation.campaign.agents.filter(is_active=True).select_related("profile__group") \
-            .order_by("first_name", "username"):
-        if agent.pk == conversation.agent_id:
-            continue
-        profile = profile_of(agent)
-        agents.append({"id": agent.pk, "name": display_name(agent),
-                       "status": profile.status if profile else "offline",
-                       "status_label": profile.get_status_display() if profile else _("Offline"),
-                       "whatsapp": has_whatsapp_skill(agent)})
-    return render(request, "web/partials/transfer.html", {"c": conversation, "agents": agents})
+    conversation = selectors.get_visible_conversation(_user(request), pk)
+    return render(request, "web/partials/transfer.html", {
+        "c": conversation, "agents": assignment.transfer_targets(campaign=conversation.campaign,
+                                                                 exclude_agent_id=conversation.agent_id),
+        "campaigns": assignment.transfer_campaigns(conversation=conversation)})
 
 
 @htmx_action
 def transfer(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = assignment.transfer(conversation_id=pk, user=_user(request),
-                                       target_agent_id=_int(request.POST.get("agent")) or 0)
-    name = display_name(conversation.agent) if conversation.agent else ""
-    return _done("conversa:lists", "conversa:closeDialogs",
-                 **{"conversa:left": {"id": pk},
-                    "conversa:toast": {"message": _("Transferred to %(name)s.") % {"name": name}}})
+    """`agent`: a user id, `inbox` (back to the campaign's general inbox) or `campaign:<id>` (that
+    campaign's general inbox); `note` is shown in the thread."""
+    target, note = request.POST.get("agent", ""), request.POST.get("note", "")
+    if target == "inbox" or target.startswith("campaign:"):
+        campaign_id = None if target == "inbox" else (_int(target.partition(":")[2]) or 0)
+        conversation = assignment.return_to_inbox(conversation_id=pk, user=_user(request), note=note,
+                                                  campaign_id=campaign_id)
+        message = _("Sent to the general inbox of %(campaign)s.") % {"campaign": conversation.campaign.name}
+    else:
+        conversation = assignment.transfer(conversation_id=pk, user=_user(request), note=note,
+                                           target_agent_id=_int(target) or 0)
+        name = display_name(conversation.agent) if conversation.agent else ""
+        message = _("Transferred to %(name)s.") % {"name": name}
+    return _done("conversa:lists", "conversa:closeDialogs", "conversa:pane",
+                 **{"conversa:left": {"id": pk}, "conversa:toast": {"message": message}})
 
 
 @htmx_read

@@ -51,10 +51,18 @@ def thread_context(conversation: Conversation, query: QueryDict | None = None) -
     earlier_url = ""
     if page.cursor is not None:
         earlier_url = f"{reverse('console-messages', args=[conversation.pk])}?before={page.cursor.encode()}"
+    rows: list[Any] = _message_rows(page.rows)
+    # Transfers and supervisors joining, between this page's first message (the thread's start on
+    # its first page) and the next page's (now, on the newest).
+    since = cursor_of(page.rows[0], field="sort_at").at if page.rows and page.cursor is not None else None
+    until = cursor_of(page.rows[-1], field="sort_at").at if page.rows and before is not None else None
+    lines = selectors.thread_system_lines(conversation, since=since, until=until)
+    if lines:
+        rows = sorted([*rows, *((line, "") for line in lines)], key=lambda row: row[0].sort_at)
     return {
         "c": conversation,
         "messages": page.rows,
-        "message_rows": _message_rows(page.rows),
+        "message_rows": rows,
         "start_cursor": cursor_of(page.rows[0], field="sort_at").encode() if page.rows else "",
         "earlier_url": earlier_url,
         "earlier_page": before is not None,

@@ -7,13 +7,15 @@ exist, and which a kind requires, each adapter declares (`provider_fields`, `lin
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -148,8 +150,21 @@ class ProviderAdmin(admin.ModelAdmin):
         return obj.lines.count()
 
 
-def webhook_url(line: Line) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("webhook", kwargs={"kind": line.provider.kind, "line_id": line.pk})
+def public_base_url(request: HttpRequest | None) -> str:
+    """Where providers reach us: PUBLIC_BASE_URL when the operator set it, else the host the
+    administrator is browsing (a fixed 127.0.0.1:8000 was wrong on every real install)."""
+    if settings.PUBLIC_BASE_URL_CONFIGURED or request is None:
+        return str(settings.PUBLIC_BASE_URL)
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def webhook_url(line: Line, request: HttpRequest | None = None) -> str:
+    return public_base_url(request) + reverse("webhook", kwargs={"kind": line.provider.kind, "line_id": line.pk})
+
+
+# The request of the change form being rendered: read-only fields (the callback URL) get only the
+# object, and the URL depends on the host the administrator browses.
+_current_request: ContextVar[HttpRequest | None] = ContextVar("line_admin_request", default=None)
 
 
 @admin.register(Line)
@@ -164,11 +179,22 @@ class LineAdmin(admin.ModelAdmin):
     readonly_fields = ["callback_url"]
     actions = ["check_connection", "sync_templates"]
 
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        token = _current_request.set(request)
+        try:
+            response = super().changeform_view(request, *args, **kwargs)
+            if isinstance(response, TemplateResponse):
+                response.render()  # while the request is known: the read-only fields are evaluated now
+            return response
+        finally:
+            _current_request.reset(token)
+
     @admin.display(description=_("webhook (callback) URL"))
     def callback_url(self, obj: Line) -> SafeString | str:
         if not obj.pk:
             return str(_("Save the line first."))
-        return format_html("<code>{}{}</code>", webhook_url(obj), adapter_class(obj.provider.kind).callback_url_suffix)
+        url = webhook_url(obj, _current_request.get())
+        return format_html("<code>{}{}</code>", url, adapter_class(obj.provider.kind).callback_url_suffix)
 
     @admin.action(description=_("Check connection"))
     def check_connection(self, request: HttpRequest, queryset: QuerySet[Line]) -> None:

@@ -9,6 +9,7 @@ published on commit through `realtime.publish`, audit rows through `inbox.audit`
 - `delivery`: send claims, results and delivery statuses (forward only).
 - `replies`: what an agent sends (text, quick reply, template, file) and marking a thread read.
 - `assignment`: capture, transfer, automatic distribution and handing chats to a freed agent.
+- `supervision`: a supervisor joining an agent's conversation to write in it.
 - `closing`: closing by an agent (disposition form) and `close_by_system` for everything else.
 - `expiry`: marking conversations expired (window closed unanswered) and reactivating them.
 - `outbound`: an agent starts a conversation with a template.

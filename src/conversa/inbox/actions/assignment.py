@@ -172,9 +172,69 @@ def capture(*, conversation_id: int, agent: User) -> Conversation:
     return conversation
 
 
-def transfer(*, conversation_id: int, user: User, target_agent_id: int) -> Conversation:
-    """Move a conversation to another agent of its campaign (from an agent, or from the general
-    inbox by a supervisor); the agent who lost it is offered waiting ones."""
+def transfer_targets(*, campaign: Campaign, exclude_agent_id: int | None = None) -> list[dict[str, object]]:
+    """Every agent of the campaign, each with whether she may take a transfer now (WhatsApp skill,
+    Ready, a free slot) and why not: the dialog shows them all, the action accepts only those."""
+    rows = []
+    agents = (campaign.agents.filter(is_active=True).select_related("profile__group", "profile__pause_reason")
+              .annotate(open_count=Count("conversations", filter=Q(conversations__status=Conversation.Status.ATTENDED)))
+              .order_by("first_name", "username"))
+    for agent in agents:
+        if agent.pk == exclude_agent_id:
+            continue
+        profile = getattr(agent, "profile", None)
+        status = profile.status if profile else AgentProfile.Status.OFFLINE
+        why = ""
+        if not has_whatsapp_skill(agent):
+            why = _("no WhatsApp skill")
+        elif status != AgentProfile.Status.READY:
+            why = _("not ready")
+        elif profile is not None and agent.open_count >= profile.capacity:  # type: ignore[attr-defined]
+            why = _("no free slot")
+        rows.append({"id": agent.pk, "name": display_name(agent), "status": status,
+                     "status_label": AgentProfile.Status(status).label,
+                     "pause_reason": profile.pause_reason.name if profile and profile.pause_reason else "",
+                     "available": not why, "why": why, "whatsapp": has_whatsapp_skill(agent)})
+    return rows
+
+
+def _announce_transfer(*, conversation: Conversation, user: User, previous: int | None, previous_campaign: int,
+                       to_agent: User | None, note: str) -> None:
+    """The audit entry (also the thread's system line) and the live event; the agent who lost it
+    is offered waiting conversations."""
+    to_campaign = conversation.campaign_id if conversation.campaign_id != previous_campaign else None
+    audit.record(kind=AuditEntry.Kind.TRANSFERRED, actor=user, conversation=conversation,
+                 from_agent=previous, to_agent=to_agent.pk if to_agent else None,
+                 actor_name=display_name(user), to_name=display_name(to_agent) if to_agent else "",
+                 to_campaign=to_campaign, to_campaign_name=conversation.campaign.name if to_campaign else "",
+                 by_supervisor=previous != user.pk, note=note)
+    # From an agent: she loses it. From the general inbox (a supervisor assigning it): it leaves
+    # every campaign agent's New tab. To a general inbox: it appears in that campaign's New tab.
+    targets = [groups.agent_group(previous) if previous else groups.campaign_group(previous_campaign)]
+    if to_agent is None or to_campaign:
+        targets.append(groups.campaign_group(conversation.campaign_id))
+    if previous_campaign != conversation.campaign_id:
+        targets.append(groups.campaign_group(previous_campaign))
+    publish_conversation(event_types.CONVERSATION_TRANSFERRED, conversation, *targets,
+                         from_agent=previous, to_agent=to_agent.pk if to_agent else None,
+                         by=user.pk, by_name=display_name(user), note=note,
+                         to_name=display_name(to_agent) if to_agent else "")
+    if previous:
+        hand_out_on_commit(agent_id=previous)
+
+
+def _clean_note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise InvalidInput(_("note must be at most 500 characters."), field="note")
+    return note
+
+
+def transfer(*, conversation_id: int, user: User, target_agent_id: int, note: str = "") -> Conversation:
+    """Move a conversation to another agent of its campaign who may take it now (WhatsApp skill,
+    Ready, a free slot) — from her agent, or by a supervisor (a reassignment) — with an optional
+    note shown in the thread."""
+    note = _clean_note(note)
     with transaction.atomic():
         conversation = owned_conversation(conversation_id=conversation_id, user=user, allow_supervisor=True)
         target = User.objects.filter(pk=target_agent_id, is_active=True).first()
@@ -189,18 +249,50 @@ def transfer(*, conversation_id: int, user: User, target_agent_id: int) -> Conve
         if not has_whatsapp_skill(target):
             raise InvalidInput(_("%(agent)s does not have the WhatsApp skill.") % {"agent": name_for(user, target)},
                                field="agent")
+        # Locked: two transfers to her last free slot cannot both win.
+        profile = AgentProfile.objects.select_for_update().filter(user=target).first()
+        if profile is None or profile.status != AgentProfile.Status.READY:
+            status = profile.get_status_display() if profile else AgentProfile.Status.OFFLINE.label
+            raise InvalidInput(_("%(agent)s is not ready (%(status)s).")
+                               % {"agent": name_for(user, target), "status": str(status).lower()}, field="agent")
+        if Conversation.objects.filter(agent=target, status=Conversation.Status.ATTENDED).count() >= profile.capacity:
+            raise InvalidInput(_("%(agent)s has no free slot.") % {"agent": name_for(user, target)}, field="agent")
         previous = conversation.agent_id
         conversation.agent = target
         conversation.status = Conversation.Status.ATTENDED
         conversation.attended_at = conversation.attended_at or timezone.now()
         conversation.save(update_fields=["agent", "status", "attended_at"])
-        audit.record(kind=AuditEntry.Kind.TRANSFERRED, actor=user, conversation=conversation,
-                     from_agent=previous, to_agent=target.pk)
-        # From an agent: she loses it. From the general inbox (a supervisor assigning it): it leaves
-        # every campaign agent's New tab.
-        leaving = groups.agent_group(previous) if previous else groups.campaign_group(conversation.campaign_id)
-        publish_conversation(event_types.CONVERSATION_TRANSFERRED, conversation, leaving,
-                             from_agent=previous, to_agent=target.pk)
-        if previous:
-            hand_out_on_commit(agent_id=previous)
+        _announce_transfer(conversation=conversation, user=user, previous=previous,
+                           previous_campaign=conversation.campaign_id, to_agent=target, note=note)
+    return conversation
+
+
+def transfer_campaigns(*, conversation: Conversation) -> list[Campaign]:
+    """Campaigns whose general inbox a conversation may be sent to (WhatsApp-enabled, active)."""
+    return list(Campaign.objects.filter(active=True, whatsapp_enabled=True).exclude(pk=conversation.campaign_id)
+                .order_by("name"))
+
+
+def return_to_inbox(*, conversation_id: int, user: User, campaign_id: int | None = None,
+                    note: str = "") -> Conversation:
+    """Put a conversation back in a general inbox ("New"): its own campaign's, or another
+    campaign's (WhatsApp-enabled, active). From its agent, or by a supervisor."""
+    note = _clean_note(note)
+    with transaction.atomic():
+        conversation = owned_conversation(conversation_id=conversation_id, user=user, allow_supervisor=True)
+        previous_campaign = conversation.campaign_id
+        if campaign_id is not None and campaign_id != previous_campaign:
+            campaign = Campaign.objects.filter(pk=campaign_id, active=True, whatsapp_enabled=True).first()
+            if campaign is None:
+                raise InvalidInput(_("campaign must be the id of an active WhatsApp campaign."), field="campaign")
+            conversation.campaign = campaign
+        elif conversation.agent_id is None:
+            raise InvalidInput(_("The conversation is already in the general inbox."), field="campaign")
+        previous = conversation.agent_id
+        conversation.agent = None
+        conversation.status = Conversation.Status.NEW
+        conversation.save(update_fields=["agent", "status", "campaign"])
+        _announce_transfer(conversation=conversation, user=user, previous=previous,
+                           previous_campaign=previous_campaign, to_agent=None, note=note)
+        hand_out_on_commit(campaign_id=conversation.campaign_id)
     return conversation

@@ -12,16 +12,16 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from conversa.accounts.selectors import display_name
+from conversa.accounts.selectors import display_name, is_supervisor
 from conversa.campaigns.models import QuickReply
 from conversa.core import media as stored_media
-from conversa.core.errors import InvalidInput, NotFound, WindowClosed
+from conversa.core.errors import InvalidInput, NotAllowed, NotFound, WindowClosed
 from conversa.inbox import audit
 from conversa.inbox.actions.common import CheckedUpload, owned_conversation, queue_outbound
 from conversa.inbox.actions.expiry import reactivate
 from conversa.inbox.events import publish_conversation
 from conversa.inbox.models import AuditEntry, Conversation, Message
-from conversa.inbox.selectors import get_visible_conversation
+from conversa.inbox.selectors import get_visible_conversation, supervisor_joined
 from conversa.inbox.window import is_window_open
 from conversa.realtime import event_types
 from conversa.whatsapp.models import Line, MessageTemplate
@@ -217,9 +217,15 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
     with transaction.atomic():
         # A supervisor may send a template in a general inbox conversation (reactivating an expired
         # one nobody captured); an agent's conversation is hers alone.
-        conversation = owned_conversation(conversation_id=conversation_id, user=agent,
-                                          allow_supervisor=request.template is not None)
-        if conversation.agent_id not in (None, agent.pk):
+        # A supervisor who joined an agent's conversation (announced in its thread) writes in it too.
+        supervisor = is_supervisor(agent)
+        conversation = owned_conversation(conversation_id=conversation_id, user=agent, allow_supervisor=supervisor)
+        if conversation.agent_id is None and request.template is None:
+            raise NotAllowed(_("Capture this conversation before acting on it."))
+        if conversation.agent_id not in (None, agent.pk) and not supervisor_joined(conversation_id=conversation.pk,
+                                                                                   user=agent):
+            if supervisor:
+                raise NotAllowed(_("Join the conversation to write in it."))
             raise NotFound(_("Conversation not found."))
         if request.client_message_id:
             existing = conversation.messages.filter(client_message_id=request.client_message_id).first()

@@ -749,6 +749,12 @@
   }
   function stopPolling() { clearInterval(pollTimer); pollTimer = null; }
   function onEvent(type, payload) {
+    if (type === 'agent.status') {  // the header's status control (another tab, logout, the offline sweep)
+      if (payload.agent === me && $('#agent-status')) {
+        htmx.ajax('GET', '/console/status/', { target: '#agent-status', swap: 'outerHTML' });
+      }
+      return;
+    }
     const c = payload && payload.conversation;
     if (type === 'refetch' || !c) { schedule('lists'); schedule('pane'); return; }
     if (type === 'conversation.read') { schedule('lists'); return; }  // only the unread badges change
@@ -765,6 +771,18 @@
     if ((c.agent !== me || c.status === 'closed') && type !== 'conversation.created') {
       const row = document.getElementById(`row-mine-${c.id}`);
       if (row) row.remove();
+    }
+    if (type === 'conversation.transferred' && c.id === openId && payload.from_agent === me
+        && payload.by !== me && c.agent !== me) {
+      // Taken out of her hands (a supervisor's reassignment): say who and where, not "not found".
+      const text = (payload.to_agent ? T.reassigned_to : T.returned_to_inbox)
+        .replace('{by}', payload.by_name || '').replace('{agent}', payload.to_name || '');
+      clearPane();
+      const notice = $('#pane .empty-pane p');
+      if (notice) { notice.textContent = text; notice.dataset.testid = 'pane-notice'; }
+      toast(text);
+      schedule('lists');
+      return;
     }
     schedule('lists');
     if (c.id === openId) schedule('pane');
