@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.utils import timezone
 
 from conversa.accounts import services
 from conversa.accounts.models import AgentProfile, PauseReason, StatusPeriod
+from conversa.core.errors import InvalidInput
 from conversa.core.worker import sweep
 from conversa.realtime import presence
 from conversa.realtime.models import StreamEvent
@@ -116,9 +118,6 @@ def test_supervisors_and_agents_without_the_whatsapp_skill_are_not_made_ready_by
 
 def test_set_status_rejects_unknown_statuses(demo):
     agent1 = User.objects.get(username="agent1")
-    try:
+    with pytest.raises(InvalidInput) as refused:
         services.set_status(user=agent1, status="lunch")
-    except Exception as exc:  # noqa: BLE001 - the domain error's field is what matters
-        assert getattr(exc, "field", None) == "status"
-    else:
-        raise AssertionError("an unknown status was accepted")
+    assert refused.value.field == "status"
