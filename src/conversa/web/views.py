@@ -361,7 +361,7 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
                                            target_agent_id=_int(target) or 0)
         name = display_name(conversation.agent) if conversation.agent else ""
         message = _("Transferred to %(name)s.") % {"name": name}
-    return _done("conversa:lists", "conversa:closeDialogs", "conversa:pane",
+    return _done("conversa:lists", "conversa:closeDialogs",
                  **{"conversa:left": {"id": pk}, "conversa:toast": {"message": message}})
 
 
