@@ -789,14 +789,19 @@
   }
   function connect() {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = lastId !== null ? `?last_event_id=${lastId}` : '';
+    // frames=batch: what piled up for us comes as one array frame (realtime/consumers.py).
+    const query = lastId !== null ? `?frames=batch&last_event_id=${lastId}` : '?frames=batch';
     let ws;
     try { ws = new WebSocket(`${proto}://${location.host}/ws/agent/${query}`); } catch (err) { retry(); return; }
     let opened = false;
     ws.onopen = () => { opened = true; };
     ws.onmessage = (msg) => {
-      let frame;
-      try { frame = JSON.parse(msg.data); } catch (err) { return; }
+      let data;
+      try { data = JSON.parse(msg.data); } catch (err) { return; }
+      for (const frame of Array.isArray(data) ? data : [data]) onFrame(frame);
+    };
+    function onFrame(frame) {
+      if (!frame || typeof frame !== 'object') return;
       if (frame.event === 'hello') {
         const first = lastId === null;
         if (first && frame.payload) lastId = frame.payload.last_event_id;
@@ -810,7 +815,7 @@
       }
       if (typeof frame.id === 'number' && (lastId === null || frame.id > lastId)) lastId = frame.id;
       onEvent(frame.event, frame.payload || {});
-    };
+    }
     ws.onclose = (e) => {
       if (e.code === 4401) { location.href = `/login/?next=${encodeURIComponent(location.pathname)}`; return; }
       setConn(opened ? 'offline' : 'connecting');
