@@ -150,6 +150,7 @@
   }
   function clearPane() {
     openId = null;
+    announced = null;
     body.dataset.openId = '';
     const pane = $('#pane');
     pane.replaceChildren();
@@ -178,7 +179,80 @@
     const link = e.target.closest('[data-open-conversation]');
     if (!link || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
     e.preventDefault();
+    focusAfterPane = { id: Number(link.dataset.openConversation), to: 'pane-if-lost' };
     loadPane(Number(link.dataset.openConversation), true);
+  });
+
+  // ------------------------------------------------------------------ focus and announcements
+  // A keyboard or screen-reader agent keeps her place: after a capture the composer has the focus,
+  // after closing (or transferring) the next conversation of the list; a polite live region says
+  // which conversation the pane now shows. On a phone the list and the pane take turns on screen
+  // (console.css): opening one moves the focus into the pane, the back control returns it to the row.
+  let focusAfterPane = null;
+  let announced = null;
+  let listFocus = null;
+  const onScreen = (el) => Boolean(el && el.getClientRects().length);
+  function focusLost() {
+    const active = document.activeElement;
+    return !active || active === body || !onScreen(active);
+  }
+  function paneShown() {
+    const conv = $('#pane .conv');
+    if (!conv) return;
+    const id = Number(conv.dataset.conversationId);
+    if (announced !== id) {
+      announced = id;
+      const announcer = $('#announcer');
+      const name = $('#conv-name', conv);
+      if (announcer) announcer.textContent = `${announcer.dataset.loaded}: ${name ? name.textContent.trim() : ''}`;
+    }
+    const want = focusAfterPane;
+    if (!want || want.id !== id) return;
+    focusAfterPane = null;
+    if ($('dialog[open]')) return;
+    if (want.to === 'composer') {
+      // Not when she is already typing somewhere else (a search field of the list, say).
+      const active = document.activeElement;
+      if (active && !conv.contains(active) && active.matches('input, textarea, select')) return;
+      const target = $('#composer-text', conv) || $('[data-testid=template-picker] select', conv) || $('#pane');
+      if (document.activeElement !== target) target.focus();
+    } else if (focusLost()) {
+      $('#pane').focus({ preventScroll: true });
+    }
+  }
+  function focusNextConversation(id) {
+    if (!onScreen($('.inbox'))) {  // a phone: the way back to the list
+      const back = $('#back-to-list');
+      if (back) back.focus();
+      return;
+    }
+    const tab = body.dataset.tab;
+    const rows = $$(`#lists [data-panel="${tab}"] .row[data-conversation-id]`);
+    const i = rows.findIndex((r) => Number(r.dataset.conversationId) === id);
+    const next = i >= 0 ? rows[i + 1] || rows[i - 1] : rows[0];
+    const link = next && $('.row-open', next);
+    (link || $(`[data-tab-button="${tab}"]`)).focus();
+  }
+  // A refresh of the lists replaces their rows: the focused one keeps the focus.
+  function rememberListFocus() {
+    const active = document.activeElement;
+    const row = active && $('#lists').contains(active) ? active.closest('.row') : null;
+    listFocus = row ? { id: row.dataset.conversationId, capture: active.matches('.capture') } : null;
+  }
+  function restoreListFocus() {
+    const was = listFocus;
+    listFocus = null;
+    if (!was || !focusLost()) return;
+    const row = $(`#lists [data-panel="${body.dataset.tab}"] .row[data-conversation-id="${was.id}"]`);
+    const el = row && ((was.capture && $('.capture', row)) || $('.row-open', row));
+    if (el) el.focus({ preventScroll: true });
+  }
+  document.addEventListener('click', (e) => {
+    if (!e.target.closest('[data-back-to-list]')) return;
+    const id = openId;
+    clearPane();
+    const row = $(`#lists [data-panel="${body.dataset.tab}"] .row[data-conversation-id="${id}"] .row-open`);
+    (row || $(`[data-tab-button="${body.dataset.tab}"]`)).focus();
   });
 
   // ------------------------------------------------------------------ server-sent triggers
@@ -222,8 +296,14 @@
   body.addEventListener('conversa:thread', () => schedule('thread'));
   body.addEventListener('conversa:pane', () => schedule('pane'));
   body.addEventListener('conversa:toast', (e) => toast(e.detail.message));
-  body.addEventListener('conversa:closeDialogs', () => { for (const d of $$('dialog[open]')) d.close(); });
+  body.addEventListener('conversa:closeDialogs', (e) => {
+    // Closed with a disposition or transferred: her place is the next conversation of the list.
+    const form = e.target.closest && e.target.closest('[data-close-form], [data-transfer-form]');
+    for (const d of $$('dialog[open]')) d.close();
+    if (form && openId) focusNextConversation(openId);
+  });
   body.addEventListener('conversa:open', (e) => {
+    focusAfterPane = { id: Number(e.detail.id), to: 'composer' };  // captured or started: she writes next
     if (e.detail.tab) setTab(e.detail.tab);
     loadPane(Number(e.detail.id), true);
   });
@@ -255,6 +335,7 @@
       const sig = e.detail.xhr.getResponseHeader('X-Lists-Sig');
       if (sig && sig === e.detail.target.dataset.sig) { e.detail.shouldSwap = false; return; }
       if (sig) e.detail.target.dataset.sig = sig;
+      rememberListFocus();
     }
     if (e.detail.target.id === 'pane') {
       const shown = $('#pane .conv');
@@ -296,6 +377,7 @@
       // A composer kept across the swap (hx-preserve) still has its text: only a fresh one gets the draft.
       if (ta && !ta.value && drafts.get(openId)) ta.value = drafts.get(openId);
       keepFocus();
+      paneShown();
       renderOutbox();
       fillClientIds(target);
       setSideTab(sideTab);
@@ -308,7 +390,7 @@
     }
     if (target.id === 'pane' || target.id === 'thread') markRead();
     if (target.id === 'thread' && target.dataset.stick !== 'false') target.scrollTop = target.scrollHeight;
-    if (target.id === 'lists') markSelected();
+    if (target.id === 'lists') { markSelected(); restoreListFocus(); }
     if (target.id === 'dialog-body') {
       const dlg = $('#dialog');
       if (!dlg.open) dlg.showModal();
@@ -637,9 +719,23 @@
   // ------------------------------------------------------------------ side panel
   function setSideTab(tab) {
     sideTab = tab;
-    for (const b of $$('[data-side-tab]')) b.setAttribute('aria-selected', String(b.dataset.sideTab === tab));
+    for (const b of $$('[data-side-tab]')) {
+      b.setAttribute('aria-selected', String(b.dataset.sideTab === tab));
+      b.tabIndex = b.dataset.sideTab === tab ? 0 : -1;  // one Tab stop; arrows move between tabs
+    }
     for (const p of $$('[data-side-panel]')) p.hidden = p.dataset.sidePanel !== tab;
   }
+  document.addEventListener('keydown', (e) => {
+    const tab = e.target.closest && e.target.closest('[data-side-tab]');
+    if (!tab || !['ArrowRight', 'ArrowLeft', 'Home', 'End'].includes(e.key)) return;
+    e.preventDefault();
+    const tabs = $$('[data-side-tab]', tab.parentElement);
+    const i = tabs.indexOf(tab);
+    const next = e.key === 'Home' ? tabs[0] : e.key === 'End' ? tabs[tabs.length - 1]
+      : tabs[(i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+    setSideTab(next.dataset.sideTab);
+    next.focus();
+  });
   document.addEventListener('click', (e) => {
     const tab = e.target.closest('[data-side-tab]');
     if (tab) setSideTab(tab.dataset.sideTab);

@@ -111,10 +111,18 @@
       time.textContent = new Date(m.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
       meta.append(time);
       if (m.direction === 'out') {
+        // The marks are for the eye; assistive technology reads the status in words.
         const ticks = document.createElement('span');
+        const label = thread.dataset[`tick${m.status.charAt(0).toUpperCase()}${m.status.slice(1)}`] || m.status;
         ticks.className = `ticks ticks-${m.status}`;
-        ticks.textContent = TICKS[m.status] || '';
-        ticks.title = m.status;
+        ticks.title = label;
+        const marks = document.createElement('span');
+        marks.setAttribute('aria-hidden', 'true');
+        marks.textContent = TICKS[m.status] || '';
+        const words = document.createElement('span');
+        words.className = 'sr-only';
+        words.textContent = label;
+        ticks.append(marks, words);
         meta.append(ticks);
       }
       bubble.append(meta);
