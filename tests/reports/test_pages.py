@@ -80,7 +80,7 @@ def test_csv_export(scenario: dict[str, Any]) -> None:
     c1 = by_id[scenario["c1"].pk]
     assert (c1["Agent"], c1["Campaign"], c1["Status"], c1["Messages"], c1["Disposition"]) == (
         "Laura Gómez", "Sales", "Closed", "4", "Sale")  # 2 in, reply, goodbye
-    assert c1["Phone"] == "'+5491155550001"  # "+" starts a formula too
+    assert c1["Phone"] == "+5491155550001"  # a plain number computes nothing: left as it is
     c3 = by_id[scenario["c3"].pk]
     assert c3["Customer"].startswith("'=cmd|")
     assert c3["Agent"] == "" and c3["Disposition"] == "" and c3["Closed by system"] == "no"
@@ -113,7 +113,7 @@ def test_csv_filters_and_visibility(scenario: dict[str, Any]) -> None:
 
 
 def test_safe_cell() -> None:
-    for dangerous in ("=1+1", "+54", "-2", "@SUM(A1)", "\tx", "\rx"):
+    for dangerous in ("=1+1", "+54+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
         assert safe_cell(dangerous) == "'" + dangerous
     assert safe_cell("Ana") == "Ana"
     assert safe_cell(None) == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,15 +13,19 @@ from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import display_name
 from conversa.inbox.models import Conversation
+from conversa.web.records import labelled_answers
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): customer
 # profile names and disposition names are typed by outsiders or admins, so they are neutralised.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# ...except a plain number ("+5491155550001", "-2.5"): it computes nothing, and a quote in front
+# would spoil every phone of the file.
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 
 
 def safe_cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) else text
 
 
 class _Echo:
@@ -32,7 +37,8 @@ class _Echo:
 
 def header() -> list[str]:
     return [_("ID"), _("Agent"), _("Created"), _("Campaign"), _("Line"), _("Phone"), _("Customer"),
-            _("Last interaction"), _("Status"), _("Messages"), _("Closed by system"), _("Disposition")]
+            _("Last interaction"), _("Status"), _("Messages"), _("Closed by system"), _("Disposition"),
+            _("Notes"), _("Form answers"), _("Follow-up")]
 
 
 def _local(value: Any) -> str:
@@ -41,10 +47,15 @@ def _local(value: Any) -> str:
 
 def row(c: Conversation) -> list[str]:
     disposition = getattr(c, "disposition", None)
+    # The identified contact's name; the WhatsApp profile name only for a customer never identified.
+    customer = (c.contact.full_name if c.contact else "") or c.customer_profile_name
+    answers = "; ".join(f"{label}: {value}" for label, value in labelled_answers(disposition)) if disposition else ""
     return [str(c.pk), display_name(c.agent) if c.agent else "", _local(c.created_at), c.campaign.name,
-            c.line.number, c.customer_phone, c.customer_profile_name, _local(c.last_message_at),
+            c.line.number, c.customer_phone, customer, _local(c.last_message_at),
             str(c.get_status_display()), str(getattr(c, "message_count", "")),
-            _("yes") if c.closed_by_system else _("no"), disposition.option.name if disposition else ""]
+            _("yes") if c.closed_by_system else _("no"), disposition.option.name if disposition else "",
+            disposition.notes if disposition else "", answers,
+            _local(disposition.follow_up_at) if disposition else ""]
 
 
 def csv_lines(rows: QuerySet[Conversation]) -> Iterator[str]:

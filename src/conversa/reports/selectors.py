@@ -36,7 +36,7 @@ from conversa.campaigns.models import Campaign, Disposition, DispositionOption
 from conversa.campaigns.selectors import campaigns_for
 from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
-from conversa.inbox.models import Conversation, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.reports import rollups
 
 DEFAULT_DAYS = 7
@@ -275,6 +275,11 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
             by_campaign[option["campaign_id"]].dispositions.append(
                 DispositionCount(option["pk"], option["name"], option["positive"], n))
 
+    # A transferred conversation counts for every agent who held it (closing and first response stay
+    # with whoever did them); the transfers' audit entries say who held it before its last agent.
+    for campaign_id, agent_id in _earlier_holders(conversations):
+        agent(campaign_id, agent_id).conversations += 1
+
     names = _names(agent_id for _c, agent_id in agents)
     for (campaign_id, agent_id), figures in sorted(agents.items()):
         figures.name = names.get(agent_id, str(agent_id))
@@ -287,6 +292,21 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
         s.resolution = Durations.of(resolution[campaign_id])
         s.agents.sort(key=lambda a: (-a.conversations, a.name))
     return list(by_campaign.values())
+
+
+def _earlier_holders(conversations: QuerySet[Conversation]) -> list[tuple[int, int]]:
+    """(campaign, agent) once per conversation of `conversations` and agent who held it before a
+    transfer and does not hold it now: one query over the transfers' audit entries."""
+    entries = (AuditEntry.objects.filter(kind=AuditEntry.Kind.TRANSFERRED, conversation__in=conversations.values("pk"))
+               .values_list("conversation_id", "conversation__campaign_id", "conversation__agent_id", "data")
+               .order_by())
+    held: set[tuple[int, int, int]] = set()
+    for conversation_id, campaign_id, current, data in entries:
+        for key in ("from_agent", "to_agent"):
+            agent_id = (data or {}).get(key)
+            if isinstance(agent_id, int) and agent_id != current:
+                held.add((conversation_id, campaign_id, agent_id))
+    return [(campaign_id, agent_id) for _conversation, campaign_id, agent_id in held]
 
 
 # --------------------------------------------------------------------------- conversation report
@@ -305,7 +325,7 @@ def conversation_rows(campaigns: QuerySet[Campaign], rng: DateRange, *, agent_id
     digits = "".join(ch for ch in phone if ch.isdigit())
     if digits:
         qs = qs.filter(customer_phone__contains=digits)
-    return (qs.select_related("agent", "campaign", "line", "disposition__option")
+    return (qs.select_related("agent", "campaign", "line", "contact", "disposition__option")
             .annotate(message_count=Coalesce(Subquery(
                 Message.objects.filter(conversation=OuterRef("pk")).order_by().values("conversation")
                 .annotate(n=Count("id")).values("n")), 0))

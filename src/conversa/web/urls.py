@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from conversa.web import views, views_agent
+from conversa.web import views, views_agent, views_dialogs
 
 urlpatterns = [
     path("", views.console, name="console"),
@@ -15,6 +15,9 @@ urlpatterns = [
     path("console/status/change/", views_agent.change_status, name="console-status"),
     path("console/new/", views.new_conversation_dialog, name="console-new-dialog"),
     path("console/start/", views.start_conversation, name="console-start"),
+    path("console/phone/", views_dialogs.check_phone, name="console-check-phone"),
+    # Browsers ask for /favicon.ico on pages that do not link one (the API's, the admin's).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("console/c/<int:pk>/", views.conversation_pane, name="console-pane"),
     path("console/c/<int:pk>/messages/", views.conversation_messages, name="console-messages"),
     path("console/c/<int:pk>/side/", views.side_panel, name="console-side"),

@@ -20,8 +20,9 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -44,6 +45,7 @@ from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
 from conversa.web.agent_status import status_context
+from conversa.web.records import labelled_answers
 from conversa.web.views_lists import inbox_context
 from conversa.web.views_thread import thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
@@ -95,6 +97,12 @@ def _done(*events: str, **payload_events: Any) -> HttpResponse:
     return _trigger(HttpResponse(status=204), triggers)
 
 
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that link none (the API's, the admin's): the static icon."""
+    return redirect(static("web/favicon.svg"), permanent=True)
+
+
 # --------------------------------------------------------------------------- auth
 class LoginView(auth_views.LoginView):
     template_name = "web/login.html"
@@ -106,7 +114,7 @@ class LoginView(auth_views.LoginView):
 @require_GET
 def console(request: HttpRequest, conversation_id: int | None = None) -> HttpResponse:
     user = _user(request)
-    context = inbox_context(user)
+    context = inbox_context(user, open_id=conversation_id)
     context["open_id"] = conversation_id
     context["can_start"] = not context["no_access"] and _visible_lines(user).exists()
     context["server_now"] = timezone.now()
@@ -144,7 +152,8 @@ def _lists_html(request: HttpRequest, context: dict[str, Any]) -> tuple[str, str
 
 @htmx_read
 def inbox_lists(request: HttpRequest) -> HttpResponse:
-    context = inbox_context(_user(request))
+    """Both lists; `?open=<id>`: the conversation the agent has open (shown selected and read)."""
+    context = inbox_context(_user(request), open_id=_int(request.GET.get("open")))
     html, sig = _lists_html(request, context)
     badges = render_to_string("web/partials/badges.html", context, request=request)
     response = HttpResponse(html + badges)
@@ -162,7 +171,7 @@ def _int(value: Any) -> int | None:
 def _template_id(value: Any) -> int:
     template_id = _int(value)
     if template_id is None:
-        raise InvalidInput(_("template must be an id."), field="template")
+        raise InvalidInput(_("Choose a template."), field="template")
     return template_id
 
 
@@ -225,6 +234,8 @@ def _side_context(request: HttpRequest, conversation: Conversation) -> dict[str,
     if contact is not None:
         records = list(Disposition.objects.filter(contact=contact)
                        .select_related("campaign", "option", "agent").order_by("-created_at", "-id")[:100])
+        for record in records:
+            record.answers = labelled_answers(record)  # type: ignore[attr-defined]
     profile_first, _sep, profile_last = (conversation.customer_profile_name or "").partition(" ")
     return {
         "contact": contact,
@@ -439,7 +450,7 @@ def start_conversation(request: HttpRequest) -> HttpResponse:
 def _sandbox_lines() -> Any:
     if not settings.CONVERSA_SANDBOX_SIMULATOR:
         raise Http404("The sandbox simulator is turned off.")
-    return Line.objects.filter(active=True, provider__kind=Provider.Kind.SANDBOX).select_related("campaign")
+    return Line.objects.filter(active=True, provider__kind=Provider.Kind.SANDBOX).select_related("campaign", "provider")
 
 
 def sandbox(request: HttpRequest) -> HttpResponse:
@@ -448,6 +459,8 @@ def sandbox(request: HttpRequest) -> HttpResponse:
     strings = {
         "live": _("Live"), "offline": _("Reconnecting…"), "connecting": _("Connecting…"),
         "chatting_as": _("You are writing as"), "say_hello": _("Say hello: type a message below."),
+        "signed_line": _("This line's provider has a webhook secret: the simulator cannot sign its messages, "
+                         "so the line refuses them. Remove the secret (admin: Providers) or choose another line."),
     }
     return render(request, "web/sandbox.html", {"lines": lines, "js_strings": strings})
 

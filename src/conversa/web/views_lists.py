@@ -24,9 +24,12 @@ def id_url(name: str) -> Callable[[int], str]:
     return lambda pk: f"{head}{pk}{tail}"
 
 
-def _rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
+def _rows(conversations: list[Conversation], *, open_id: int | None = None) -> list[dict[str, Any]]:
     """The lists' rows with everything they show computed here, once per page: the template only
-    prints (a URL reverse, a translation or a filter per row was most of the page's cost)."""
+    prints (a URL reverse, a translation or a filter per row was most of the page's cost).
+
+    `open_id`: the conversation the agent has open is rendered selected and read (she is reading
+    it: its mark-read follows, and a badge in between would flash on the row she looks at)."""
     open_url, capture_url = id_url("console-conversation"), id_url("console-capture")
     capture_label = _("Capture the conversation with %(name)s")
     rows = []
@@ -42,7 +45,8 @@ def _rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
             "id": str(c.pk), "url": open_url(c.pk), "capture_url": capture_url(c.pk),
             "name": customer_name if identified else c.customer_label, "identified": identified,
             "phone": c.customer_phone or c.customer_username, "campaign_name": c.campaign.name,
-            "preview": c.last_message_preview, "unread_count": c.unread_count,
+            "preview": c.last_message_preview, "unread_count": 0 if c.pk == open_id else c.unread_count,
+            "selected": c.pk == open_id,
             "waiting_since": waiting_since.isoformat() if waiting_since else "",
             "expired": c.expired,
             "capture_label": mark_safe(capture_label % {  # noqa: S308 - the name is escaped
@@ -51,7 +55,7 @@ def _rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
     return rows
 
 
-def inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
+def inbox_context(user: AbstractBaseUser, *, open_id: int | None = None) -> dict[str, Any]:
     # One keyset page of each (no counts): the badges read the page, "50+" when it continues, and
     # the unread badge sums the counts kept on each conversation. 50 rows: the oldest waiting and
     # her latest (rendering rows is the page's cost; the API pages through the rest).
@@ -59,7 +63,7 @@ def inbox_context(user: AbstractBaseUser) -> dict[str, Any]:
         new_page, mine_page = selectors.general_inbox(user, limit=50), selectors.personal_inbox(user, limit=50)
     except NotAllowed as exc:
         return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
-    mine = _rows(mine_page.rows)
-    return {"new": _rows(new_page.rows), "new_more": new_page.cursor is not None, "mine": mine,
+    mine = _rows(mine_page.rows, open_id=open_id)
+    return {"new": _rows(new_page.rows, open_id=open_id), "new_more": new_page.cursor is not None, "mine": mine,
             "mine_more": mine_page.cursor is not None, "mine_unread": sum(r["unread_count"] for r in mine),
             "no_access": ""}

@@ -125,17 +125,17 @@ def close(*, conversation_id: int, user: User, option_id: int, notes: str = "", 
         conversation = owned_conversation(conversation_id=conversation_id, user=user, allow_supervisor=True)
         option = DispositionOption.objects.filter(pk=option_id, campaign=conversation.campaign, active=True).first()
         if option is None:
-            raise InvalidInput(_("disposition must be one of this campaign's disposition options."),
+            raise InvalidInput(_("Choose one of this campaign's dispositions."),
                                field="disposition")
         if option.sub_options and sub_option and sub_option not in option.sub_options:
-            raise InvalidInput(_("sub_option must be one of: %(choices)s.")
+            raise InvalidInput(_("The sub-disposition must be one of: %(choices)s.")
                                % {"choices": ", ".join(option.sub_options)}, field="sub_option")
         if option.kind == DispositionOption.Kind.SCHEDULE:
             if follow_up_at is None:
-                raise InvalidInput(_("This disposition schedules a follow-up: follow_up_at is required."),
+                raise InvalidInput(_("This disposition schedules a follow-up: choose its date and time."),
                                    field="follow_up_at")
             if follow_up_at <= timezone.now():
-                raise InvalidInput(_("follow_up_at must be in the future."), field="follow_up_at")
+                raise InvalidInput(_("The follow-up date must be in the future."), field="follow_up_at")
         answers = _clean_form(option, form)
         now = timezone.now()
         disposition = Disposition.objects.create(

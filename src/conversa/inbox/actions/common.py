@@ -76,8 +76,12 @@ def queue_outbound(*, conversation: Conversation, sender: User | None, kind: str
         message.media.save(stored_media.new_storage_name(media.sniffed), media.upload, save=False)
     message.save()
     conversation.last_message_at = now
-    conversation.last_message_preview = preview(body or f"[{kind}]")
-    changed = ["last_message_at", "last_message_preview"]
+    changed = ["last_message_at"]
+    if sender is not None or conversation.status != Conversation.Status.NEW:
+        # An automatic answer (out of hours, welcome, menu) to a conversation waiting in the general
+        # inbox keeps the customer's text as its preview: agents choose what to capture by it.
+        conversation.last_message_preview = preview(body or f"[{kind}]")
+        changed.append("last_message_preview")
     if sender is not None and conversation.first_response_at is None:
         # The reports' first response: the first message a person wrote, stored once (reports.selectors).
         conversation.first_response_at = message.created_at
