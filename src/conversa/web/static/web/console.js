@@ -20,6 +20,17 @@
     return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   }
 
+  // Refusals (4xx: a conversation someone else took, a form to correct, one no longer visible) are
+  // expected: the agent is told through the conversa:error trigger, nothing is swapped, and htmx
+  // does not log them as console errors. Server errors stay errors.
+  htmx.config.responseHandling = [
+    { code: '204', swap: false },
+    { code: '[23]..', swap: true },
+    { code: '4..', swap: false, error: false },
+    { code: '5..', swap: false, error: true },
+    { code: '...', swap: false },
+  ];
+
   // ------------------------------------------------------------------ toasts
   function toast(message, kind = 'info') {
     const el = document.createElement('div');
@@ -28,6 +39,16 @@
     el.textContent = message;
     $('#toasts').append(el);
     setTimeout(() => el.remove(), kind === 'error' ? 8000 : 5000);
+  }
+  // An error toast is about an attempt: once one succeeds (or the form it was about changes) it is stale.
+  function clearErrorToasts() { for (const el of $$('#toasts .toast.error')) el.remove(); }
+
+  // ------------------------------------------------------------------ connection problem
+  // One persistent banner while requests cannot reach the server (the background refreshes keep
+  // trying every few seconds: a toast each would pile up); gone at the first answer.
+  function connectionProblem(on) {
+    const el = $('#connection-problem');
+    if (el) el.hidden = !on;
   }
 
   // ------------------------------------------------------------------ tabs
@@ -74,9 +95,13 @@
     const what = new Set(pending);
     pending.clear();
     if (what.has('lists')) {
-      ajax('GET', '/console/lists/', '#lists');
+      // The server marks the open row (a swap's settle would drop a class added here) and shows it read.
+      ajax('GET', openId ? `/console/lists/?open=${openId}` : '/console/lists/', '#lists');
     }
     if (!openId) return;
+    // The pane does not show the open conversation yet (its load failed, e.g. the server was down):
+    // load it rather than refresh a thread that is not there.
+    if (!$(`#pane .conv[data-conversation-id="${openId}"]`)) { what.add('pane'); what.delete('thread'); }
     if (what.has('pane') && $('#pane dialog[open]')) {
       // Do not yank a dialog from under the agent: refresh when she closes it.
       paneAfterDialog = true;
@@ -317,20 +342,37 @@
   });
 
   document.addEventListener('htmx:afterRequest', (e) => {
+    const xhr = e.detail.xhr;
+    if (xhr && xhr.status) connectionProblem(false);  // the server answered
+    const ok = e.detail.successful && xhr && xhr.status < 400;  // refusals are not errors to htmx (beforeSwap)
     const form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest('form');
-    if (form && e.detail.successful) {
+    if (ok && e.detail.elt.matches && e.detail.elt.matches('form, form *')) clearErrorToasts();
+    if (form && ok) {
       for (const input of $$('[data-client-id]', form)) input.value = uuid();
       const slot = $('.form-error', form);
       if (slot) slot.textContent = '';
     }
   });
-  document.addEventListener('htmx:sendError', () => toast(T.network_error, 'error'));
+  document.addEventListener('htmx:sendError', (e) => {
+    connectionProblem(true);
+    const form = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest('form');
+    const slot = form && $('.form-error', form);
+    if (slot) slot.textContent = T.network_error;  // what the agent did was not sent
+  });
   document.addEventListener('htmx:responseError', (e) => {
-    const status = e.detail.xhr.status;
-    if (e.detail.target && e.detail.target.id === 'pane' && (status === 404 || status === 403)) clearPane();
-    if (status >= 500) toast(T.error, 'error');
+    if (e.detail.xhr.status >= 500) toast(T.error, 'error');
   });
   document.addEventListener('htmx:beforeSwap', (e) => {
+    const status = e.detail.xhr.status;
+    if (status >= 400 && status < 500) {
+      // Expected refusals (a conversation someone else took, a form to correct, one no longer
+      // visible): the agent is told through the conversa:error trigger; nothing to swap and no
+      // error for htmx to log in the console.
+      e.detail.isError = false;
+      e.detail.shouldSwap = false;
+      if (e.detail.target && e.detail.target.id === 'pane' && (status === 404 || status === 403)) clearPane();
+      return;
+    }
     if (e.detail.target.id === 'lists' && e.detail.xhr.status === 200) {
       const sig = e.detail.xhr.getResponseHeader('X-Lists-Sig');
       if (sig && sig === e.detail.target.dataset.sig) { e.detail.shouldSwap = false; return; }
@@ -666,40 +708,73 @@
       for (const input of $$('input, select', group)) input.disabled = !active;
     }
   }
+  // The number is checked by the server with the send's own rules: invalid (the send's message),
+  // an existing contact (no contact to create), or a new one (created with the fields below).
   let lookupTimer = null;
+  let lookupSeq = 0;
   function lookupContact(form) {
     clearTimeout(lookupTimer);
+    const seq = ++lookupSeq;
+    const out = $('[data-contact-lookup]', form);
+    const offer = $('fieldset.create-contact', form);
+    const box = $('[data-create-contact]', form);
+    const raw = $('[data-phone]', form).value.trim();
+    const line = $('[data-line-select]', form).value;
+    if (raw.replace(/\D/g, '').length < 8 || !line) {
+      out.textContent = '';
+      offer.hidden = false;
+      return;
+    }
     lookupTimer = setTimeout(async () => {
-      const out = $('[data-contact-lookup]', form);
-      const digits = $('[data-phone]', form).value.replace(/\D/g, '');
-      const lineOpt = $('[data-line-select]', form).selectedOptions[0];
-      if (digits.length < 8 || !lineOpt) { out.textContent = ''; return; }
+      let data;
       try {
-        const r = await fetch(`/api/v1/campaigns/${lineOpt.dataset.campaign}/contacts/?q=${encodeURIComponent(digits.slice(-8))}`,
+        const r = await fetch(`/console/phone/?line=${encodeURIComponent(line)}&phone=${encodeURIComponent(raw)}`,
           { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-        const data = await r.json();
-        const found = (data.results || []).find((c) => c.phone.replace(/\D/g, '').endsWith(digits) || digits.endsWith(c.phone.replace(/\D/g, '')));
-        const box = $('[data-create-contact]', form);
-        if (found) {
-          out.textContent = `${T.existing_contact}: ${found.full_name || found.phone} (${found.phone})`;
-          box.checked = false;
-        } else {
-          out.textContent = T.no_contact;
-          box.checked = true;
-        }
-        toggleCreateFields(form);
-      } catch (err) { out.textContent = ''; }
+        if (!r.ok) throw new Error(String(r.status));
+        data = await r.json();
+      } catch (err) { if (seq === lookupSeq) out.textContent = ''; return; }
+      if (seq !== lookupSeq) return;  // the number changed meanwhile
+      if (!data.valid) {
+        out.textContent = data.message;
+        offer.hidden = true;
+        box.checked = false;
+      } else if (data.contact) {
+        out.textContent = `${T.existing_contact}: ${data.contact.name} (${data.contact.phone})`;
+        offer.hidden = true;
+        box.checked = false;
+      } else {
+        out.textContent = T.no_contact;
+        offer.hidden = false;
+        box.checked = true;
+      }
+      toggleCreateFields(form);
     }, 300);
   }
   document.addEventListener('input', (e) => {
     if (e.target.matches('[data-phone]')) lookupContact(e.target.closest('form'));
   });
 
+  // ------------------------------------------------------------------ form errors
+  // A form's error is about what was sent: editing the form puts it (and its toast) away.
+  function editedForm(e) {
+    const form = e.target.closest && e.target.closest('form');
+    const slot = form && $('.form-error', form);
+    if (slot && slot.textContent) { slot.textContent = ''; clearErrorToasts(); }
+  }
+  document.addEventListener('input', editedForm, true);
+  document.addEventListener('change', editedForm, true);
+
   // ------------------------------------------------------------------ close with disposition
+  function localMinute(d) {  // a datetime-local value: the agent's local time, to the minute
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
   document.addEventListener('change', (e) => {
     const form = e.target.closest('[data-close-form]');
     if (!form) return;
     if (e.target.name === 'disposition') {
+      // A follow-up is in the future: the picker offers no past dates.
+      for (const picker of $$('[data-follow-up]', form)) picker.min = localMinute(new Date(now()));
       for (const section of $$('[data-for-option]', form)) {
         const active = section.dataset.forOption === e.target.value;
         section.hidden = !active;
@@ -857,6 +932,10 @@
     if (type.startsWith('message.')) {
       if (c.id === openId) schedule('thread');
       if (type === 'message.created') schedule('lists');
+      // The customer wrote: the 24-hour window is open again, the composer replaces the templates.
+      const m = payload.message;
+      if (type === 'message.created' && c.id === openId && m && m.direction === 'in'
+          && $('#pane .conv[data-window-open="0"]')) schedule('pane');
       return;
     }
     if (c.status !== 'new' || c.agent) {
@@ -903,6 +982,7 @@
         if (first && frame.payload) lastId = frame.payload.last_event_id;
         backoff = 500;
         setConn('live');
+        connectionProblem(false);
         stopPolling();
         // What changed between the page render (or the last socket) and this one: the log replay
         // follows, and one refresh also covers an event that committed out of id order in the gap.

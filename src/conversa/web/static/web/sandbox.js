@@ -27,7 +27,15 @@
     }
   } catch (e) { /* ignore */ }
 
-  function showError(text) { $('sim-error').textContent = text || ''; }
+  // A line whose provider has a webhook secret refuses the simulator's unsigned posts (401): that
+  // is said, and stays said while that line is chosen (a refresh clearing other errors keeps it).
+  let lineProblem = '';
+  function checkLine() {
+    const opt = lineSel.selectedOptions[0];
+    lineProblem = opt && opt.dataset.signed ? T.signed_line : '';
+    showError('');
+  }
+  function showError(text) { $('sim-error').textContent = text || lineProblem; }
   function setConn(state) {
     const el = $('conn');
     el.dataset.state = state;
@@ -38,6 +46,10 @@
     const r = await fetch(`/webhooks/sandbox/${lineSel.value}/`, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload),
     });
+    if (r.status === 401) {
+      lineProblem = T.signed_line;
+      throw new Error(T.signed_line);
+    }
     if (!r.ok) {
       let detail = `HTTP ${r.status}`;
       try { detail = (await r.json()).message || detail; } catch (e) { /* not JSON */ }
@@ -198,11 +210,12 @@
   $('sim-text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('sim-compose').requestSubmit(); }
   });
-  lineSel.addEventListener('change', () => { storeSetup(); connect(); load(); });
+  lineSel.addEventListener('change', () => { storeSetup(); checkLine(); connect(); load(); });
   $('sim-phone').addEventListener('change', () => { storeSetup(); load(); });
   $('sim-name').addEventListener('change', storeSetup);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') load(); });
   $('sim-setup').addEventListener('submit', (e) => e.preventDefault());
+  checkLine();
   load();
   connect();
   document.body.dataset.ready = '1';
