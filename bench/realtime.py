@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -46,6 +47,8 @@ BASELINE_SECONDS = 10.0
 DRAIN = 15.0  # > CONVERSA_EVENT_RECHECK_EVERY (10 s): the log re-read has had its turn
 CONNECT_CONCURRENCY = 50
 PREFIX = "bench-rt"
+# "batch" as the console asks (what piled up comes as one array frame), or "single": one per event.
+FRAMES = os.environ.get("BENCH_RT_FRAMES", "batch")
 
 MAKE_AGENTS = """
 import json
@@ -78,22 +81,29 @@ class Socket:
 MESSAGE_IDS: dict[str, int] = {}  # webhook marker → id of its message.created event
 
 
+# An event frame starts '{"id":N,"event":"...' (the server serialises them so; payloads' own "id"
+# keys are never followed by an "event" key): found without a full JSON parse per frame, also
+# inside the array frames the console's ?frames=batch asks for.
+EVENT_START = re.compile(r'\{"id":(\d+),"event":"([a-z_.]+)"')
+
+
 async def read(ws: ClientConnection, socket: Socket) -> None:
-    """Record every event id and when it arrived. Frames start with '{"id":N,"event":"..."' (the
-    server serialises them so): no full JSON parse per frame."""
+    """Record every event id and when it arrived."""
     try:
         async for raw in ws:
             now = time.time()
             text = raw if isinstance(raw, str) else raw.decode()
-            if text.startswith('{"id":'):
-                event_id = int(text[6:text.index(",")])
+            starts = list(EVENT_START.finditer(text))
+            for n, match in enumerate(starts):
+                event_id = int(match[1])
                 socket.ids.append(event_id)
                 socket.arrivals.setdefault(event_id, now)
-                if '"event":"message.created"' in text:
-                    start = text.find("rt-webhook-")
+                if match[2] == "message.created":
+                    end = starts[n + 1].start() if n + 1 < len(starts) else len(text)
+                    start = text.find("rt-webhook-", match.end(), end)
                     if start >= 0:
                         MESSAGE_IDS[text[start:text.index(" ", start)]] = event_id
-            elif '"refetch"' in text:
+            if not starts and '"refetch"' in text:
                 log(f"refetch: {text[:200]}")
     except ConnectionClosed:
         pass
@@ -105,7 +115,8 @@ async def open_sockets(stack: Stack, tokens: list[str]) -> list[tuple[ClientConn
 
     async def one(token: str) -> tuple[ClientConnection, Socket, asyncio.Task[None]]:
         async with gate:
-            ws = await connect(f"{stack.ws_url}/ws/agent/?token={token}", open_timeout=60, max_queue=None)
+            ws = await connect(f"{stack.ws_url}/ws/agent/?token={token}&frames={FRAMES}", open_timeout=60,
+                               max_queue=None)
             hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
             assert hello["event"] == "hello", hello
         socket = Socket()
@@ -251,7 +262,8 @@ async def run(stack: Stack) -> dict[str, Any]:
     output = stack.manage("shell", "-c", MAKE_AGENTS.replace("{count}", str(AGENTS)).replace("{secret}", secret))
     made = json.loads(output.strip().splitlines()[-1])
     tokens, line, campaign = made["tokens"], made["line"], made["campaign"]
-    result: dict[str, Any] = {"agents": AGENTS, "web_processes": stack.web_processes, "rate_per_s": RATE}
+    result: dict[str, Any] = {"agents": AGENTS, "web_processes": stack.web_processes, "rate_per_s": RATE,
+                              "frames": FRAMES}
     async with httpx.AsyncClient(base_url=stack.url, timeout=30,
                                  limits=httpx.Limits(max_connections=40, max_keepalive_connections=40)) as client:
         # Warm-up: both processes' first requests and the worker's first task.

@@ -142,9 +142,13 @@ class Socket:
         return output.get("code")
 
     def receive(self, timeout: float = 10) -> dict[str, Any]:
-        frame = json.loads(self.loop.run(self.comm.receive_from(timeout=timeout), timeout=timeout + 5))
+        frame = self.receive_raw(timeout)
         assert isinstance(frame, dict)
         return frame
+
+    def receive_raw(self, timeout: float = 10) -> Any:
+        """The next text frame, decoded: a frame, or (?frames=batch) a list of frames."""
+        return json.loads(self.loop.run(self.comm.receive_from(timeout=timeout), timeout=timeout + 5))
 
     def send(self, data: dict[str, Any]) -> None:
         self.loop.run(self.comm.send_to(text_data=json.dumps(data)))
@@ -189,7 +193,7 @@ def open_socket(server_loop: ServerLoop) -> Iterator[Callable[..., Socket]]:
         if username is not None:
             headers.append((b"cookie", session_cookie(username)))
         if last_event_id is not None:
-            path += f"?last_event_id={last_event_id}"
+            path += f"{'&' if '?' in path else '?'}last_event_id={last_event_id}"
         socket = Socket(server_loop, path, headers)
         sockets.append(socket)
         if connect:

@@ -123,3 +123,28 @@ def test_a_socket_that_joins_after_an_event_is_not_sent_it_by_the_re_read(demo, 
     marker = barrier(sales_group())
     assert early.until_barrier(marker) == []
     assert late.until_barrier(marker) == []
+
+
+def test_a_batching_socket_gets_what_piled_up_in_one_array_frame(demo, open_socket, customer_says, server_loop):
+    """?frames=batch (the console's): frames queued for a socket while it was busy leave as one
+    JSON array, in order — here a catch-up, queued all at once; other sockets keep a frame each."""
+    customer_says("Hola", phone="+5491155550311")
+    customer_says("Otra vez", phone="+5491155550311")
+    customer_says("Soy otra", phone="+5491155550312")
+    expected = sorted(set(EventTarget.objects.filter(group=sales_group()).values_list("event_id", flat=True)))
+    assert len(expected) >= 5
+
+    batched = open_socket("agent1", path="/ws/agent/?frames=batch", last_event_id=0)
+    caught_up: list[dict[str, Any]] = []
+    frame_count = 0
+    while len(caught_up) < len(expected):
+        raw = batched.receive_raw()
+        frame_count += 1
+        assert isinstance(raw, list), raw  # after hello, everything of the replay was queued at once
+        assert all(isinstance(f, dict) for f in raw)
+        caught_up.extend(raw)
+    assert [f["id"] for f in caught_up] == expected
+    assert frame_count < len(expected)  # fewer frames than events
+
+    single = open_socket("agent1", last_event_id=0)
+    assert [single.receive()["id"] for _ in expected] == expected  # one dict per frame, as before

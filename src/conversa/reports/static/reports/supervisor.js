@@ -41,15 +41,19 @@
 
   function connect() {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = lastId !== null ? `?last_event_id=${lastId}` : '';
+    // frames=batch: what piled up for us comes as one array frame (realtime/consumers.py).
+    const query = lastId !== null ? `?frames=batch&last_event_id=${lastId}` : '?frames=batch';
     try { ws = new WebSocket(`${proto}://${location.host}/ws/agent/${query}`); } catch (err) { retry(); return; }
     ws.onopen = () => { live = true; backoff = 1000; setConn('live'); schedule(0); };
     ws.onmessage = (msg) => {
-      let frame;
-      try { frame = JSON.parse(msg.data); } catch (err) { return; }
-      if (frame.event === 'hello') { if (frame.payload && lastId === null) lastId = frame.payload.last_event_id; return; }
-      if (typeof frame.id === 'number') lastId = frame.id;
-      if (frame.event === 'refetch' || RELEVANT.test(frame.event || '')) schedule();
+      let data;
+      try { data = JSON.parse(msg.data); } catch (err) { return; }
+      for (const frame of Array.isArray(data) ? data : [data]) {
+        if (!frame || typeof frame !== 'object') continue;
+        if (frame.event === 'hello') { if (frame.payload && lastId === null) lastId = frame.payload.last_event_id; continue; }
+        if (typeof frame.id === 'number') lastId = frame.id;
+        if (frame.event === 'refetch' || RELEVANT.test(frame.event || '')) schedule();
+      }
     };
     ws.onclose = (ev) => {
       live = false;
