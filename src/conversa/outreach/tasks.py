@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import httpx
 from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
@@ -21,7 +22,7 @@ from conversa.inbox.tasks import backoff_delay
 from conversa.outreach import actions
 from conversa.outreach.models import BulkRecipient, BulkSend
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import ProviderAdapter, SendError, TemplateExtras
+from conversa.whatsapp.adapters.base import ProviderAdapter, SendError, TemplateExtras, pooled_http
 from conversa.whatsapp.services import flag_line_problem
 
 logger = logging.getLogger(__name__)
@@ -35,14 +36,15 @@ class Outcome:
     crashed: str = ""  # an unexpected exception: the provider may have the message
 
 
-def _send_one(adapter: ProviderAdapter, job: BulkSend, recipient: BulkRecipient) -> Outcome:
+def _send_one(adapter: ProviderAdapter, job: BulkSend, recipient: BulkRecipient, client: httpx.Client) -> Outcome:
     template = job.template
     try:
-        result = adapter.send_template(
-            to=recipient.phone.lstrip("+"), template_name=template.name, template_id=template.provider_template_id,
-            language=template.language, params=list(recipient.params),
-            reference=actions.send_reference(recipient_id=recipient.pk),
-            extras=TemplateExtras(param_names=template.param_names))
+        with pooled_http(client):  # in the pool's thread: the context is per thread
+            result = adapter.send_template(
+                to=recipient.phone.lstrip("+"), template_name=template.name,
+                template_id=template.provider_template_id, language=template.language,
+                params=list(recipient.params), reference=actions.send_reference(recipient_id=recipient.pk),
+                extras=TemplateExtras(param_names=template.param_names))
     except SendError as exc:
         return Outcome(recipient_id=recipient.pk, error=exc)
     except Exception as exc:  # a bug or an unexpected answer, possibly after the provider took it
@@ -91,13 +93,14 @@ def run_bulk_send(job_id: int) -> str:
     sent = 0
     backoff_at = None
     try:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk") as pool:
+        with (httpx.Client(limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=5)) as client,
+              ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk") as pool):
             while time.monotonic() < deadline:
                 started = time.monotonic()
                 batch = actions.claim_round(job_id=job.pk, runner=runner, size=concurrency)
                 if not batch:
                     break
-                outcomes = list(pool.map(lambda r: _send_one(adapter, job, r), batch))
+                outcomes = list(pool.map(lambda r: _send_one(adapter, job, r, client), batch))
                 wait = _record(job, runner, outcomes)
                 sent += sum(1 for o in outcomes if o.provider_message_id)
                 if wait is not None:

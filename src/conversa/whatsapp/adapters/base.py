@@ -10,8 +10,13 @@ import abc
 import datetime
 import hashlib
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from conversa.core import netfetch, safejson
 
@@ -243,6 +248,28 @@ def json_objects(body: bytes, parsed: ParsedWebhook) -> list[dict[str, Any]]:
 class SendResult:
     provider_message_id: str
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+# The HTTP client provider calls go through in this context: a shared one during a bulk send (its
+# connections and TLS setup reused: a fresh client per call measured ~50 ms of CPU against ~3 ms),
+# else none (a fresh client per call, as single sends always did).
+_pooled_client: ContextVar[httpx.Client | None] = ContextVar("conversa_provider_http_client", default=None)
+
+
+@contextmanager
+def pooled_http(client: httpx.Client) -> Iterator[None]:
+    """Provider calls made inside go through `client`."""
+    token = _pooled_client.set(client)
+    try:
+        yield
+    finally:
+        _pooled_client.reset(token)
+
+
+def provider_request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """httpx.request, through the pooled client when one is in place (`pooled_http`)."""
+    client = _pooled_client.get()
+    return client.request(method, url, **kwargs) if client is not None else httpx.request(method, url, **kwargs)
 
 
 class SendError(Exception):

@@ -45,6 +45,7 @@ from conversa.whatsapp.adapters.base import (
     fetch_media_url,
     json_objects,
     load_json,
+    provider_request,
 )
 from conversa.whatsapp.adapters.cloud_api import read_cloud_api
 from conversa.whatsapp.adapters.outcomes import status_outcome, transport_error
@@ -310,7 +311,7 @@ class GupshupAdapter(ProviderAdapter):
                  **kwargs: Any) -> httpx.Response:
         headers = {**({"apikey": str(self.config.get("api_key") or "")} if with_key else {}), **(headers or {})}
         try:
-            return httpx.request(method, url, headers=headers, timeout=settings.PROVIDER_HTTP_TIMEOUT,
+            return provider_request(method, url, headers=headers, timeout=settings.PROVIDER_HTTP_TIMEOUT,
                                  **kwargs)
         except httpx.HTTPError as exc:
             raise transport_error(exc, vendor="GupShup", idempotent=method == "GET") from exc

@@ -36,6 +36,7 @@ from conversa.whatsapp.adapters.base import (
     WebhookRejected,
     fetch_media_url,
     load_json,
+    provider_request,
     signature_matches,
 )
 from conversa.whatsapp.adapters.cloud_api import (
@@ -129,7 +130,7 @@ class MetaAdapter(ProviderAdapter):
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            return httpx.request(method, url, headers=self._headers(), timeout=settings.PROVIDER_HTTP_TIMEOUT,
+            return provider_request(method, url, headers=self._headers(), timeout=settings.PROVIDER_HTTP_TIMEOUT,
                                  **kwargs)
         except httpx.HTTPError as exc:
             raise transport_error(exc, vendor="Meta", idempotent=method == "GET") from exc
