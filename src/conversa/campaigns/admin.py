@@ -14,40 +14,67 @@ from django.utils.translation import gettext_lazy as _
 
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.campaigns.selectors import opening_preview
-from conversa.contacts.admin import validate_field_specs
+from conversa.contacts.forms import FieldSpecsField
 from conversa.core.admin import ReadOnly
 
-FORM_FIELD_TYPES = {"text", "number", "date", "choice", "boolean"}
+FORM_FIELD_TYPES = ("text", "number", "date", "choice", "boolean")
+MAX_SUB_OPTIONS = 50
+
+
+class SubOptionsField(forms.CharField):
+    """Sub-dispositions as lines of a text box (one per line), stored as the JSON list of names."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 30})
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(map(str, value)) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = value if isinstance(value, str) else "\n".join(map(str, value or []))
+        names = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+        if len(names) > MAX_SUB_OPTIONS:
+            raise forms.ValidationError(_("At most %(max)s sub-dispositions.") % {"max": MAX_SUB_OPTIONS})
+        too_long = [n for n in names if len(n) > 120]
+        if too_long:
+            raise forms.ValidationError(_("A sub-disposition is at most 120 characters: %(name)s")
+                                        % {"name": too_long[0][:40] + "…"})
+        return names
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.to_python(initial or []) != self.to_python(data or "")
 
 
 class DispositionOptionForm(forms.ModelForm):
+    """The management form's fields as a table of rows and the sub-dispositions one per line, both
+    stored as the same JSON the closing action reads (not raw JSON boxes)."""
+
+    form_fields = FieldSpecsField(label=_("form fields"), types=FORM_FIELD_TYPES, reserved=frozenset(),
+                                  help_text=_("Management options only: the fields the agent fills when "
+                                              "closing. Leave a row's name empty to skip it."))
+    sub_options = SubOptionsField(label=_("sub-dispositions"),
+                                  help_text=_("Optional: one per line, e.g. Price, then Timing."))
+
     class Meta:
         model = DispositionOption
         fields = ["campaign", "name", "kind", "positive", "form_fields", "sub_options", "order", "active"]
-        help_texts = {
-            "form_fields": _('Management options only: the form the agent fills when closing, e.g. '
-                             '[{"name": "amount", "label": "Amount", "type": "number", "required": true}]. '
-                             'Types: text, number, date, choice, boolean.'),
-            "sub_options": _('Optional sub-dispositions, e.g. ["Price", "Timing"].'),
-        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        try:
-            data["form_fields"] = validate_field_specs(data.get("form_fields") or [], FORM_FIELD_TYPES)
-        except forms.ValidationError as exc:
-            self.add_error("form_fields", exc)
-        subs = data.get("sub_options") or []
-        if not isinstance(subs, list) or not all(isinstance(s, str) and s for s in subs):
-            self.add_error("sub_options", _("Enter a list of names."))
+        if data.get("form_fields") and data.get("kind") != DispositionOption.Kind.MANAGEMENT:
+            self.add_error("form_fields", _("Only management options open a form: choose that kind, or "
+                                            "remove the rows."))
         return data
 
 
-class DispositionOptionInline(admin.TabularInline):
+class DispositionOptionInline(admin.StackedInline):
     model = DispositionOption
     form = DispositionOptionForm
-    fields = ["name", "kind", "positive", "form_fields", "sub_options", "order", "active"]
-    extra = 1
+    fields = [("name", "kind", "positive", "order", "active"), "form_fields", "sub_options"]
+    extra = 0
 
 
 @admin.register(Campaign)
