@@ -153,7 +153,7 @@ def test_a_customer_message_reopens_the_window_live(
 
 # --------------------------------------------------------------------------- bug 4
 def test_the_console_recovers_after_the_server_is_stopped_and_started(
-    agent_page: Callable[..., Page], demo: dict[str, Any], server: RestartableServer,
+    agent_page: Callable[..., Page], demo: dict[str, Any], server: RestartableServer, screenshot_dir: Path,
 ) -> None:
     line = demo["sales_line"].pk
     customer_writes(server.url, line, "Hola", phone="+5491155550202", name="Wanda")
@@ -174,6 +174,7 @@ def test_the_console_recovers_after_the_server_is_stopped_and_started(
     banner = laura.locator("[data-testid=connection-problem]")
     expect(banner).to_be_visible()
     expect(laura.locator(".toast")).to_have_count(0)
+    laura.screenshot(path=str(screenshot_dir / "connection-problem.png"))
 
     server.start()
     expect(laura.locator("#conn")).to_have_attribute("data-state", "live", timeout=45_000)
@@ -298,7 +299,7 @@ def test_new_conversation_dialog_checks_the_number_as_the_send_will(
 
 # --------------------------------------------------------------------------- bug 8
 def test_a_fresh_outbound_conversation_waits_for_the_customer(
-    agent_page: Callable[..., Page], demo: dict[str, Any],
+    agent_page: Callable[..., Page], demo: dict[str, Any], screenshot_dir: Path,
 ) -> None:
     laura = agent_page("agent1")
     laura.get_by_role("button", name="New conversation").click()
@@ -314,6 +315,7 @@ def test_a_fresh_outbound_conversation_waits_for_the_customer(
     expect(picker).to_contain_text("Waiting for the customer's reply — only templates until then")
     expect(picker).not_to_contain_text("24 hours")
     expect(laura.locator("[data-testid=window]")).to_contain_text("Waiting for the customer")
+    laura.screenshot(path=str(screenshot_dir / "outbound-waiting.png"))
 
 
 # --------------------------------------------------------------------------- bug 9
