@@ -247,6 +247,13 @@ def test_a_reply_opens_a_conversation_in_the_jobs_campaign_linked_to_it(meta_fak
     totals = selectors.bulk_totals(campaign_ids=[support.pk], start=job.created_at - datetime.timedelta(days=1),
                                    end=timezone.now() + datetime.timedelta(days=1))
     assert (totals[support.pk].sent, totals[support.pk].replies, totals[support.pk].response_rate) == (2, 1, 50.0)
+    # Shown in the thread, and in the reports as a response rate.
+    browser = Client()
+    browser.force_login(supervisor)
+    pane = browser.get(f"/console/c/{conversation.pk}/", HTTP_HX_REQUEST="true")
+    assert pane.status_code == 200 and b'data-testid="bulk-reply"' in pane.content and b"Promo" in pane.content
+    report = browser.get("/supervisor/reports/", {"campaign": support.pk})
+    assert b'id="bulk-totals"' in report.content and b"50.0%" in report.content
     # A customer nobody sent to lands on the line's own campaign, unlinked.
     customer_writes(meta_line, sender="+5491166660000", text="Hola", message_id="wamid.OTHER")
     other = Conversation.objects.get(customer_phone="+5491166660000")
