@@ -31,7 +31,7 @@ from rest_framework.authtoken.models import Token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign, DispositionOption
-from conversa.contacts.models import ContactDatabase
+from conversa.contacts.models import ContactDatabase, ContactImport
 from conversa.core.media import signed_token
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp.models import Line, MessageTemplate
@@ -155,6 +155,7 @@ API_CAMPAIGN_READ = obj(401, 403, 200, 200, 404, 200, 200)
 WEB_CONV_READ = obj(302, 403, 200, 404, 404, 200, 200)
 WEB_CONV_ACT = obj(302, 403, 204, 404, 404, 204, 204)
 SUPERVISOR_PAGE = glob(302, 403, 403, 200, 200)
+CONTACTS_PAGE = obj(302, 404, 404, 404, 404, 200, 200)  # a contact database (or its import) of the campaign
 
 
 def _sandbox_rule() -> Rule:
@@ -239,6 +240,15 @@ TABLE: dict[str, list[Check]] = {
     "supervisor-live": [Check("GET", SUPERVISOR_PAGE)],
     "supervisor-reports": [Check("GET", SUPERVISOR_PAGE)],
     "supervisor-reports-csv": [Check("GET", SUPERVISOR_PAGE)],
+    # --- contact databases (supervisors of the database's campaigns, admins; agents 403 / 404)
+    "contact-databases": [Check("GET", SUPERVISOR_PAGE)],
+    "contact-list": [Check("GET", CONTACTS_PAGE)],
+    "contact-import": [Check("GET", CONTACTS_PAGE)],
+    "contact-export": [Check("GET", CONTACTS_PAGE)],
+    "contact-import-page": [Check("GET", CONTACTS_PAGE)],
+    "contact-import-progress": [Check("GET", CONTACTS_PAGE)],
+    "contact-import-errors": [Check("GET", CONTACTS_PAGE)],
+    "contact-import-retry": [Check("POST", obj(302, 404, 404, 404, 404, 302, 302), json_body=False)],
 }
 if not settings.CONVERSA_SANDBOX_SIMULATOR:
     TABLE["sandbox-messages"] = [Check("GET", everyone(404), query=lambda f, o: {"phone": "+5491155550001"})]
@@ -313,7 +323,11 @@ def world(api: Any, customer_says: Callable[..., Conversation], demo: dict[str, 
         unconfirmed = Message.objects.create(  # a reply the provider never confirmed, offered for resending
             conversation=conversation, line=line, direction=Message.Direction.OUTBOUND, body="¿Llegó?",
             status=Message.Status.UNCONFIRMED, resend_offered_at=conversation.created_at)
+        contact_import = ContactImport.objects.create(  # a finished import into the campaign's database
+            database=conversation.campaign.contact_database, file="contact-imports/rbac.csv",
+            original_name="rbac.csv", file_format="csv", headers=["phone"], status=ContactImport.Status.DONE)
         return {"conversation": conversation, "contact": conversation.contact, "campaign": conversation.campaign,
+                "contact_import": contact_import,
                 "unconfirmed": unconfirmed,
                 "failed_media": failed_media,
                 "line": line, "transfer_to": transfer_to, "media": Message.objects.get(pk=upload.json()["id"]),
@@ -354,6 +368,8 @@ def kwarg_values(route: Route, fixture: Fixture, key: str | None) -> dict[str, A
     values: dict[str, Any] = {"conversation_id": o["conversation"].pk, "line_id": o["line"].pk, "kind": "sandbox",
                               "path": o["media"].media.name,
                               "token": signed_token(o["media"].media.name, display_name="foto.png")}
+    values["database_id"] = o["campaign"].contact_database_id
+    values["import_id"] = o["contact_import"].pk
     if name.startswith("api-contact") or name == "api-contact":
         values["pk"] = o["contact"].pk
     elif name.startswith("api-campaign") or name == "api-quick-replies":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from conversa.accounts.selectors import AnyUser, is_admin, is_supervisor
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import ContactDatabase, ContactImport
@@ -22,13 +24,13 @@ def manageable_database(user: AnyUser, database_id: int) -> ContactDatabase:
     allowed = manageable_database_ids(user)
     database = ContactDatabase.objects.filter(pk=database_id).first()
     if database is None or (allowed is not None and database.pk not in allowed):
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
     return database
 
 
 def manageable_import(user: AnyUser, import_id: int) -> ContactImport:
     contact_import = ContactImport.objects.select_related("database").filter(pk=import_id).first()
     if contact_import is None:
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
     manageable_database(user, contact_import.database_id)
     return contact_import

@@ -140,6 +140,14 @@ def _js_strings() -> dict[str, str]:
         "offline": _("Reconnecting…"),
         "connecting": _("Connecting…"),
         "reassigned_to": _("{by} reassigned this conversation to {agent}."),
+        "notify_new": _("New conversation: {name}"),
+        "notify_transfer": _("{by} transferred {name} to you"),
+        "notify_assigned": _("{name} was assigned to you"),
+        "notify_reassigned": _("{by} reassigned {name} to {agent}"),
+        "notify_returned": _("{by} moved {name} to the general inbox"),
+        "notify_reply": _("{name}: {text}"),
+        "sound_on": _("Sound on: click to mute"),
+        "sound_off": _("Sound off: click to turn it on"),
         "returned_to_inbox": _("{by} moved this conversation to the general inbox."),
     }
 

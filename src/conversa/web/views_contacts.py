@@ -29,11 +29,16 @@ ViewFunc = Callable[..., HttpResponse | StreamingHttpResponse]
 
 
 def contacts_view(view: ViewFunc) -> ViewFunc:
-    """Login required; supervisors and admins only (agents 403); domain errors shown with their status."""
+    """Login required; supervisors and admins only: agents get 403 on the list and 404 on a database
+    or import (as a supervisor does on one not hers: nothing leaks); domain errors shown with their
+    status."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | StreamingHttpResponse:
         if not is_supervisor(request.user):
+            if kwargs:
+                return render(request, "web/contacts/message.html", _page(request, message=_("Not found.")),
+                              status=404)
             return render(request, "web/contacts/message.html", _page(request, message=_(
                 "Only supervisors and administrators manage contact databases.")), status=403)
         try:

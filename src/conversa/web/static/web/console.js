@@ -920,6 +920,8 @@
   }
   function stopPolling() { clearInterval(pollTimer); pollTimer = null; }
   function onEvent(type, payload) {
+    // notify.js (toasts, sound, title, browser notifications) listens to every live event.
+    document.dispatchEvent(new CustomEvent('conversa:event', { detail: { type, payload } }));
     if (type === 'agent.status') {  // the header's status control (another tab, logout, the offline sweep)
       if (payload.agent === me && $('#agent-status')) {
         htmx.ajax('GET', '/console/status/', { target: '#agent-status', swap: 'outerHTML' });
