@@ -168,7 +168,7 @@ def test_an_interrupted_import_resumes_from_its_checkpoint(demo, run_tasks):
         for n, batch in enumerate(imports._batches(plan, read, skip=0, size=10)):
             if n == 3:
                 break
-            assert imports.commit_batch(import_id=contact_import.pk, batch=batch, seconds=0.01)
+            assert imports.commit_batch(import_id=contact_import.pk, batch=batch, run_seconds=0.01 * (n + 1))
     contact_import.refresh_from_db()
     assert (contact_import.status, contact_import.rows_done, contact_import.created) == ("running", 30, 30)
 
@@ -181,10 +181,11 @@ def test_an_interrupted_import_resumes_from_its_checkpoint(demo, run_tasks):
     assert (contact_import.rows_done, contact_import.created, contact_import.failed) == (100, 95, 5)
     assert Contact.objects.filter(database=database, phone__startswith="+54911556").count() == 95
     assert ContactImportProblem.objects.filter(contact_import=contact_import).count() == 5  # none twice
+    assert contact_import.run_seconds > 0.03  # the first run's time still counts
 
     # A stale run (its checkpoint is behind) writes nothing.
     stale = imports.Batch(start=0, end=10)
-    assert imports.commit_batch(import_id=contact_import.pk, batch=stale, seconds=0) is False
+    assert imports.commit_batch(import_id=contact_import.pk, batch=stale, run_seconds=1.0) is False
 
 
 @override_settings(CONVERSA_IMPORT_BATCH=100)

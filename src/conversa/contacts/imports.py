@@ -262,9 +262,10 @@ def _apply(contact: Contact, row: dict[str, Any]) -> None:
     contact.custom = {**(contact.custom or {}), **row["custom"]}
 
 
-def commit_batch(*, import_id: int, batch: Batch, seconds: float) -> bool:
+def commit_batch(*, import_id: int, batch: Batch, run_seconds: float) -> bool:
     """Write one batch and move the checkpoint, in one transaction. False when the checkpoint is not
-    where this run left it (another run of the same import got there first): nothing written."""
+    where this run left it (another run of the same import got there first): nothing written.
+    `run_seconds`: time spent on the import so far, over every run (for rows per second)."""
     with transaction.atomic():
         imp = ContactImport.objects.select_for_update().get(pk=import_id)
         if imp.rows_done != batch.start or imp.status != ContactImport.Status.RUNNING:
@@ -295,7 +296,7 @@ def commit_batch(*, import_id: int, batch: Batch, seconds: float) -> bool:
         else:
             imp.skipped += len(existing) + batch.repeated
         imp.failed += batch.failed
-        imp.run_seconds += seconds
+        imp.run_seconds = run_seconds
         imp.save(update_fields=["rows_done", "created", "updated", "skipped", "failed", "run_seconds"])
     return True
 
@@ -312,7 +313,7 @@ def begin_run(*, import_id: int) -> ContactImport | None:
         return imp
 
 
-def end_run(*, import_id: int, message: str = "") -> None:
+def end_run(*, import_id: int, message: str = "", run_seconds: float | None = None) -> None:
     """Done, or failed with `message`."""
     with transaction.atomic():
         imp = ContactImport.objects.select_for_update().get(pk=import_id)
@@ -321,7 +322,9 @@ def end_run(*, import_id: int, message: str = "") -> None:
         imp.status = ContactImport.Status.FAILED if message else ContactImport.Status.DONE
         imp.message = message
         imp.finished_at = timezone.now()
-        imp.save(update_fields=["status", "message", "finished_at"])
+        if run_seconds is not None:
+            imp.run_seconds = run_seconds
+        imp.save(update_fields=["status", "message", "finished_at", "run_seconds"])
 
 
 def _batches(plan: Plan, rows: Iterable[tuple[int, list[str]]], *, skip: int, size: int) -> Iterable[Batch]:
@@ -350,22 +353,25 @@ def run_import(*, import_id: int) -> str:
     plan = Plan(columns=columns, specs=list(imp.database.fields or []), region=imp.default_country,
                 update=imp.on_duplicate == ContactImport.OnDuplicate.UPDATE)
     size = settings.CONVERSA_IMPORT_BATCH
+    started, earlier = time.monotonic(), imp.run_seconds  # earlier runs' time counts (a resumed import)
+
+    def spent() -> float:
+        return earlier + time.monotonic() - started
+
     try:
         with imp.file.storage.open(imp.file.name, "rb") as stored:
             rows = read_rows(binary=_binary(stored), file_format=imp.file_format, encoding=imp.encoding,
                              delimiter=imp.delimiter)
-            started = time.monotonic()
             for batch in _batches(plan, rows, skip=imp.rows_done, size=size):
-                if not commit_batch(import_id=import_id, batch=batch, seconds=time.monotonic() - started):
+                if not commit_batch(import_id=import_id, batch=batch, run_seconds=spent()):
                     return "stopped: another run of this import is ahead"
-                started = time.monotonic()
     except TableError as exc:
-        end_run(import_id=import_id, message=str(exc))
+        end_run(import_id=import_id, message=str(exc), run_seconds=spent())
         return f"failed: {exc}"
     except FileNotFoundError:
-        end_run(import_id=import_id, message=_("The uploaded file is no longer stored."))
+        end_run(import_id=import_id, message=_("The uploaded file is no longer stored."), run_seconds=spent())
         return "failed: file missing"
-    end_run(import_id=import_id)
+    end_run(import_id=import_id, run_seconds=spent())
     return "done"
 
 
