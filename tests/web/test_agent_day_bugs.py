@@ -25,6 +25,7 @@ from tests.web.test_console import customer_writes, new_row
 
 from conversa.campaigns.models import TimeGroup
 from conversa.inbox.models import Conversation
+from conversa.whatsapp.models import MessageTemplate
 
 pytestmark = pytest.mark.browser
 
@@ -412,3 +413,85 @@ def test_no_console_errors_for_expected_refusals_and_a_favicon(
     logged = [e for e in errors if not e.startswith("Failed to load resource") or "favicon" in e]
     assert logged == [], logged
     assert martin.js_errors == []  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- composer (issue 11 feature)
+def test_composer_quick_replies_slash_search_and_drafts_that_survive_a_reload(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, screenshot_dir: Path,
+) -> None:
+    line = demo["sales_line"].pk
+    customer_writes(server_url, line, "Hola", phone="+5491155550211", name="Celia Ramos")
+    customer_writes(server_url, line, "Buenas", phone="+5491155550212", name="Dora")
+    laura = agent_page("agent1")
+    capture(laura, "Dora")
+    capture(laura, "Celia Ramos")
+    composer = laura.locator("[data-testid=composer-text]")
+
+    # A quick reply from the dialog goes into the composer, filled in; she edits it; Enter sends.
+    laura.get_by_role("button", name="Quick replies").click()
+    laura.locator("#dlg-quick").get_by_role("button", name=re.compile("Greeting")).click()
+    expect(composer).to_have_value("Hi Celia! I'm Laura from Sales. How can I help?")
+    expect(composer).to_be_focused()
+    composer.press("End")
+    composer.type(" Saludos.")
+    composer.press("Enter")
+    expect(laura.locator(".msg-out", has_text="How can I help? Saludos.")).to_be_visible()
+    expect(composer).to_have_value("")
+
+    # "/" searches the quick replies by title; Enter puts the chosen one in the composer (not sent).
+    composer.type("/pri")
+    suggest = laura.locator("[data-testid=qr-suggest]")
+    expect(suggest.get_by_role("option")).to_have_count(1)
+    expect(suggest.get_by_role("option")).to_contain_text("Price list")
+    laura.screenshot(path=str(screenshot_dir / "composer-quick-reply-search.png"))
+    composer.press("Enter")
+    expect(composer).to_have_value("Hi Celia, here is our price list: https://example.com/prices")
+    expect(suggest).to_be_hidden()
+    expect(laura.locator(".msg-out", has_text="price list")).to_have_count(0)
+
+    # The draft survives a reload and a visit to another conversation; sending clears it.
+    composer.fill("Borrador para Celia")
+    laura.reload()
+    expect(laura.locator("body[data-ready]")).to_be_attached()
+    expect(laura.locator("[data-testid=composer-text]")).to_have_value("Borrador para Celia")
+    mine_row(laura, "Dora").locator(".row-open").click()
+    expect(laura.locator("#conv-name")).to_have_text("Dora")
+    expect(laura.locator("[data-testid=composer-text]")).to_have_value("")
+    mine_row(laura, "Celia Ramos").locator(".row-open").click()
+    expect(laura.locator("#conv-name")).to_have_text("Celia Ramos")
+    composer = laura.locator("[data-testid=composer-text]")
+    expect(composer).to_have_value("Borrador para Celia")
+    composer.press("Enter")
+    expect(laura.locator(".msg-out", has_text="Borrador para Celia")).to_be_visible()
+    laura.reload()
+    expect(laura.locator("body[data-ready]")).to_be_attached()
+    expect(laura.locator("[data-testid=composer-text]")).to_have_value("")
+    assert laura.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_template_parameters_are_labelled_and_prefilled_from_the_contact(
+    agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, screenshot_dir: Path,
+) -> None:
+    template = MessageTemplate.objects.get(line=demo["sales_line"], name="order_update")
+    template.param_fields = [{"label": "First name", "field": "first_name"}, {"label": "Order number"}]
+    template.save(update_fields=["param_fields"])
+    customer_writes(server_url, demo["sales_line"].pk, "Hola", phone="+5491155550009", name="Juli")  # Julieta
+    laura = agent_page("agent1")
+    capture(laura, "Julieta")
+    conversation = Conversation.objects.get(customer_phone="+5491155550009")
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_inbound_at=timezone.now() - datetime.timedelta(hours=25))
+    laura.reload()
+    picker = laura.locator("[data-testid=template-picker]")
+    picker.locator("[data-testid=template-select]").select_option(label="order_update (en)")
+    params = picker.locator("[data-param-fields] label")
+    expect(params).to_have_count(2)
+    expect(params.nth(0)).to_contain_text("First name")
+    expect(params.nth(0).locator("input")).to_have_value("Julieta")
+    expect(params.nth(1)).to_contain_text("Order number")
+    expect(params.nth(1).locator("input")).to_have_value("")
+    params.nth(1).locator("input").fill("A-7")
+    expect(picker.locator("[data-testid=template-preview]")).to_have_text("Hi Julieta, your order A-7 is on its way.")
+    laura.screenshot(path=str(screenshot_dir / "template-parameters.png"))
+    picker.get_by_role("button", name="Send template").click()
+    expect(laura.locator(".msg-out", has_text="Hi Julieta, your order A-7 is on its way.")).to_be_visible()

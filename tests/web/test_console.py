@@ -318,6 +318,10 @@ def test_quick_reply_and_transfer(
     expect(quick.locator("li[data-qr-title]:visible")).to_have_count(1)
     quick.get_by_role("button", name=re.compile("Greeting")).click()
     expect(quick).to_be_hidden()
+    # It goes into the composer, filled in, for the agent to send (or edit first).
+    composer = laura.locator("[data-testid=composer-text]")
+    expect(composer).to_have_value("Hi Elena! I'm Laura from Sales. How can I help?")
+    composer.press("Enter")
     expect(laura.locator(".msg-out", has_text="Hi Elena! I'm Laura from Sales. How can I help?")).to_be_visible()
 
     # Transfer to Martín: it leaves Laura's Mine tab and appears in his.

@@ -47,6 +47,7 @@ from conversa.inbox.window import is_window_open, window_expires_at
 from conversa.outreach.selectors import reply_job_for
 from conversa.web.agent_status import status_context
 from conversa.web.records import labelled_answers
+from conversa.web.template_params import param_specs_json
 from conversa.web.views_lists import inbox_context
 from conversa.web.views_thread import thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
@@ -196,6 +197,8 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
     campaign: Campaign = conversation.campaign
     templates = list(MessageTemplate.objects.filter(line_id=conversation.line_id,
                                                     status=MessageTemplate.Status.APPROVED).order_by("name"))
+    for template in templates:  # labelled and prefilled from the contact (web/template_params.py)
+        template.param_specs = param_specs_json(template, conversation)  # type: ignore[attr-defined]
     disposition = Disposition.objects.filter(conversation=conversation).select_related("option").first()
     return {
         "c": conversation,
@@ -206,7 +209,9 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "window_open": window_open,
         "window_expires_at": window_expires_at(conversation),
         "templates": templates,
-        "quick_replies": list(campaign.quick_replies.filter(active=True).order_by("title")) if acting else [],
+        # Filled in for this conversation: the agent edits the text in the composer before sending.
+        "quick_replies": [{"id": q.pk, "title": q.title, "text": replies.render_quick_reply(q.body, conversation, user)}
+                          for q in campaign.quick_replies.filter(active=True).order_by("title")] if acting else [],
         "new_id": uuid.uuid4().hex,
         "disposition": disposition,
     }

@@ -178,6 +178,13 @@ class MessageTemplate(models.Model):
     body = models.TextField(_("body"))
     footer = models.TextField(_("footer"), blank=True)
     buttons = models.JSONField(_("buttons"), default=list, blank=True)
+    # What each body parameter is, for the agent: a label, and optionally the contact field that
+    # prefills it in the console (the agent can still change it). Kept by the provider sync.
+    param_fields = models.JSONField(
+        _("parameter fields"), default=list, blank=True,
+        help_text=_('One entry per body parameter, in order: {"label": "Customer name", "field": "first_name"}. '
+                    "field (optional) prefills it from the conversation's contact: first_name, last_name, "
+                    "full_name, email, phone or a custom field of the campaign's contact database."))
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.APPROVED)
     status_reason = models.TextField(blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)

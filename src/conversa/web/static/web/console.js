@@ -10,7 +10,20 @@
   const now = () => Date.now() + skew;
   let openId = body.dataset.openId ? Number(body.dataset.openId) : null;
   let sideTab = 'contact';
-  const drafts = new Map();
+  // Drafts of the composer, per conversation: in memory and in localStorage (keyed by user and
+  // conversation), so switching conversations or reloading the page keeps what she was typing.
+  const drafts = {
+    key: (id) => `conversa:draft:${me}:${id}`,
+    get(id) {
+      try { return localStorage.getItem(this.key(id)) || ''; } catch (err) { return this.mem.get(id) || ''; }
+    },
+    set(id, text) {
+      this.mem.set(id, text);
+      try { if (text) localStorage.setItem(this.key(id), text); else localStorage.removeItem(this.key(id)); } catch (err) { /* private mode: memory only */ }
+    },
+    delete(id) { this.set(id, ''); },
+    mem: new Map(),
+  };
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
@@ -417,7 +430,7 @@
     if (target.id === 'pane') {
       const ta = $('#composer-text');
       // A composer kept across the swap (hx-preserve) still has its text: only a fresh one gets the draft.
-      if (ta && !ta.value && drafts.get(openId)) ta.value = drafts.get(openId);
+      if (ta && !ta.value && openId && drafts.get(openId)) ta.value = drafts.get(openId);
       keepFocus();
       paneShown();
       renderOutbox();
@@ -494,6 +507,102 @@
     form.dataset.submitRetries = String(tries + 1);
     setTimeout(() => { if (form.isConnected) form.requestSubmit(); }, 50);
   });
+  // ------------------------------------------------------------------ quick replies in the composer
+  // A quick reply (from the dialog, or "/title" typed in the composer) goes into the composer,
+  // filled in for this customer by the server: the agent edits it and Enter sends it.
+  function quickReplies() {
+    const data = $('#quick-replies');
+    try { return data ? JSON.parse(data.textContent) : []; } catch (err) { return []; }
+  }
+  function putInComposer(text, { replace }) {
+    const ta = $('#composer-text');
+    if (!ta) return;
+    if (replace) ta.value = text;
+    else ta.setRangeText(text, ta.selectionStart, ta.selectionEnd, 'end');
+    ta.dispatchEvent(new Event('input', { bubbles: true }));  // the draft keeps it
+    ta.focus();
+    ta.setSelectionRange(ta.value.length, ta.value.length);
+  }
+  document.addEventListener('click', (e) => {
+    const item = e.target.closest('[data-qr-insert]');
+    if (!item) return;
+    const reply = quickReplies().find((q) => String(q.id) === item.dataset.qrInsert);
+    const dlg = item.closest('dialog');
+    if (dlg) dlg.close();
+    if (reply) putInComposer(reply.text, { replace: false });
+  });
+  let suggestActive = 0;
+  function suggestions() {
+    const ta = $('#composer-text');
+    const m = ta && ta.value.match(/^\/(\S*)$/);
+    if (!m) return null;
+    const q = m[1].toLowerCase();
+    return quickReplies().filter((r) => r.title.toLowerCase().includes(q)).slice(0, 8);
+  }
+  function renderSuggest() {
+    const list = $('[data-qr-suggest]');
+    const ta = $('#composer-text');
+    if (!list || !ta) return;
+    const found = suggestions();
+    list.replaceChildren();
+    if (!found || !found.length) {
+      list.hidden = true;
+      ta.setAttribute('aria-expanded', 'false');
+      ta.removeAttribute('aria-activedescendant');
+      return;
+    }
+    suggestActive = Math.min(suggestActive, found.length - 1);
+    found.forEach((r, i) => {
+      const li = document.createElement('li');
+      li.id = `${list.id}-${r.id}`;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(i === suggestActive));
+      li.dataset.qrPick = String(r.id);
+      const title = document.createElement('strong');
+      title.textContent = r.title;
+      const text = document.createElement('span');
+      text.className = 'muted small';
+      text.textContent = ` ${r.text}`;
+      li.append(title, text);
+      list.append(li);
+    });
+    list.hidden = false;
+    ta.setAttribute('aria-expanded', 'true');
+    ta.setAttribute('aria-activedescendant', `${list.id}-${found[suggestActive].id}`);
+  }
+  function pickSuggestion(id) {
+    const reply = quickReplies().find((q) => String(q.id) === String(id));
+    if (reply) putInComposer(reply.text, { replace: true });
+    renderSuggest();
+  }
+  document.addEventListener('input', (e) => {
+    if (e.target.id !== 'composer-text') return;
+    suggestActive = 0;
+    renderSuggest();
+  });
+  document.addEventListener('mousedown', (e) => {
+    const option = e.target.closest('[data-qr-pick]');
+    if (!option) return;
+    e.preventDefault();  // the composer keeps the focus
+    pickSuggestion(option.dataset.qrPick);
+  });
+  // Captured before the composer's own Enter (send): while suggestions show, Enter and Tab pick one.
+  document.addEventListener('keydown', (e) => {
+    if (e.target.id !== 'composer-text' || e.isComposing) return;
+    const list = $('[data-qr-suggest]');
+    if (!list || list.hidden) return;
+    const found = suggestions() || [];
+    if (!found.length) return;
+    let handled = true;
+    if (e.key === 'ArrowDown') suggestActive = (suggestActive + 1) % found.length;
+    else if (e.key === 'ArrowUp') suggestActive = (suggestActive - 1 + found.length) % found.length;
+    else if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') { pickSuggestion(found[suggestActive].id); return stop(e); }
+    else if (e.key === 'Escape') { list.hidden = true; e.target.setAttribute('aria-expanded', 'false'); return stop(e); }
+    else handled = false;
+    if (handled) { renderSuggest(); stop(e); }
+  }, true);
+  function stop(e) { e.preventDefault(); e.stopImmediatePropagation(); }
+
   document.addEventListener('keydown', (e) => {
     if (e.target.id !== 'composer-text' || e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
     e.preventDefault();
@@ -655,15 +764,21 @@
     const count = opt && opt.value ? Number(opt.dataset.params) : 0;
     // Named parameters ({{first_name}}) are labelled with their names, in the body's order.
     const names = opt && opt.value && opt.dataset.paramNames ? opt.dataset.paramNames.split(',') : [];
+    // What the admin said each parameter is, and its value from the contact where she mapped a field.
+    let specs = [];
+    try { specs = opt && opt.value ? JSON.parse(opt.dataset.paramSpecs || '[]') : []; } catch (err) { specs = []; }
     params.replaceChildren();
     for (let i = 1; i <= count; i++) {
+      const spec = specs[i - 1] || {};
+      const placeholder = `{{${names[i - 1] || i}}}`;
       const label = document.createElement('label');
-      label.textContent = `{{${names[i - 1] || i}}} `;
+      label.textContent = spec.label ? `${spec.label} ${placeholder} ` : `${placeholder} `;
       const input = document.createElement('input');
       input.name = 'params';
       input.required = true;
       input.autocomplete = 'off';
-      input.setAttribute('aria-label', names[i - 1] ? `${T.parameter} ${names[i - 1]}` : `${T.parameter} ${i}`);
+      input.value = spec.value || '';
+      input.setAttribute('aria-label', spec.label || (names[i - 1] ? `${T.parameter} ${names[i - 1]}` : `${T.parameter} ${i}`));
       label.append(input);
       params.append(label);
     }
