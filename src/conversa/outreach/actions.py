@@ -177,16 +177,22 @@ def claim_round(*, job_id: int, runner: str, size: int) -> list[BulkRecipient]:
 
 def record_sent(*, sent: dict[int, str]) -> None:
     """The provider accepted these (recipient id → its message id): bound and `sent`, unless a status
-    webhook bound them first; statuses that arrived before this are applied."""
+    webhook bound them first; statuses that arrived before this are applied. The rows are locked,
+    so a status webhook for one of them waits for this and then moves it on."""
+    if not sent:
+        return
     now = timezone.now()
     with transaction.atomic():
-        line_ids = set()
-        for recipient_id, provider_id in sent.items():
-            BulkRecipient.objects.filter(pk=recipient_id, provider_message_id__isnull=True).update(
-                provider_message_id=provider_id, sent_at=now)
-            BulkRecipient.objects.filter(pk=recipient_id, status__in=[Status.SENDING, Status.UNCONFIRMED]).update(
-                status=Status.SENT, claimed_at=None, status_changed_at=now, error_code="", error_title="")
-        line_ids = set(BulkRecipient.objects.filter(pk__in=list(sent)).values_list("line_id", flat=True))
+        rows = list(BulkRecipient.objects.select_for_update().filter(
+            pk__in=list(sent), provider_message_id__isnull=True))
+        for row in rows:
+            row.provider_message_id, row.sent_at = sent[row.pk], now
+            if row.status in (Status.SENDING, Status.UNCONFIRMED):
+                row.status, row.claimed_at, row.status_changed_at = Status.SENT, None, now
+                row.error_code = row.error_title = ""
+        BulkRecipient.objects.bulk_update(rows, ["provider_message_id", "sent_at", "status", "claimed_at",
+                                                 "status_changed_at", "error_code", "error_title"])
+        line_ids = {row.line_id for row in rows}
         pending = list(PendingStatus.objects.filter(line_id__in=line_ids, provider_message_id__in=list(sent.values())))
         by_provider_id = {v: k for k, v in sent.items()}
         for status in sorted(pending, key=lambda p: STATUS_RANK.get(p.status, 9)):  # type: ignore[call-overload]

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from conversa.accounts.selectors import display_name, is_supervisor
 from conversa.campaigns.selectors import campaigns_for
+from conversa.contacts.exports import safe_cell
 from conversa.contacts.models import ContactDatabase
 from conversa.core.errors import DomainError, InvalidInput
 from conversa.outreach import actions, selectors, sources
@@ -166,10 +167,11 @@ def _csv_lines(job: BulkSend) -> Iterator[str]:
     yield "\ufeff" + writer.writerow(["row", "phone", "contact", "status", "reason", "error_code", "error",
                                       "sent_at", "provider_message_id", "replied_at", "reply_conversation"])
     for r in selectors.recipients_of(job=job).iterator(chunk_size=2000):
-        yield writer.writerow([r.row, r.phone, r.contact.full_name if r.contact else "", r.status, r.reason,
-                               r.error_code, r.error_title, r.sent_at.isoformat() if r.sent_at else "",
-                               r.provider_message_id or "", r.replied_at.isoformat() if r.replied_at else "",
-                               r.reply_conversation_id or ""])
+        # Cells a spreadsheet would run as a formula are defused (customers' names, phones as given).
+        yield writer.writerow([safe_cell(v) for v in (
+            r.row, r.phone, r.contact.full_name if r.contact else "", r.status, r.reason, r.error_code,
+            r.error_title, r.sent_at.isoformat() if r.sent_at else "", r.provider_message_id or "",
+            r.replied_at.isoformat() if r.replied_at else "", r.reply_conversation_id or "")])
 
 
 @bulk_view
