@@ -121,3 +121,33 @@ def test_set_status_rejects_unknown_statuses(demo):
     with pytest.raises(InvalidInput) as refused:
         services.set_status(user=agent1, status="lunch")
     assert refused.value.field == "status"
+
+
+def test_the_dashboard_and_reports_show_the_real_status_and_time_in_each(api):
+    lunch = PauseReason.objects.get(name="Lunch")
+    training = PauseReason.objects.get(name="Training")
+    api("agent1").post("/api/v1/me/status/", {"status": "paused", "pause_reason": lunch.pk}, format="json")
+    live = api("supervisor").get("/api/v1/reports/live/").json()
+    sales = next(c for c in live["campaigns"] if c["name"] == "Sales")
+    laura = next(a for a in sales["agents"] if a["name"] == "Laura Gómez")
+    assert laura["status"] == "paused" and laura["pause_reason"] == "Lunch"
+
+    # Two hours of work: 60 min ready, 30 min training (productive), 20 min lunch; the report's day.
+    agent1 = User.objects.get(username="agent1")
+    StatusPeriod.objects.filter(user=agent1).delete()
+    start = timezone.now().replace(hour=10, minute=0, second=0, microsecond=0) - datetime.timedelta(days=1)
+    for minutes_from, minutes_to, status, reason in [(0, 60, "ready", None), (60, 90, "paused", training),
+                                                     (90, 110, "paused", lunch), (110, 120, "offline", None)]:
+        StatusPeriod.objects.create(user=agent1, status=status, pause_reason=reason,
+                                    pause_name=reason.name if reason else "",
+                                    productive=bool(reason and reason.productive),
+                                    started_at=start + datetime.timedelta(minutes=minutes_from),
+                                    ended_at=start + datetime.timedelta(minutes=minutes_to))
+    client = Client()
+    assert client.post("/login/", {"username": "supervisor", "password": "demo"}).status_code == 302
+    day = timezone.localtime(start).date().isoformat()
+    html = client.get(f"/supervisor/reports/?from={day}&to={day}").content.decode()
+    row = html[html.index(f'<tr data-agent="{agent1.pk}">'):]
+    row = row[:row.index("</tr>")]
+    assert "1 h 00 min" in row and "30 min 00 s" in row and "20 min 00 s" in row
+    assert "Lunch: 20 min 00 s" in row and "Training: 30 min 00 s" in row

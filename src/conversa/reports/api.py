@@ -66,6 +66,7 @@ LiveSerializer = inline_serializer("LiveSnapshot", {
             "agent_id": serializers.IntegerField(), "name": serializers.CharField(),
             "status": serializers.ChoiceField(choices=selectors.AGENT_STATUSES),
             "open": serializers.IntegerField(), "capacity": serializers.IntegerField(),
+            "pause_reason": serializers.CharField(help_text="the reason of a paused agent, else empty"),
         }, many=True),
     }, many=True),
 })

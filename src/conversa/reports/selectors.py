@@ -347,6 +347,7 @@ class AgentLive:
     status: str
     open: int
     capacity: int
+    pause_reason: str = ""  # the admin's reason, while paused
 
 
 @dataclass
@@ -384,16 +385,18 @@ def live_snapshot(campaigns: QuerySet[Campaign], *, now: datetime | None = None)
 
     members = list(Campaign.agents.through.objects.filter(campaign_id__in=ids, user__is_active=True)
                    .values_list("campaign_id", "user_id", "user__first_name", "user__last_name",
-                                "user__username", "user__profile__status", "user__profile__capacity"))
+                                "user__username", "user__profile__status", "user__profile__capacity",
+                                "user__profile__pause_reason__name"))
     # Capacity is per agent across campaigns, so her open conversations count everywhere.
     open_counts = dict(Conversation.objects.filter(agent_id__in={m[1] for m in members},
                                                    status=Conversation.Status.ATTENDED)
                        .values_list("agent_id").annotate(n=Count("id")).order_by())
-    for campaign_id, user_id, first, last, username, status, capacity in members:
+    for campaign_id, user_id, first, last, username, status, capacity, reason in members:
         status = status or "offline"
         live = by_campaign[campaign_id]
         live.agents.append(AgentLive(user_id, f"{first} {last}".strip() or username, status,
-                                     open_counts.get(user_id, 0), capacity or 0))
+                                     open_counts.get(user_id, 0), capacity or 0,
+                                     (reason or "") if status == "paused" else ""))
         live.agents_by_status[status] = live.agents_by_status.get(status, 0) + 1
     order = {s: i for i, s in enumerate(AGENT_STATUSES)}
     for live in by_campaign.values():
