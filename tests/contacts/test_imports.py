@@ -257,6 +257,12 @@ def test_a_file_over_the_size_limit_is_refused(demo):
     assert response.status_code == 400 and "larger than" in response.content.decode()
 
 
+@override_settings(CONVERSA_IMPORT_MAX_ROWS=5)
+def test_a_file_over_the_row_limit_is_refused(demo):
+    response = _upload(_client("supervisor"), _support(), "rows.csv", b"phone,name\n" + b"+5491155550001,Ana\n" * 6)
+    assert response.status_code == 400 and "more than 5 rows" in response.content.decode()
+
+
 def test_only_supervisors_of_the_database_and_admins_reach_it(demo):
     other = ContactDatabase.objects.create(name="Nobody's")
     assert _client("agent1").get("/supervisor/contacts/").status_code == 403

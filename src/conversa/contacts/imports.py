@@ -91,12 +91,10 @@ def start_import(*, database: ContactDatabase, upload: UploadedFile | File, enco
         raise InvalidInput(_("The file is larger than %(max)s MB.")
                            % {"max": settings.CONVERSA_IMPORT_MAX_BYTES // (1024 * 1024)}, field="file")
     try:
-        info = inspect_table(binary=upload.file, filename=name, encoding=encoding)  # type: ignore[arg-type]
+        info = inspect_table(binary=upload.file, filename=name, encoding=encoding,  # type: ignore[arg-type]
+                             max_rows=settings.CONVERSA_IMPORT_MAX_ROWS)
     except TableError as exc:
         raise InvalidInput(str(exc), field="file") from exc
-    if info.total_rows > settings.CONVERSA_IMPORT_MAX_ROWS:
-        raise InvalidInput(_("The file has %(count)s rows; at most %(max)s are imported at once.")
-                           % {"count": info.total_rows, "max": settings.CONVERSA_IMPORT_MAX_ROWS}, field="file")
     upload.seek(0)
     extension = "xlsx" if info.file_format == "xlsx" else "csv"
     upload.name = f"import.{extension}"  # the stored name is the server's; the user's is only shown

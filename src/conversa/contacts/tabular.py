@@ -160,8 +160,9 @@ def _delimiter(binary: IO[bytes], encoding: str) -> str:
     return max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
 
 
-def inspect_table(*, binary: IO[bytes], filename: str, encoding: str) -> TableInfo:
-    """Check the whole file (encoding, CSV syntax) and read its header and row count, streaming."""
+def inspect_table(*, binary: IO[bytes], filename: str, encoding: str, max_rows: int) -> TableInfo:
+    """Check the whole file (encoding, CSV syntax) and read its header and row count, streaming.
+    Counting stops past `max_rows` (a small .xlsx may unpack to very many rows)."""
     file_format = format_of(filename)
     if file_format == "xlsx":
         records: Iterator[Any] = _xlsx_records(binary)
@@ -177,7 +178,11 @@ def inspect_table(*, binary: IO[bytes], filename: str, encoding: str) -> TableIn
     if header is None:
         raise TableError(_("The file is empty."))
     headers = _headers(header)
-    total = sum(1 for _record in records)
+    total = 0
+    for _record in records:
+        total += 1
+        if total > max_rows:
+            raise TableError(_("The file has more than %(max)s rows; import it in parts.") % {"max": max_rows})
     binary.seek(0)
     return TableInfo(file_format=file_format, encoding=encoding, delimiter=delimiter, headers=headers,
                      total_rows=total)
