@@ -298,6 +298,10 @@ def test_pages_and_csv_export(meta_fake: MetaFake, meta_line: Line, template: Me
     agent.force_login(get_user_model().objects.get(username="agent1"))
     assert agent.get(f"/supervisor/bulk/{job.pk}/").status_code == 403
     assert browser.get("/supervisor/bulk/999999/").status_code == 404
+    admin = Client()
+    admin.force_login(get_user_model().objects.get(username="admin"))
+    assert admin.get("/admin/outreach/optout/").status_code == 200
+    assert admin.get(f"/admin/outreach/bulksend/{job.pk}/change/").status_code == 200  # read-only view
     bad_csv = browser.post("/supervisor/bulk/preview/", {
         "name": "X", "line": meta_line.pk, "template": template.pk, "params": "{a}\n{b}", "source": "csv",
         "file": SimpleUploadedFile("x.csv", b"name,other\nAna,1\n", content_type="text/csv")})

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class OutreachConfig(AppConfig):
@@ -6,6 +7,7 @@ class OutreachConfig(AppConfig):
 
     name = "conversa.outreach"
     label = "outreach"
+    verbose_name = _("Bulk sends")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
