@@ -20,7 +20,7 @@ ADD = "/admin/campaigns/timegroup/add/"
 def test_an_untouched_new_group_stores_the_range_it_shows(admin_client: Client) -> None:
     page = admin_client.get(ADD).content.decode()
     data = form_data(page, form_id="timegroup_form")
-    assert (data["ranges-0-weekday_from"], data["ranges-0-weekday_to"]) == ("0", "4")  # Mon–Fri shown
+    assert (data["ranges-0-weekday_from"], data["ranges-0-weekday_to"]) == ("0", "4")  # Mon-Fri shown
     assert data["ranges-0-time_from"].startswith("09:00") and data["ranges-0-time_to"].startswith("18:00")
     data.update({"name": "Office hours", "timezone": "America/Argentina/Buenos_Aires", "_save": "Save"})
     response = admin_client.post(ADD, data)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from io import StringIO
 from typing import Any
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
@@ -163,3 +164,29 @@ def test_housekeeping_closes_expired_ones_and_hands_out_to_the_freed_agent(
     assert Conversation.objects.get(pk=stale_not_expired.pk).status == "attended"
     handed = Conversation.objects.get(pk=waiting.pk)
     assert handed.status == "attended" and handed.agent.username == "agent1"
+
+
+def test_the_expiry_sweep_reads_its_partial_index(demo: dict[str, Any]) -> None:
+    """On PostgreSQL with many closed and fresh conversations, the sweep's query is a range of
+    conv_expiry_due_idx, not a scan of the conversations."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI runs it there)")
+    line = demo["sales_line"]
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(line=line, campaign=line.campaign, customer_phone=f"+54911{n:08d}",
+                     status=Conversation.Status.CLOSED if n % 50 else Conversation.Status.ATTENDED,
+                     last_message_at=now - datetime.timedelta(minutes=n % 600))
+        for n in range(20_000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE inbox_conversation")
+    with CaptureQueriesContext(connection) as ctx:
+        expire_unanswered()
+    sql = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT "inbox_conversation"."id"'))
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "conv_expiry_due_idx" in plan, plan
