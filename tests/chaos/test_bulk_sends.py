@@ -22,7 +22,7 @@ from fakes.meta import VERSION, MetaFake
 pytestmark = pytest.mark.postgres_only
 TOKEN, APP_SECRET, PHONE_NUMBER_ID, WABA_ID = "bulk-token", "bulk-app-secret", "1122334455668", "102290129340399"
 RECIPIENTS = 10_000
-CONCURRENCY = 32  # calls in flight, so also the most a kill can leave unconfirmed
+CONCURRENCY = 16  # calls in flight, so also the most a kill can leave unconfirmed
 # A Meta line with an approved template, RECIPIENTS contacts in a database of its own, and the bulk
 # send to all of them created as an admin does (its runner task enqueued). Prints "<line id> <job id>".
 SETUP = """

@@ -64,6 +64,13 @@ class Reply:
 Handler = Callable[[Recorded, "re.Match[str]"], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for many clients connecting at once (a bulk send's calls in flight): the default backlog
+    # of 5 drops connections under a burst, which the client sees as resets and one-second stalls.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -145,7 +152,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = _Server(("127.0.0.1", 0), RequestHandler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
