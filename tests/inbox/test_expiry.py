@@ -190,3 +190,21 @@ def test_the_expiry_sweep_reads_its_partial_index(demo: dict[str, Any]) -> None:
         cursor.execute(f"EXPLAIN {sql}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "conv_expiry_due_idx" in plan, plan
+
+
+def test_the_admin_filters_expired_ones_and_closes_them_through_the_action(
+        customer_says: Callable[..., Conversation]) -> None:
+    expired = customer_says("hola", phone="+5491155556061")
+    fresh = customer_says("hola", phone="+5491155556062")
+    age(expired)
+    assert expire_unanswered() == 1
+    admin = Client()
+    admin.force_login(get_user_model().objects.get(username="admin"))
+    listed = admin.get("/admin/inbox/conversation/", {"expired__exact": "1"}).content.decode()
+    assert f"/admin/inbox/conversation/{expired.pk}/change/" in listed
+    assert f"/admin/inbox/conversation/{fresh.pk}/change/" not in listed
+    response = admin.post("/admin/inbox/conversation/?expired__exact=1", {
+        "action": "close_by_system", "_selected_action": [expired.pk]}, follow=True)
+    assert b"1 conversation(s) closed." in response.content
+    assert Conversation.objects.get(pk=expired.pk).status == "closed"
+    assert AuditEntry.objects.get(kind="closed", conversation=expired).actor.username == "admin"

@@ -27,8 +27,9 @@ class MessageInline(ReadOnly, admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["id", "customer_phone", "customer_profile_name", "campaign", "line", "agent", "status",
-                    "last_message_at", "is_outbound"]
-    list_filter = ["status", "campaign", "line", "is_outbound"]
+                    "last_message_at", "is_outbound", "expired"]
+    # "Expired" then "Close selected…": housekeeping of expired conversations by hand.
+    list_filter = ["status", "expired", "campaign", "line", "is_outbound"]
     search_fields = ["customer_phone", "customer_profile_name", "contact__first_name", "contact__last_name"]
     inlines = [MessageInline]
     actions = ["close_by_system"]
