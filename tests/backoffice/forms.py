@@ -1,5 +1,6 @@
 """What a browser would submit for a page's form, read from its HTML: every named input with its
-shown value (checked boxes only, a select's selected option or its first), none of the admin's
+shown value (checked boxes only, a select's selected option or its first; a multiple select's
+selected options only), none of the admin's
 `__prefix__` templates for rows not yet added."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ class _FormReader(HTMLParser):
         self.form_id, self.inside = form_id, False
         self.fields: list[tuple[str, str]] = []
         self._select: str | None = None
+        self._multiple = False
+        self._selected: list[str] = []
         self._select_value: str | None = None
         self._first_option: str | None = None
         self._textarea: str | None = None
@@ -34,11 +37,13 @@ class _FormReader(HTMLParser):
                 self.fields.append((name, a.get("value", "")))
         elif tag == "select" and name and "__prefix__" not in name:
             self._select, self._select_value, self._first_option = name, None, None
+            self._multiple, self._selected = "multiple" in a, []
         elif tag == "option" and self._select is not None:
             if self._first_option is None:
                 self._first_option = a.get("value", "")
             if "selected" in a:
                 self._select_value = a.get("value", "")
+                self._selected.append(a.get("value", ""))
         elif tag == "textarea" and name and "__prefix__" not in name:
             self._textarea, self._text = name, ""
 
@@ -50,8 +55,11 @@ class _FormReader(HTMLParser):
         if tag == "form" and self.inside:
             self.inside = False
         elif tag == "select" and self._select is not None:
-            value = self._select_value if self._select_value is not None else self._first_option
-            self.fields.append((self._select, value or ""))
+            if self._multiple:  # only what is selected, maybe nothing
+                self.fields.extend((self._select, value) for value in self._selected)
+            else:
+                value = self._select_value if self._select_value is not None else self._first_option
+                self.fields.append((self._select, value or ""))
             self._select = None
         elif tag == "textarea" and self._textarea is not None:
             self.fields.append((self._textarea, self._text.lstrip("\n")))

@@ -51,12 +51,23 @@ def test_configuration_changes_are_recorded_and_shown(admin_client: Client, demo
     data = form_data(admin_client.get(group_add).content.decode(), form_id="timegroup_form")
     assert admin_client.post(group_add, {**data, "name": "Weekends", "timezone": "UTC"}).status_code == 302
 
+    reply_add = "/admin/campaigns/quickreply/add/"
+    data = form_data(admin_client.get(reply_add).content.decode(), form_id="quickreply_form")
+    data.update({"title": "Goodbye", "body": "Bye {contact.first_name}!", "campaigns": [str(campaign.pk)]})
+    assert admin_client.post(reply_add, data).status_code == 302
+    profile = AgentProfile.objects.get(user__username="agent2")
+    url = f"/admin/accounts/agentprofile/{profile.pk}/change/"
+    data = form_data(admin_client.get(url).content.decode(), form_id="agentprofile_form")
+    assert admin_client.post(url, {**data, "capacity": "9"}).status_code == 302
+
     config = rows(admin_client.get(AUDIT, {"kind": "config"}))
+    assert any("quick reply" in r and "Goodbye" in r and "added" in r for r in config), config
+    assert any("agent profile" in r and "agent2" in r and "Capacity" in r for r in config), config
     assert any("line" in r and line.number in r and "Welcome message" in r for r in config), config
     assert any("campaign" in r and "Sales" in r and "Routing" in r for r in config), config
     assert any("time group" in r and "Weekends" in r and "added" in r for r in config), config
     admin = get_user_model().objects.get(username="admin")
-    assert len(rows(admin_client.get(AUDIT, {"kind": "config", "actor": admin.pk}))) == 3
+    assert len(rows(admin_client.get(AUDIT, {"kind": "config", "actor": admin.pk}))) == 5
     assert "Nothing recorded" in rows(admin_client.get(AUDIT, {"kind": "captured"}))[0]
     # The supervisor of Sales sees the change of her campaign, not the line's or the time group's.
     seen = rows(client_for("supervisor").get(AUDIT, {"kind": "config"}))
