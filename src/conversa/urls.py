@@ -9,6 +9,7 @@ from conversa.campaigns import api as campaigns_api
 from conversa.core.views import healthz, media_link
 from conversa.inbox import api as inbox_api
 from conversa.inbox import api_contacts as inbox_contacts_api
+from conversa.outreach import api as outreach_api
 from conversa.reports import api as reports_api
 from conversa.whatsapp import api as whatsapp_api
 from conversa.whatsapp.webhooks import webhook
@@ -45,6 +46,10 @@ api_v1 = [
     path("reports/live/", reports_api.LiveView.as_view(), name="api-reports-live"),
     path("lines/", whatsapp_api.LineListView.as_view(), name="api-lines"),
     path("lines/<int:pk>/templates/", whatsapp_api.LineTemplatesView.as_view(), name="api-line-templates"),
+    path("bulk-sends/", outreach_api.BulkSendsView.as_view(), name="api-bulk-sends"),
+    path("bulk-sends/<int:pk>/", outreach_api.BulkSendDetailView.as_view(), name="api-bulk-send"),
+    *(path(f"bulk-sends/<int:pk>/{verb}/", outreach_api.BulkSendControlView.as_view(verb=verb),
+           name=f"api-bulk-send-{verb}") for verb in ("pause", "resume", "cancel")),
 ]
 
 urlpatterns = [

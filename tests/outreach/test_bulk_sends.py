@@ -306,3 +306,33 @@ def test_pages_and_csv_export(meta_fake: MetaFake, meta_line: Line, template: Me
         "name": "X", "line": meta_line.pk, "template": template.pk, "params": "{a}\n{b}", "source": "csv",
         "file": SimpleUploadedFile("x.csv", b"name,other\nAna,1\n", content_type="text/csv")})
     assert b"phone column" in bad_csv.content
+
+
+def test_rest_api(meta_fake: MetaFake, meta_line: Line, template: MessageTemplate, supervisor: User) -> None:
+    from conftest import token_client
+
+    add_contacts(meta_line, 2)
+    api = token_client("supervisor")
+    bad = api.post("/api/v1/bulk-sends/", {"name": "X", "line": meta_line.pk, "template": template.pk,
+                                           "params": ["{first_name}"], "source": "database"}, format="json")
+    assert (bad.status_code, bad.json()["field"]) == (400, "params")
+    assert api.post("/api/v1/bulk-sends/", {"name": "X", "line": meta_line.pk, "template": template.pk,
+                                            "source": "somewhere"}, format="json").json()["field"] == "source"
+    created = api.post("/api/v1/bulk-sends/", {"name": "API", "line": meta_line.pk, "template": template.pk,
+                                               "params": ["{first_name}", "algo"], "source": "database",
+                                               "rate_per_second": 500}, format="json")
+    assert created.status_code == 201, created.content
+    job_id = created.json()["id"]
+    assert created.json()["progress"]["pending"] == 2
+    upload = SimpleUploadedFile("l.csv", f"phone,name\n{phone(9)},Zoe\n".encode(), content_type="text/csv")
+    multipart = api.post("/api/v1/bulk-sends/", {"name": "CSV", "line": meta_line.pk, "template": template.pk,
+                                                 "params": ["{name}", "x"], "source": "csv", "file": upload},
+                         format="multipart")
+    assert multipart.status_code == 201, multipart.content
+    drain_until_done(BulkSend.objects.get(pk=job_id))
+    detail = api.get(f"/api/v1/bulk-sends/{job_id}/").json()
+    assert (detail["status"], detail["progress"]["sent"]) == ("done", 2)
+    assert [j["name"] for j in api.get("/api/v1/bulk-sends/").json()][:2] == ["CSV", "API"]
+    assert api.post(f"/api/v1/bulk-sends/{job_id}/pause/").status_code == 409
+    assert token_client("agent1").get("/api/v1/bulk-sends/").status_code == 403
+    assert api.get("/api/v1/bulk-sends/999999/").status_code == 404
