@@ -18,7 +18,7 @@ from django.utils import timezone
 from conversa.accounts.models import AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.core.worker import sweep
-from conversa.inbox.actions.expiry import expire_unanswered
+from conversa.inbox.actions.expiry import EXPIRY_BATCH, expire_unanswered
 from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.realtime.models import StreamEvent
 from conversa.whatsapp.models import MessageTemplate
@@ -208,3 +208,25 @@ def test_the_admin_filters_expired_ones_and_closes_them_through_the_action(
     assert b"1 conversation(s) closed." in response.content
     assert Conversation.objects.get(pk=expired.pk).status == "closed"
     assert AuditEntry.objects.get(kind="closed", conversation=expired).actor.username == "admin"
+
+
+def test_conversations_that_never_expire_do_not_starve_the_sweep(demo: dict[str, Any],
+                                                                  customer_says: Callable[..., Conversation]) -> None:
+    """More answered-then-silent conversations than a sweep's batch, all older: the unanswered one
+    behind them still expires."""
+    line = demo["sales_line"]
+    agent = get_user_model().objects.get(username="agent1")
+    long_ago = timezone.now() - datetime.timedelta(days=5)
+    answered = Conversation.objects.bulk_create(
+        Conversation(line=line, campaign=line.campaign, customer_phone=f"+54911{n:08d}", agent=agent,
+                     status=Conversation.Status.ATTENDED, last_inbound_at=long_ago, last_message_at=long_ago)
+        for n in range(EXPIRY_BATCH + 20))
+    Message.objects.bulk_create(
+        Message(conversation=c, line=line, direction="out", kind="text", body="¿Algo más?", sender=agent,
+                status="read", provider_message_id=f"wamid.answered.{c.pk}") for c in answered)
+    Message.objects.filter(conversation__in=answered).update(created_at=long_ago + datetime.timedelta(minutes=1))
+    unanswered = customer_says("hola", phone="+5491155556071")
+    age(unanswered)
+    assert expire_unanswered() == 1
+    assert Conversation.objects.get(pk=unanswered.pk).expired
+    assert not Conversation.objects.filter(expired=True).exclude(pk=unanswered.pk).exists()

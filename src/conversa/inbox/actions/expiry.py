@@ -10,7 +10,7 @@ import datetime
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from conversa.inbox import audit
@@ -49,9 +49,16 @@ def expire_unanswered(*, now: datetime.datetime | None = None) -> int:
     cutoff = now - datetime.timedelta(hours=settings.CONVERSA_WINDOW_HOURS)
     business = (Message.objects.filter(conversation=OuterRef("pk"), direction=Message.Direction.OUTBOUND)
                 .filter(Q(sender__isnull=False) | Q(kind=Message.Kind.TEMPLATE)).order_by("-created_at", "-id"))
-    candidates = (Conversation.objects.filter(_due(cutoff)).order_by("last_message_at")
+    # expiry_reason() in SQL too: due conversations that never expire (an agent's reply left
+    # unanswered) must not fill the batch and starve the ones that do.
+    candidates = (Conversation.objects.filter(_due(cutoff))
                   .annotate(business_at=Subquery(business.values("created_at")[:1]),
                             business_kind=Subquery(business.values("kind")[:1]))
+                  .filter(Q(last_inbound_at__isnull=False)
+                          & (Q(business_at__isnull=True) | Q(business_at__lt=F("last_inbound_at")))
+                          | Q(business_kind=Message.Kind.TEMPLATE)
+                          & (Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=F("business_at"))))
+                  .order_by("last_message_at")
                   .values_list("pk", "last_inbound_at", "business_at", "business_kind")[:EXPIRY_BATCH])
     expired = 0
     for conversation_id, last_inbound_at, business_at, business_kind in candidates:
