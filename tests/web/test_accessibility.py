@@ -303,7 +303,8 @@ def test_simulator_supervisor_and_sign_in_pages(language: str, screen: str, new_
     sales = demo["sales_line"]
     customer_writes(server_url, sales.pk, "Hola", phone="+5491155550211", name="Carla Sosa")
     customer_writes(server_url, demo["support_line"].pk, "No anda", phone="+5491155550212", name="Diego Luna")
-    capture_and_reply(server_url, username="agent1", phone="+5491155550211", text="Hola Carla, ¿en qué te ayudo?")
+    carla = capture_and_reply(server_url, username="agent1", phone="+5491155550211",
+                              text="Hola Carla, ¿en qué te ayudo?")
     page = open_page(new_context, server_url, language=language, screen=screen)
     audit = Audit(page, screen=screen)
 
@@ -326,6 +327,17 @@ def test_simulator_supervisor_and_sign_in_pages(language: str, screen: str, new_
     page.goto("/supervisor/reports/?from=2020-99-99")
     expect(page.get_by_role("alert")).to_be_visible()
     audit.check("reports: bad filter")
+    for path, state in (("/supervisor/bulk/", "bulk sends"), ("/supervisor/bulk/new/", "new bulk send"),
+                        ("/supervisor/contacts/", "contact databases")):
+        page.goto(path)
+        expect(page.locator("h1")).to_be_visible()
+        audit.check(state)
+    page.locator("main a[href^='/supervisor/contacts/']").first.click()
+    expect(page.locator("table")).to_be_visible()
+    audit.check("a contact database")
+    page.goto(f"/c/{carla.pk}/")  # a supervisor looking at an agent's conversation
+    expect(page.get_by_test_id("conversation")).to_be_visible()
+    audit.check("supervisor on a conversation")
 
     page.context.clear_cookies()
     page.context.add_cookies([{"name": "django_language", "value": language, "url": server_url}])
@@ -347,7 +359,7 @@ def test_simulator_supervisor_and_sign_in_pages(language: str, screen: str, new_
     expect(page.get_by_test_id("locked-out")).to_be_visible()
     audit.check("sign-in locked")
 
-    audit.assert_clean(states=6)
+    audit.assert_clean(states=11)
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 
