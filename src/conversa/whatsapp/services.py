@@ -7,7 +7,7 @@ import datetime
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,21 +45,28 @@ CUSTOMER_LOCKS = 0x0C0A
 DEFER_PAUSE = 0.05
 
 
+# Customers' messages of a batch, each customer's in order → which customers it applied (the
+# others go to `inbound` one message at a time).
+InboundInBulk = Callable[[Sequence[tuple[Line, Sequence[InboundMessage]]]], list[bool]]
+
+
 @dataclass(frozen=True)
 class WebhookHandlers:
     # A customer message for a line: the stored message, or None when it was already stored.
     inbound: Callable[[Line, InboundMessage], object | None]
     status: Callable[[Line, StatusUpdate], object | None]
+    inbound_in_bulk: InboundInBulk | None = None
 
 
 _handlers: list[WebhookHandlers] = []
 
 
 def register_webhook_handlers(*, inbound: Callable[[Line, InboundMessage], object | None],
-                              status: Callable[[Line, StatusUpdate], object | None]) -> None:
+                              status: Callable[[Line, StatusUpdate], object | None],
+                              inbound_in_bulk: InboundInBulk | None = None) -> None:
     """Who applies customer messages and delivery statuses: the conversation domain (inbox), which
     sits above this layer and registers itself in AppConfig.ready()."""
-    _handlers[:] = [WebhookHandlers(inbound=inbound, status=status)]
+    _handlers[:] = [WebhookHandlers(inbound=inbound, status=status, inbound_in_bulk=inbound_in_bulk)]
 
 
 # Who applies the other items adapters report (edits, customer events, echoes, id aliases): the
@@ -311,8 +318,10 @@ def _apply_each(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dic
     if only is None and len(ordered) > 1:
         try:
             with transaction.atomic():
+                applied = _apply_in_bulk(ordered, handlers=handlers, routes=routes)
                 for entry in ordered:
-                    _apply_item(entry, handlers=handlers, routes=routes)
+                    if id(entry) not in applied:
+                        _apply_item(entry, handlers=handlers, routes=routes)
             return failed
         except (OperationalError, InterfaceError):
             raise  # the database, not an item: the whole batch is retried
@@ -338,6 +347,26 @@ def _apply_each(items: list[_Item], *, only: set[tuple[str, int]] | None) -> dic
                     ).update(resolved_at=timezone.now(), next_attempt_at=None)
             break
     return failed
+
+
+def _apply_in_bulk(ordered: list[_Item], *, handlers: WebhookHandlers,
+                   routes: dict[tuple[int, str], Line]) -> set[int]:
+    """Customers with nothing but messages in the batch go to the bulk handler together; the
+    `id()`s of the items it applied. A customer with an edit, an echo or an account event in the
+    batch keeps the one-by-one path, where their order is kept."""
+    if handlers.inbound_in_bulk is None:
+        return set()
+    customers: dict[tuple[int, int, str, str], list[_Item]] = {}
+    for entry in ordered:
+        if isinstance(entry.item, InboundMessage | MessageChange | CustomerEvent):
+            customers.setdefault(entry.lock_order, []).append(entry)
+    groups = [entries for entries in customers.values() if all(type(e.item) is InboundMessage for e in entries)]
+    if not groups:
+        return set()
+    taken = handlers.inbound_in_bulk([
+        (_routed(entries[0].event.line, ref=entries[0].item.line_ref, cache=routes, errors=entries[0].errors),
+         [e.item for e in entries]) for entries in groups])
+    return {id(entry) for entries, took in zip(groups, taken, strict=True) if took for entry in entries}
 
 
 def _apply_item(entry: _Item, *, handlers: WebhookHandlers, routes: dict[tuple[int, str], Line]) -> None:

@@ -1,0 +1,103 @@
+"""A batch's plain messages stored set-based (inbox/actions/inbound_bulk.py) end exactly as the
+same messages applied one at a time: messages, conversations and the events agents get, in order;
+with a replay, a repeat inside the batch, a new customer, media and a menu in the same batch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conversa.inbox.models import Conversation, Message
+from conversa.realtime.models import StreamEvent
+from conversa.whatsapp.intake import store_webhook
+from conversa.whatsapp.models import Line
+from conversa.whatsapp.services import process_webhook_events
+
+CUSTOMERS = {"ana": "01", "beto": "02", "caro": "03", "dani": "04", "eva": "05"}
+
+
+def phone(world: str, who: str) -> str:
+    return f"+549115555{world}{CUSTOMERS[who]}"
+
+
+def stored(line: Line, world: str, who: str, message_id: str, **fields: Any) -> int:
+    body = {"id": f"{world}-{message_id}", "from": phone(world, who), "name": who.title(), **fields}
+    event, _created = store_webhook(line, json.dumps(body).encode(), {})
+    return event.pk
+
+
+def make_world(line: Line, world: str, *, in_one_batch: bool) -> None:
+    # Ana, Beto and Caro already have an open conversation (one in the menu if the line has one).
+    for who in ("ana", "beto", "caro"):
+        process_webhook_events(event_ids=[stored(line, world, who, f"{who}-0", text=f"Hola, soy {who}")])
+    batch = [
+        stored(line, world, "ana", "ana-1", text="primero"),
+        stored(line, world, "beto", "beto-1", text="¿precio?"),
+        stored(line, world, "ana", "ana-2", type="location", latitude=-34.6, longitude=-58.4, location_name="Casa"),
+        stored(line, world, "beto", "beto-0", text="Hola (otra vez)"),  # a replay of a stored message
+        stored(line, world, "caro", "caro-1", type="image", media_url="http://127.0.0.1:9/x.jpg", mime_type="image/jpeg"),
+        stored(line, world, "dani", "dani-1", text="nueva"),  # a new customer
+        stored(line, world, "ana", "ana-3", text="último"),
+        stored(line, world, "eva", "eva-1", text="hola"),
+        stored(line, world, "eva", "eva-2", text="sigo"),
+    ]
+    if in_one_batch:
+        process_webhook_events(event_ids=batch)
+    else:
+        for event_id in batch:
+            process_webhook_events(event_ids=[event_id])
+
+
+def outcome(line: Line, world: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for who in CUSTOMERS:
+        conversation = Conversation.objects.filter(line=line, customer_phone=phone(world, who)).first()
+        if conversation is None:
+            found[who] = None
+            continue
+        messages = list(conversation.messages.order_by("pk"))
+        events = [e.payload for e in StreamEvent.objects.filter(type="message.created").order_by("pk")
+                  if e.payload["conversation"]["id"] == conversation.pk]
+        found[who] = {
+            "status": conversation.status, "unread": conversation.unread_count,
+            "preview": conversation.last_message_preview, "name": conversation.customer_profile_name,
+            "window_open": conversation.last_inbound_at is not None,
+            "messages": [(m.direction, m.kind, m.body, (m.provider_message_id or "").removeprefix(f"{world}-"),
+                          m.payload) for m in messages],
+            "events": [(e["message"]["body"], e["conversation"]["unread_count"],
+                        e["conversation"]["last_message_preview"]) for e in events],
+        }
+    return found
+
+
+def test_a_batch_ends_as_the_same_messages_one_at_a_time(demo: dict[str, Any]) -> None:
+    line = demo["sales_line"]
+    with CaptureQueriesContext(connection) as single:
+        make_world(line, "70", in_one_batch=False)
+    with CaptureQueriesContext(connection) as batch:
+        make_world(line, "80", in_one_batch=True)
+    one_at_a_time, batched = outcome(line, "70"), outcome(line, "80")
+    assert batched == one_at_a_time
+    assert [m[3] for m in batched["ana"]["messages"] if m[0] == Message.Direction.INBOUND] == [
+        "ana-0", "ana-1", "ana-2", "ana-3"]
+    assert batched["ana"]["events"][-1][1] == batched["ana"]["unread"]
+    # Ana's three and Beto's new one went in one INSERT (and one UPDATE of their conversations).
+    assert inserts(batch) == inserts(single) - 3
+
+
+def inserts(queries: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('INSERT INTO "inbox_message"') for q in queries.captured_queries)
+
+
+def test_a_replayed_batch_stores_nothing_twice(demo: dict[str, Any]) -> None:
+    line = demo["sales_line"]
+    make_world(line, "90", in_one_batch=True)
+    before = outcome(line, "90")
+    events = StreamEvent.objects.count()
+    again = [stored(line, "90", who, f"{who}-{n}", text="otra vez") for who, n in (("ana", 1), ("ana", 3), ("beto", 1))]
+    process_webhook_events(event_ids=again)
+    assert outcome(line, "90") == before
+    assert StreamEvent.objects.count() == events
