@@ -24,7 +24,7 @@ class BulkSendCreateSerializer(serializers.Serializer):
     params = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), max_length=20,
                                    default=list, help_text="One text per template parameter; {placeholders} "
                                    "take each recipient's contact fields or CSV columns.")
-    source = serializers.ChoiceField(choices=BulkSend.Source.choices)
+    source = serializers.ChoiceField(choices=BulkSend.Source.choices)  # type: ignore[assignment]
     campaign = id_field(required=False, help_text="Whose general inbox replies go to (default: the line's).")
     database = id_field(required=False, help_text="Contact database (default: the campaign's).")
     filter_text = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)

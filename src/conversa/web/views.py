@@ -44,12 +44,11 @@ from conversa.inbox.actions import assignment, closing, contacts, delivery, inbo
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
-from conversa.outreach.selectors import reply_job_for
 from conversa.web.agent_status import status_context
 from conversa.web.records import labelled_answers
 from conversa.web.template_params import param_specs_json
 from conversa.web.views_lists import inbox_context
-from conversa.web.views_thread import thread_context
+from conversa.web.views_thread import bulk_context, thread_context
 from conversa.whatsapp.models import Line, MessageTemplate, Provider
 
 ViewFunc = Callable[..., HttpResponse]
@@ -224,7 +223,7 @@ def conversation_pane(request: HttpRequest, pk: int) -> HttpResponse:
     context = _conversation_context(request, conversation)
     context.update(thread_context(conversation))
     context.update(_side_context(request, conversation))
-    context["bulk_job"] = reply_job_for(conversation_id=conversation.pk)  # a reply to a bulk send
+    context.update(bulk_context(conversation))
     return render(request, "web/partials/conversation.html", context)
 
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from conversa.inbox import selectors
 from conversa.inbox.keyset import cursor_of, decode_cursor
 from conversa.inbox.models import Conversation, Message
+from conversa.outreach.selectors import reply_job_for
 
 
 def _ticks() -> dict[str, SafeString]:
@@ -38,6 +39,11 @@ def _message_rows(messages: list[Message]) -> list[tuple[Message, str]]:
     ticks = _ticks()
     no_ticks = "\n        \n      "  # an outbound status without ticks (received)
     return [(m, (ticks.get(m.status, no_ticks) if m.direction == Message.Direction.OUTBOUND else "")) for m in messages]
+
+
+def bulk_context(conversation: Conversation) -> dict[str, Any]:
+    """The bulk send this conversation answers (the thread's header names it), if any."""
+    return {"bulk_job": reply_job_for(conversation_id=conversation.pk)}
 
 
 def thread_context(conversation: Conversation, query: QueryDict | None = None) -> dict[str, Any]:
