@@ -547,7 +547,6 @@
     list.replaceChildren();
     if (!found || !found.length) {
       list.hidden = true;
-      ta.setAttribute('aria-expanded', 'false');
       ta.removeAttribute('aria-activedescendant');
       return;
     }
@@ -567,7 +566,7 @@
       list.append(li);
     });
     list.hidden = false;
-    ta.setAttribute('aria-expanded', 'true');
+    // A textarea's role (textbox) takes aria-activedescendant but not aria-expanded (axe).
     ta.setAttribute('aria-activedescendant', `${list.id}-${found[suggestActive].id}`);
   }
   function pickSuggestion(id) {
@@ -597,7 +596,7 @@
     if (e.key === 'ArrowDown') suggestActive = (suggestActive + 1) % found.length;
     else if (e.key === 'ArrowUp') suggestActive = (suggestActive - 1 + found.length) % found.length;
     else if ((e.key === 'Enter' && !e.shiftKey) || e.key === 'Tab') { pickSuggestion(found[suggestActive].id); return stop(e); }
-    else if (e.key === 'Escape') { list.hidden = true; e.target.setAttribute('aria-expanded', 'false'); return stop(e); }
+    else if (e.key === 'Escape') { list.hidden = true; e.target.removeAttribute('aria-activedescendant'); return stop(e); }
     else handled = false;
     if (handled) { renderSuggest(); stop(e); }
   }, true);
