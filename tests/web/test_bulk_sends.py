@@ -51,6 +51,8 @@ def test_a_bulk_sends_progress_moves_live_until_done(agent_page: Callable[..., P
     expect(done).to_have_text(str(total), timeout=30_000)
     expect(progress).to_have_attribute("data-status", "done")
     expect(progress.locator('[data-kpi="sent"]')).to_have_text(str(total))
+    # The recipients' rows follow too (refreshed in place while the job ran).
+    expect(page.locator("#bulk-recipients tbody tr[data-status=sent]")).to_have_count(100)
     assert page.evaluate("window.__samePage") is True
     job = BulkSend.objects.get(name="Spring <promo>")
     assert job.recipients.filter(status=BulkRecipient.Status.SENT).count() == total
