@@ -12,8 +12,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import display_name
+from conversa.campaigns.answers import labelled_answers
 from conversa.inbox.models import Conversation
-from conversa.web.records import labelled_answers
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): customer
 # profile names and disposition names are typed by outsiders or admins, so they are neutralised.

@@ -33,6 +33,7 @@ from conversa.accounts.selectors import (
     is_supervisor,
     require_whatsapp_access,
 )
+from conversa.campaigns.answers import labelled_answers
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
@@ -45,7 +46,6 @@ from conversa.inbox.models import Conversation, Message
 from conversa.inbox.serializers import SimulatorMessageSerializer
 from conversa.inbox.window import is_window_open, window_expires_at
 from conversa.web.agent_status import status_context
-from conversa.web.records import labelled_answers
 from conversa.web.template_params import param_specs_json
 from conversa.web.views_lists import inbox_context
 from conversa.web.views_thread import bulk_context, thread_context
