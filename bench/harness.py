@@ -106,7 +106,8 @@ class Stack:
             self._start_redis()
             log("migrating")
             self.manage("migrate", "--noinput", "-v0")
-            self.start_web()
+            if self.web_processes:
+                self.start_web()
             self.start_workers(self.task_workers)
         except BaseException:
             self.close()
