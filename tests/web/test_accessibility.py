@@ -134,6 +134,16 @@ def sent_message(phone: str, text: str) -> Message:
                                provider_message_id__gt="")
 
 
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours (opaque ones: alpha is ignored)."""
+    def luminance(css: str) -> float:
+        channels = [int(x) / 255 for x in re.findall(r"[\d.]+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
 def press_until_focused(page: Page, key: str, target: Locator, *, limit: int = 40) -> None:
     """Tab (or Shift+Tab) through the page, as a keyboard user does, until `target` has the focus."""
     handle = target.element_handle()
@@ -201,8 +211,17 @@ def test_console_pages_and_dialogs(language: str, screen: str, new_context: Call
         expect(page.locator(".msg-out", has_text=text).locator(".ticks-sent")).to_be_visible()
     sandbox_status(server_url, sales.pk, sent_message("+5491155550201", "Hola Ana, ¿qué producto te interesa?"), "read")
     sandbox_status(server_url, sales.pk, sent_message("+5491155550201", "Te paso la lista de precios"), "delivered")
-    expect(page.locator(".msg-out .ticks-read")).to_have_count(1)
-    expect(page.locator(".msg-out .ticks-delivered")).to_have_count(1)
+    read, delivered = page.locator(".msg-out .ticks-read"), page.locator(".msg-out .ticks-delivered")
+    expect(read).to_have_count(1)
+    expect(delivered).to_have_count(1)
+    # Words for assistive technology (the marks are hidden from it); a shape for the eye: read is a badge.
+    words = {"en": ("Read", "Delivered"), "es": ("Leído", "Entregado")}[language]
+    expect(read.locator(".sr-only")).to_have_text(words[0])
+    expect(delivered.locator(".sr-only")).to_have_text(words[1])
+    expect(read.locator("[aria-hidden=true]")).to_have_text("✓✓")
+    assert read.get_attribute("aria-label") is None and delivered.get_attribute("aria-label") is None
+    background = "(el) => getComputedStyle(el).backgroundColor"
+    assert delivered.evaluate(background) == "rgba(0, 0, 0, 0)" != read.evaluate(background)
     audit.check("a thread with delivery ticks")
 
     for opener, dialog in (("dlg-quick", "#dlg-quick"), ("dlg-template", "#dlg-template")):
@@ -383,11 +402,18 @@ def test_keyboard_only_from_login_to_capture_reply_and_close(
     expect(page.locator("body[data-ready]")).to_be_attached()
 
     # The skip link is the first stop; its target shows that it has the focus.
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")  # the first refreshes are done
     page.keyboard.press("Tab")
     expect(page.locator(".skip-link")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#pane")).to_be_focused()
     assert page.evaluate("getComputedStyle(document.getElementById('pane')).outlineStyle") != "none"
+
+    # Back up to the top bar: its focus ring stands out from the dark bar (WCAG 1.4.11, at least 3:1).
+    press_until_focused(page, "Shift+Tab", page.get_by_test_id("language"))
+    ring = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+    bar = page.evaluate("getComputedStyle(document.querySelector('.topbar')).backgroundColor")
+    assert contrast(ring, bar) >= 3, (ring, bar, contrast(ring, bar))
 
     # Capture from the list: the composer of the captured conversation gets the focus.
     row = new_row(page, "Elena Ruiz")
