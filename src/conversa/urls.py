@@ -9,6 +9,7 @@ from conversa.campaigns import api as campaigns_api
 from conversa.core.views import healthz, media_link
 from conversa.inbox import api as inbox_api
 from conversa.inbox import api_contacts as inbox_contacts_api
+from conversa.inbox import api_notes as inbox_notes_api
 from conversa.outreach import api as outreach_api
 from conversa.reports import api as reports_api
 from conversa.whatsapp import api as whatsapp_api
@@ -22,7 +23,9 @@ api_v1 = [
     path("inbox/general/", inbox_api.GeneralInboxView.as_view(), name="api-general-inbox"),
     path("inbox/personal/", inbox_api.PersonalInboxView.as_view(), name="api-personal-inbox"),
     path("conversations/", inbox_api.ConversationsView.as_view(), name="api-conversations"),
+    path("conversations/search/", inbox_notes_api.ConversationSearchView.as_view(), name="api-conversation-search"),
     path("conversations/<int:pk>/", inbox_api.ConversationDetailView.as_view(), name="api-conversation"),
+    path("conversations/<int:pk>/notes/", inbox_notes_api.NotesView.as_view(), name="api-notes"),
     path("conversations/<int:pk>/capture/", inbox_api.CaptureView.as_view(), name="api-capture"),
     path("conversations/<int:pk>/read/", inbox_api.ReadView.as_view(), name="api-read"),
     path("conversations/<int:pk>/messages/", inbox_api.MessagesView.as_view(), name="api-messages"),

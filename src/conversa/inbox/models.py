@@ -272,3 +272,26 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on #{self.conversation_id}"
+
+
+class Note(models.Model):
+    """A private note in a conversation's thread: read by the campaign's agents and supervisors who
+    see the conversation, never by the customer. Its own table (not a Message kind), so sending,
+    delivery, unread counts, reports, exports and the simulator, which read messages, cannot leak it
+    (decisions #56)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    # Colleagues the note @mentions (each notified when it is written).
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="note_thread_idx")]
+
+    def __str__(self) -> str:
+        return f"note #{self.pk} on #{self.conversation_id}"

@@ -28,6 +28,9 @@ MESSAGE_STATUS: Final = "message.status"
 CONTACT_IDENTIFIED: Final = "contact.identified"
 CONTACT_UPDATED: Final = "contact.updated"
 
+# Private notes in a thread (inbox.actions.notes): never on the simulator's stream (no "message." prefix).
+NOTE_CREATED: Final = "note.created"
+
 # Agents (accounts).
 AGENT_STATUS: Final = "agent.status"
 
@@ -35,4 +38,5 @@ ALL: Final = frozenset({
     CONVERSATION_CREATED, CONVERSATION_CAPTURED, CONVERSATION_ASSIGNED, CONVERSATION_READ,
     CONVERSATION_TRANSFERRED, CONVERSATION_CLOSED, CONVERSATION_JOINED, CONVERSATION_EXPIRED, CONVERSATION_REACTIVATED,
     MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_STATUS, CONTACT_IDENTIFIED, CONTACT_UPDATED, AGENT_STATUS,
+    NOTE_CREATED,
 })

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from conversa.web import views, views_agent, views_dialogs
+from conversa.web import views, views_agent, views_dialogs, views_history, views_notes
 
 urlpatterns = [
     path("", views.console, name="console"),
@@ -33,6 +33,12 @@ urlpatterns = [
     path("console/c/<int:pk>/transfer/dialog/", views.transfer_dialog, name="console-transfer-dialog"),
     path("console/c/<int:pk>/close/", views.close, name="console-close"),
     path("console/c/<int:pk>/close/dialog/", views.close_dialog, name="console-close-dialog"),
+    path("console/c/<int:pk>/notes/", views_notes.note_box, name="console-note-box"),
+    path("console/c/<int:pk>/notes/add/", views_notes.add_note, name="console-add-note"),
+    path("console/c/<int:pk>/history/", views_history.history, name="console-history"),
+    path("console/c/<int:pk>/history/<int:previous_id>/", views_history.transcript, name="console-transcript"),
+    path("console/search/", views_history.search, name="console-search"),
+    path("console/closed/", views_history.closed_more, name="console-closed"),
     path("sandbox/", views.sandbox, name="sandbox"),
     path("sandbox/<int:line_id>/messages/", views.sandbox_messages, name="sandbox-messages"),
 ]

@@ -13,8 +13,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from conversa.core.errors import NotAllowed
-from conversa.inbox import selectors
+from conversa.inbox import selectors, selectors_search
 from conversa.inbox.models import Conversation
+from conversa.inbox.selectors import Page
 
 
 def id_url(name: str) -> Callable[[int], str]:
@@ -48,7 +49,7 @@ def _rows(conversations: list[Conversation], *, open_id: int | None = None) -> l
             "preview": c.last_message_preview, "unread_count": 0 if c.pk == open_id else c.unread_count,
             "selected": c.pk == open_id,
             "waiting_since": waiting_since.isoformat() if waiting_since else "",
-            "expired": c.expired,
+            "expired": c.expired, "is_closed": c.status == Conversation.Status.CLOSED,
             "capture_label": mark_safe(capture_label % {  # noqa: S308 - the name is escaped
                 "name": conditional_escape(customer_name or c.customer_phone)}),
         })
@@ -62,8 +63,20 @@ def inbox_context(user: AbstractBaseUser, *, open_id: int | None = None) -> dict
     try:
         new_page, mine_page = selectors.general_inbox(user, limit=50), selectors.personal_inbox(user, limit=50)
     except NotAllowed as exc:
-        return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0}
+        return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0, "closed": []}
     mine = _rows(mine_page.rows, open_id=open_id)
-    return {"new": _rows(new_page.rows, open_id=open_id), "new_more": new_page.cursor is not None, "mine": mine,
-            "mine_more": mine_page.cursor is not None, "mine_unread": sum(r["unread_count"] for r in mine),
-            "no_access": ""}
+    closed = closed_rows(selectors_search.closed_conversations(user, limit=50), open_id=open_id)
+    return {**closed, "new": _rows(new_page.rows, open_id=open_id), "new_more": new_page.cursor is not None,
+            "mine": mine, "mine_more": mine_page.cursor is not None,
+            "mine_unread": sum(r["unread_count"] for r in mine), "no_access": ""}
+
+
+def rows_of(conversations: list[Conversation]) -> list[dict[str, Any]]:
+    """Rows of conversations found (search results, the Closed tab) as the lists show them."""
+    return _rows(conversations)
+
+
+def closed_rows(page: Page[Conversation], *, open_id: int | None = None) -> dict[str, Any]:
+    """The Closed tab's rows and the link to its next page (keyset: `?after=` the page's cursor)."""
+    more_url = f"{reverse('console-closed')}?after={page.cursor.encode()}" if page.cursor is not None else ""
+    return {"closed": _rows(page.rows, open_id=open_id), "closed_more_url": more_url}

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from conversa.inbox import selectors
 from conversa.inbox.keyset import cursor_of, decode_cursor
 from conversa.inbox.models import Conversation, Message
+from conversa.inbox.selectors_notes import thread_notes
 from conversa.outreach.selectors import reply_job_for
 
 
@@ -65,7 +66,8 @@ def thread_context(conversation: Conversation, query: QueryDict | None = None) -
     # its first page) and the next page's (now, on the newest).
     since = cursor_of(page.rows[0], field="sort_at").at if page.rows and page.cursor is not None else None
     until = cursor_of(page.rows[-1], field="sort_at").at if page.rows and before is not None else None
-    lines = selectors.thread_system_lines(conversation, since=since, until=until)
+    lines: list[Any] = [*selectors.thread_system_lines(conversation, since=since, until=until),
+                        *thread_notes(conversation, since=since, until=until)]  # private notes, same span
     if lines:
         rows = sorted([*rows, *((line, "") for line in lines)], key=lambda row: row[0].sort_at)
     return {

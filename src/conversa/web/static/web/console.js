@@ -80,7 +80,8 @@
   document.addEventListener('keydown', (e) => {
     const btn = e.target.closest && e.target.closest('[data-tab-button]');
     if (btn && (e.key === 'ArrowRight' || e.key === 'ArrowLeft')) {
-      const next = btn.dataset.tabButton === 'new' ? 'mine' : 'new';
+      const tabs = $$('[data-tab-button]').map((b) => b.dataset.tabButton);  // New, Mine, Closed
+      const next = tabs[(tabs.indexOf(btn.dataset.tabButton) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
       setTab(next);
       $(`[data-tab-button="${next}"]`).focus();
     }
@@ -1045,6 +1046,8 @@
     const c = payload && payload.conversation;
     if (type === 'refetch' || !c) { schedule('lists'); schedule('pane'); return; }
     if (type === 'conversation.read') { schedule('lists'); return; }  // only the unread badges change
+    // A private note: the thread shows it (notes.js tells a mentioned colleague).
+    if (type.startsWith('note.')) { if (c.id === openId) schedule('thread'); return; }
     if (type.startsWith('message.')) {
       if (c.id === openId) schedule('thread');
       if (type === 'message.created') schedule('lists');
