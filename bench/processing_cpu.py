@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from harness import Stack, emit, log
 
 MEASURE = r"""
-import json, os, time, random
+import cProfile, io, json, os, pstats, time, random
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from conversa.whatsapp import services
 from conversa.whatsapp.intake import store_webhook
 from conversa.whatsapp.models import Line
 
-MESSAGES, BATCH, EXISTING, NEW_SHARE = {messages}, {batch}, {existing}, {new_share}
+MESSAGES, BATCH, EXISTING, NEW_SHARE, PROFILE = {messages}, {batch}, {existing}, {new_share}, {profile}
+statements = [0]
+
+def counted(execute, sql, params, many, context):
+    statements[0] += 1
+    return execute(sql, params, many, context)
 line = Line.objects.get(number="+15550100001")
 ticks = os.sysconf("SC_CLK_TCK")
 
@@ -61,15 +66,24 @@ for variant, batch, bulk in (("one_event_per_call", 1, True), ("batches_one_by_o
         ids.append(store(variant, n, phone, f"Mensaje {{n}}"))
     services.register_webhook_handlers(inbound=handlers.inbound, status=handlers.status,
                                        inbound_in_bulk=handlers.inbound_in_bulk if bulk else None)
-    pg_before, cpu_before = backend_cpu(), time.process_time()
-    with CaptureQueriesContext(connection) as queries:
+    profiler = cProfile.Profile() if PROFILE and bulk and batch > 1 else None
+    pg_before, cpu_before, statements[0] = backend_cpu(), time.process_time(), 0
+    with connection.execute_wrapper(counted):
+        if profiler:
+            profiler.enable()
         for start in range(0, len(ids), batch):
             services.process_webhook_events(event_ids=ids[start:start + batch])
+        if profiler:
+            profiler.disable()
     cpu, pg = time.process_time() - cpu_before, backend_cpu() - pg_before
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+        print(out.getvalue())
     results[variant] = {{"batch": batch, "messages": MESSAGES,
                         "worker_cpu_ms_per_message": round(cpu / MESSAGES * 1000, 3),
                         "postgres_cpu_ms_per_message": round(pg / MESSAGES * 1000, 3),
-                        "statements_per_message": round(len(queries.captured_queries) / MESSAGES, 2)}}
+                        "statements_per_message": round(statements[0] / MESSAGES, 2)}}
 print(json.dumps(results))
 """
 
@@ -80,14 +94,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--existing", type=int, default=400)
     parser.add_argument("--new-share", type=float, default=0.2)
+    parser.add_argument("--profile", action="store_true", help="cProfile of the set-based variant, to stderr")
     args = parser.parse_args()
     with Stack(web_processes=0, task_workers=0, name="processing-cpu") as stack:
         stack.manage("load_demo")
         log(f"measuring {args.messages} messages per variant in-process")
         code = MEASURE.format(messages=args.messages, batch=args.batch, existing=args.existing,
-                              new_share=args.new_share)
+                              new_share=args.new_share, profile=args.profile)
         output = stack.manage("shell", "-c", code, timeout=1800)
-        results = json.loads(output.strip().splitlines()[-1])
+        *profile, last = output.strip().splitlines()
+        results = json.loads(last)
+        if args.profile:
+            print("\n".join(profile), file=sys.stderr)
     base = results["one_event_per_call"]
     emit({
         "new_customer_share": args.new_share, "existing_customers": args.existing, **results,

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from conversa.core import media as stored_media
@@ -151,4 +152,22 @@ def _store(candidates: list[_Customer]) -> None:
         changed[conversation.pk] = conversation
         hooks.customer_message_stored(conversation=conversation, message=message, created=False)
         publish_message(event_types.MESSAGE_CREATED, message)
-    Conversation.objects.bulk_update(list(changed.values()), UPDATED_FIELDS)
+    _update(list(changed.values()))
+
+
+def _update(conversations: list[Conversation]) -> None:
+    """UPDATED_FIELDS of each conversation, one statement sent for all (psycopg pipelines
+    executemany). Not `bulk_update`: its CASE WHEN per row and field cost more Python than
+    everything else the batch does."""
+    fields: list[Field[object, object]] = []
+    for name in UPDATED_FIELDS:
+        found = Conversation._meta.get_field(name)
+        assert isinstance(found, Field)
+        fields.append(found)
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    # Names from the model's own metadata, values as parameters.
+    sql = f"UPDATE {quote(Conversation._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+    rows = [[f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] + [c.pk] for c in conversations]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
