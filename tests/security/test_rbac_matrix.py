@@ -172,6 +172,7 @@ TABLE: dict[str, list[Check]] = {
         "username": role if role != "anonymous" else "nobody", "password": "demo"})],
     "api-me": [Check("GET", glob(401, 200, 200, 200, 200))],
     "api-my-status": [Check("POST", glob(401, 200, 200, 200, 200), body=lambda f, _: {"status": "paused"})],
+    "api-pause-reasons": [Check("GET", glob(401, 200, 200, 200, 200))],
     "api-general-inbox": [Check("GET", glob(401, 403, 200, 200, 200))],
     "api-personal-inbox": [Check("GET", glob(401, 403, 200, 200, 200))],
     "api-conversations": [Check("POST", obj(401, 403, 201, 201, 404, 201, 201), body=lambda f, o: f.outbound(o))],
@@ -182,7 +183,8 @@ TABLE: dict[str, list[Check]] = {
     "api-read": [Check("POST", API_CONV_READ)],
     "api-resend": [Check("POST", API_CONV_ACT)],
     "api-messages": [Check("GET", API_CONV_READ),
-                     Check("POST", obj(401, 403, 201, 404, 404, 404, 404), body=_text)],
+                     # A supervisor writes only after joining (403 "Join the conversation…").
+                     Check("POST", obj(401, 403, 201, 404, 404, 403, 403), body=_text)],
     "api-identify": [Check("POST", API_CONV_ACT, body=lambda f, o: {"contact": f.objects[o]["contact"].pk})],
     "api-transfer": [Check("POST", API_CONV_ACT, body=lambda f, o: {"agent": f.objects[o]["transfer_to"].pk})],
     "api-close": [Check("POST", API_CONV_ACT, body=lambda f, o: {"disposition": f.objects[o]["option"].pk})],
@@ -223,7 +225,7 @@ TABLE: dict[str, list[Check]] = {
     "console-side": [Check("GET", WEB_CONV_READ)],
     "console-read": [Check("POST", WEB_CONV_ACT, json_body=False)],
     "console-capture": [Check("POST", obj(302, 403, 204, 409, 404, 409, 409), json_body=False)],
-    "console-send": [Check("POST", obj(302, 403, 204, 404, 404, 404, 404), body=_text, json_body=False)],
+    "console-send": [Check("POST", obj(302, 403, 204, 404, 404, 403, 403), body=_text, json_body=False)],
     "console-resend": [Check("POST", WEB_CONV_ACT, json_body=False)],  # her reply nobody confirmed
     "console-retry-media": [Check("POST", WEB_CONV_ACT, json_body=False)],  # a failed attachment of hers
     "console-identify": [Check("POST", WEB_CONV_ACT, json_body=False,
@@ -232,6 +234,12 @@ TABLE: dict[str, list[Check]] = {
     "console-transfer": [Check("POST", WEB_CONV_ACT, json_body=False,
                                body=lambda f, o: {"agent": f.objects[o]["transfer_to"].pk})],
     "console-transfer-dialog": [Check("GET", WEB_CONV_READ)],
+    # Her own status (the header's control; empty for people without one) · a supervisor joins an
+    # agent's conversation to write in it (the agent herself: 403; other agents: 404).
+    "console-agent-status": [Check("GET", glob(302, 200, 200, 200, 200))],
+    "console-status": [Check("POST", glob(302, 200, 200, 200, 200), json_body=False,
+                             body=lambda f, _: {"status": "paused"})],
+    "console-join": [Check("POST", obj(302, 403, 403, 404, 404, 204, 204), json_body=False)],
     "console-close": [Check("POST", WEB_CONV_ACT, json_body=False,
                             body=lambda f, o: {"disposition": f.objects[o]["option"].pk})],
     "console-close-dialog": [Check("GET", WEB_CONV_READ)],

@@ -20,10 +20,11 @@ from conversa.realtime import event_types
 
 def join(*, conversation_id: int, supervisor: User) -> Conversation:
     """Join an agent's open conversation to write in it as supervisor. Joining twice is a no-op."""
-    if not is_supervisor(supervisor):
-        raise NotAllowed(_("Only supervisors join conversations."))
     with transaction.atomic():
+        # Visibility first (another agent's conversation is a 404, as everywhere), then the role.
         conversation = owned_conversation(conversation_id=conversation_id, user=supervisor, allow_supervisor=True)
+        if not is_supervisor(supervisor):
+            raise NotAllowed(_("Only supervisors join conversations."))
         if conversation.agent_id is None:
             raise NotAllowed(_("Capture this conversation before acting on it."))
         if conversation.agent_id == supervisor.pk or supervisor_joined(conversation_id=conversation.pk,
