@@ -37,6 +37,7 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 ACCEPTED_RULES: dict[str, str] = {}
 SCREENS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 375, "height": 667}}
 NARROWEST = {"width": 320, "height": 568}  # 1280 px at 400 % zoom: WCAG 1.4.10's reference width
+TABLET = {"width": 768, "height": 1024}  # agents on tablets: the two-column layout at its narrowest
 LANGUAGE_SCREENS = pytest.mark.parametrize(
     ("language", "screen"), [("en", "desktop"), ("es", "desktop"), ("en", "phone"), ("es", "phone")])
 
@@ -92,7 +93,7 @@ class Audit:
         for violation in page.evaluate(AXE_JS, [AXE_TAGS, list(ACCEPTED_RULES)]):
             self.problems.append(f"[{state}] {violation}")
         if self.screen == "phone":
-            for size in (NARROWEST, SCREENS["phone"]):
+            for size in (NARROWEST, TABLET, SCREENS["phone"]):
                 page.set_viewport_size(size)
                 for overflow in page.evaluate(OVERFLOW_JS):
                     self.problems.append(f"[{state} at {size['width']}px] {overflow}")
