@@ -235,6 +235,7 @@ def bare_asgi_server(stack: Stack) -> Any:
 
 def setup_lines(stack: Stack) -> dict[str, int]:
     stack.manage("load_demo")
+    stack.open_all_hours()
     stack.manage("shell", "-c", f"""
 from conversa.campaigns.models import Campaign
 from conversa.contacts.models import ContactDatabase

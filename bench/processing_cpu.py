@@ -98,6 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     with Stack(web_processes=0, task_workers=0, name="processing-cpu") as stack:
         stack.manage("load_demo")
+        stack.open_all_hours()
         log(f"measuring {args.messages} messages per variant in-process")
         code = MEASURE.format(messages=args.messages, batch=args.batch, existing=args.existing,
                               new_share=args.new_share, profile=args.profile)

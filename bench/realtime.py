@@ -259,6 +259,7 @@ def last_event_id(stack: Stack) -> int:
 async def run(stack: Stack) -> dict[str, Any]:
     secret = secrets.token_hex(16)
     stack.manage("load_demo")
+    stack.open_all_hours()
     output = stack.manage("shell", "-c", MAKE_AGENTS.replace("{count}", str(AGENTS)).replace("{secret}", secret))
     made = json.loads(output.strip().splitlines()[-1])
     tokens, line, campaign = made["tokens"], made["line"], made["campaign"]

@@ -84,6 +84,7 @@ def main() -> None:
     result: dict[str, Any] = {"messages_per_phase": args.messages}
     with Stack(web_processes=1, task_workers=0, max_connections=100, name="processing") as stack:
         stack.manage("load_demo")
+        stack.open_all_hours()
         line_id = int(stack.sql("SELECT id FROM whatsapp_line WHERE number = '+15550100001'")[0][0])
         log("pgbench baseline")
         result["baseline_pgbench_insert_commit_tps"] = round(stack.insert_tps(clients=64, seconds=5), 1)

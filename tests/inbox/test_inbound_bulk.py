@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conversa.inbox.models import Conversation, Message
+from conversa.campaigns.models import TimeGroup
+from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.realtime.models import StreamEvent
 from conversa.whatsapp.intake import store_webhook
 from conversa.whatsapp.models import Line
@@ -38,7 +40,8 @@ def make_world(line: Line, world: str, *, in_one_batch: bool) -> None:
         stored(line, world, "beto", "beto-1", text="¿precio?"),
         stored(line, world, "ana", "ana-2", type="location", latitude=-34.6, longitude=-58.4, location_name="Casa"),
         stored(line, world, "beto", "beto-0", text="Hola (otra vez)"),  # a replay of a stored message
-        stored(line, world, "caro", "caro-1", type="image", media_url="http://127.0.0.1:9/x.jpg", mime_type="image/jpeg"),
+        stored(line, world, "caro", "caro-1", type="image", media_url="http://127.0.0.1:9/x.jpg",
+               mime_type="image/jpeg"),
         stored(line, world, "dani", "dani-1", text="nueva"),  # a new customer
         stored(line, world, "ana", "ana-3", text="último"),
         stored(line, world, "eva", "eva-1", text="hola"),
@@ -69,12 +72,25 @@ def outcome(line: Line, world: str) -> dict[str, Any]:
                           m.payload) for m in messages],
             "events": [(e["message"]["body"], e["conversation"]["unread_count"],
                         e["conversation"]["last_message_preview"]) for e in events],
+            "created_events": StreamEvent.objects.filter(type="conversation.created",
+                                                         payload__conversation__id=conversation.pk).count(),
+            "audit": sorted((a.kind, json.dumps(a.data, sort_keys=True), a.contact_id)
+                            for a in AuditEntry.objects.filter(conversation=conversation)),
         }
     return found
 
 
-def test_a_batch_ends_as_the_same_messages_one_at_a_time(demo: dict[str, Any]) -> None:
+@pytest.fixture(params=["open", "out_of_hours"])
+def line(request: pytest.FixtureRequest, demo: dict[str, Any]) -> Line:
+    """The sales line within business hours (no time group: new conversations open set-based too)
+    or outside them (a time group with no range: new customers get the out-of-hours answer)."""
     line = demo["sales_line"]
+    line.time_group = TimeGroup.objects.create(name="Never") if request.param == "out_of_hours" else None
+    line.save(update_fields=["time_group"])
+    return line
+
+
+def test_a_batch_ends_as_the_same_messages_one_at_a_time(line: Line) -> None:
     with CaptureQueriesContext(connection) as single:
         make_world(line, "70", in_one_batch=False)
     with CaptureQueriesContext(connection) as batch:
@@ -84,16 +100,18 @@ def test_a_batch_ends_as_the_same_messages_one_at_a_time(demo: dict[str, Any]) -
     assert [m[3] for m in batched["ana"]["messages"] if m[0] == Message.Direction.INBOUND] == [
         "ana-0", "ana-1", "ana-2", "ana-3"]
     assert batched["ana"]["events"][-1][1] == batched["ana"]["unread"]
-    # Ana's three and Beto's new one went in one INSERT (and one UPDATE of their conversations).
-    assert inserts(batch) == inserts(single) - 3
+    assert batched["dani"]["created_events"] == 1 and batched["eva"]["created_events"] == 1
+    # Ana's three and Beto's new one went in one INSERT (three saved), and Dani's and Eva's three in
+    # the same one when their conversations open plainly, within business hours (three more).
+    saved = 6 if line.time_group is None else 3
+    assert inserts(batch) == inserts(single) - saved
 
 
 def inserts(queries: CaptureQueriesContext) -> int:
     return sum(q["sql"].startswith('INSERT INTO "inbox_message"') for q in queries.captured_queries)
 
 
-def test_a_replayed_batch_stores_nothing_twice(demo: dict[str, Any]) -> None:
-    line = demo["sales_line"]
+def test_a_replayed_batch_stores_nothing_twice(line: Line) -> None:
     make_world(line, "90", in_one_batch=True)
     before = outcome(line, "90")
     events = StreamEvent.objects.count()

@@ -1,14 +1,17 @@
-"""The plain case of a webhook batch set-based (issue 10, decisions #55): customers who write again
-in a conversation that is open and waiting or attended, with text (no media to fetch, no quote to
-resolve, no menu to answer, no expiry to lift). For all of them at once: one duplicate check, one
-locking read of their conversations, one INSERT of the messages, one UPDATE of the conversations;
-their events go out with the batch's (realtime.services.publishing_in_bulk). Everything else —
-a new conversation, a menu answer, media — takes `receive_inbound`, one message at a time, with
-the same outcome: stored once, the conversation's preview, window and unread count moved on, the
-other apps' observers told, `message.created` published in order."""
+"""The plain case of a webhook batch set-based (issue 10, decisions #55): customers who write with
+text (no media to fetch, no quote to resolve) in a conversation that is open and waiting or
+attended and not expired, or who open one where nothing greets them first (no menu, no welcome,
+within business hours). For all of them at once: one duplicate check, one locking read of their
+conversations, one read of the new ones' contacts, one INSERT of the new conversations, one of
+the messages, one of the audit entries, one UPDATE of the conversations; their events go out with
+the batch's (realtime.services.publishing_in_bulk). Everything else — a menu, an out-of-hours
+answer, a welcome, media, an expired conversation — takes `receive_inbound`, one message at a
+time, with the same outcome: stored once, the conversation's preview, window and unread count
+moved on, the other apps' observers told, the events in order, the campaign's hand-out."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,12 +19,15 @@ from django.db import connection
 from django.db.models import Field, Q
 from django.utils import timezone
 
+from conversa.campaigns.models import Campaign
+from conversa.contacts.models import Contact
 from conversa.core import media as stored_media
 from conversa.inbox import hooks
+from conversa.inbox.actions.assignment import hand_out_on_commit
 from conversa.inbox.actions.common import preview
 from conversa.inbox.actions.customers import Customer
-from conversa.inbox.events import publish_message
-from conversa.inbox.models import Conversation, Message
+from conversa.inbox.events import publish_conversation, publish_message
+from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.realtime import event_types
 from conversa.whatsapp.adapters.base import InboundMessage
 from conversa.whatsapp.models import Line
@@ -39,6 +45,7 @@ class _Customer:
     messages: Sequence[InboundMessage]
     customer: Customer
     conversation: Conversation | None = None
+    created: bool = False
     new: list[InboundMessage] = field(default_factory=list)
 
 
@@ -65,8 +72,9 @@ def receive_inbound_in_bulk(customers: Sequence[tuple[Line, Sequence[InboundMess
                 candidates.append(_Customer(index=index, line=line, messages=messages, customer=customer))
     if not candidates:
         return taken
-    _lock_conversations(candidates)
-    candidates = [c for c in candidates if c.conversation is not None]
+    now = timezone.now()
+    _lock_conversations(candidates, now=now)
+    candidates = [c for c in candidates if c.conversation is not None or c.created]
     if not candidates:
         return taken
     known = _stored_ids(candidates)
@@ -77,13 +85,23 @@ def receive_inbound_in_bulk(customers: Sequence[tuple[Line, Sequence[InboundMess
                 seen.add(message.provider_message_id)
                 candidate.new.append(message)
         taken[candidate.index] = True
-    _store(candidates)
+    _open_conversations([c for c in candidates if c.created and c.new])
+    candidates = [c for c in candidates if c.conversation is not None]
+    _store(candidates, now=now)
     return taken
 
 
-def _lock_conversations(candidates: list[_Customer]) -> None:
+def _opens_plainly(line: Line, now: datetime.datetime) -> bool:
+    """A new conversation on this line just waits in the general inbox: no menu, no welcome
+    message, no out-of-hours answer (receive_inbound's other branches)."""
+    return (line.menu_id is None and not line.welcome_message
+            and (line.time_group is None or line.time_group.is_open(now)))
+
+
+def _lock_conversations(candidates: list[_Customer], *, now: datetime.datetime) -> None:
     """Each candidate's open conversation, locked (id order: the same order every locker uses),
-    when it is in the plain case; left None otherwise."""
+    when it is in the plain case; `created` when she has none and one opens plainly; neither
+    otherwise."""
     query = Q()
     for candidate in candidates:
         if candidate.customer.phone:
@@ -95,9 +113,16 @@ def _lock_conversations(candidates: list[_Customer]) -> None:
                 .exclude(status=Conversation.Status.CLOSED).order_by("pk")):
         found[_key(row.line_id, Customer(phone=row.customer_phone, user_id=row.customer_user_id))] = row
     claimed: set[int] = set()
+    opening: set[tuple[int, str, str]] = set()
     for candidate in candidates:
-        conversation = found.get(_key(candidate.line.pk, candidate.customer))
-        if (conversation is None or conversation.pk in claimed or conversation.expired
+        key = _key(candidate.line.pk, candidate.customer)
+        conversation = found.get(key)
+        if conversation is None:
+            if key not in opening and _opens_plainly(candidate.line, now):
+                opening.add(key)  # two spellings of one new customer: the second one at a time
+                candidate.created = True
+            continue
+        if (conversation.pk in claimed or conversation.expired
                 or conversation.status not in (Conversation.Status.NEW, Conversation.Status.ATTENDED)):
             continue  # opened, menu, expired, or two spellings of one customer: one at a time
         claimed.add(conversation.pk)
@@ -118,8 +143,52 @@ def _stored_ids(candidates: list[_Customer]) -> dict[int, set[str]]:
     return known
 
 
-def _store(candidates: list[_Customer]) -> None:
-    now = timezone.now()
+def _open_conversations(news: list[_Customer]) -> None:
+    """A conversation in the general inbox for each new customer (with her contact, if the
+    campaign's database has her), as `open_conversation_for` opens one, in one INSERT. Another
+    writer opening one of them meanwhile (an agent's outbound conversation) breaks the unique
+    index: the batch's optimistic savepoint then rolls back and its items go one at a time."""
+    if not news:
+        return
+    contacts = _contacts(news)
+    opened = []
+    for candidate in news:
+        first = candidate.new[0]
+        customer = Customer.of(phone=first.from_phone, user_id=first.from_user_id,
+                               profile_name=first.profile_name, username=first.username)
+        campaign = candidate.line.campaign
+        contact = contacts.get((campaign.contact_database_id, customer.phone, "") if customer.phone
+                               else (campaign.contact_database_id, "", customer.user_id))
+        candidate.conversation = Conversation(
+            line=candidate.line, campaign=campaign, customer_phone=customer.phone,
+            customer_user_id=customer.user_id, customer_username=customer.username,
+            customer_profile_name=customer.profile_name, contact=contact, is_outbound=False)
+        opened.append(candidate.conversation)
+    Conversation.objects.bulk_create(opened)
+
+
+def _contacts(news: list[_Customer]) -> dict[tuple[int, str, str], Contact]:
+    """contacts.selectors.contact_for_customer for all of them: (database, phone, user id) → contact."""
+    query = Q()
+    for candidate in news:
+        database_id = candidate.line.campaign.contact_database_id
+        if database_id is None:
+            continue
+        if candidate.customer.phone:
+            query |= Q(database_id=database_id, phone=candidate.customer.phone)
+        else:
+            query |= Q(database_id=database_id, whatsapp_user_id=candidate.customer.user_id)
+    found: dict[tuple[int, str, str], Contact] = {}
+    if not query:
+        return found
+    for contact in Contact.objects.filter(query).order_by("-pk"):  # the first one wins, as .first() does
+        found[(contact.database_id, contact.phone, "")] = contact
+        if contact.whatsapp_user_id:
+            found[(contact.database_id, "", contact.whatsapp_user_id)] = contact
+    return found
+
+
+def _store(candidates: list[_Customer], *, now: datetime.datetime) -> None:
     rows: list[tuple[_Customer, Message]] = []
     for candidate in candidates:
         for inbound in candidate.new:
@@ -134,6 +203,7 @@ def _store(candidates: list[_Customer]) -> None:
         return
     Message.objects.bulk_create([message for _, message in rows])
     changed: dict[int, Conversation] = {}
+    audit: list[AuditEntry] = []
     for (candidate, message), inbound in zip(rows, (m for c in candidates for m in c.new), strict=True):
         conversation = candidate.conversation
         assert conversation is not None and message.pk is not None
@@ -149,9 +219,17 @@ def _store(candidates: list[_Customer]) -> None:
         if inbound.username:
             conversation.customer_username = inbound.username
         conversation.unread_count += 1
+        created = candidate.created and conversation.pk not in changed
         changed[conversation.pk] = conversation
-        hooks.customer_message_stored(conversation=conversation, message=message, created=False)
+        hooks.customer_message_stored(conversation=conversation, message=message, created=created)
+        if created:
+            audit.append(AuditEntry(kind=AuditEntry.Kind.CREATED, conversation=conversation,
+                                    contact=conversation.contact, data={"via": "inbound", "in_hours": True}))
+            publish_conversation(event_types.CONVERSATION_CREATED, conversation)
         publish_message(event_types.MESSAGE_CREATED, message)
+        if created and conversation.campaign.routing != Campaign.Routing.MANUAL:
+            hand_out_on_commit(campaign_id=conversation.campaign_id)
+    AuditEntry.objects.bulk_create(audit)
     _update(list(changed.values()))
 
 
