@@ -188,6 +188,9 @@ TABLE: dict[str, list[Check]] = {
     "api-identify": [Check("POST", API_CONV_ACT, body=lambda f, o: {"contact": f.objects[o]["contact"].pk})],
     "api-transfer": [Check("POST", API_CONV_ACT, body=lambda f, o: {"agent": f.objects[o]["transfer_to"].pk})],
     "api-close": [Check("POST", API_CONV_ACT, body=lambda f, o: {"disposition": f.objects[o]["option"].pk})],
+    "api-notes": [Check("GET", API_CONV_READ),
+                  Check("POST", obj(401, 403, 201, 404, 404, 201, 201), body=lambda f, o: {"body": "nota"})],
+    "api-conversation-search": [Check("GET", glob(401, 403, 200, 200, 200), query=lambda f, o: {"q": "hola"})],
     "api-contact": [Check("GET", obj(401, 403, 200, 200, 404, 200, 200)),
                     Check("PATCH", obj(401, 403, 200, 403, 404, 200, 200), body=lambda f, o: {"last_name": "X"})],
     "api-contact-dispositions": [Check("GET", obj(401, 403, 200, 200, 404, 200, 200))],
@@ -243,6 +246,15 @@ TABLE: dict[str, list[Check]] = {
     "console-close": [Check("POST", WEB_CONV_ACT, json_body=False,
                             body=lambda f, o: {"disposition": f.objects[o]["option"].pk})],
     "console-close-dialog": [Check("GET", WEB_CONV_READ)],
+    # Private notes (whoever may see the conversation), search, the Closed tab, the customer's
+    # history; a conversation is no "previous conversation" of itself, so its transcript is a 404
+    # for everyone who may see it (tests/inbox/test_notes_and_search.py reads a real one).
+    "console-note-box": [Check("GET", WEB_CONV_READ)],
+    "console-add-note": [Check("POST", WEB_CONV_ACT, json_body=False, body=lambda f, o: {"body": "nota"})],
+    "console-history": [Check("GET", WEB_CONV_READ)],
+    "console-transcript": [Check("GET", obj(302, 403, 404, 404, 404, 404, 404))],
+    "console-search": [Check("GET", glob(302, 403, 200, 200, 200), query=lambda f, o: {"q": "hola"})],
+    "console-closed": [Check("GET", glob(302, 403, 200, 200, 200))],
     # --- supervisor pages
     "supervisor-dashboard": [Check("GET", SUPERVISOR_PAGE)],
     "supervisor-live": [Check("GET", SUPERVISOR_PAGE)],
@@ -377,6 +389,7 @@ def kwarg_values(route: Route, fixture: Fixture, key: str | None) -> dict[str, A
                               "path": o["media"].media.name,
                               "token": signed_token(o["media"].media.name, display_name="foto.png")}
     values["database_id"] = o["campaign"].contact_database_id
+    values["previous_id"] = o["conversation"].pk
     values["import_id"] = o["contact_import"].pk
     if name.startswith("api-contact") or name == "api-contact":
         values["pk"] = o["contact"].pk
