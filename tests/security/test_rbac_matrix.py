@@ -34,6 +34,7 @@ from conversa.campaigns.models import Campaign, DispositionOption
 from conversa.contacts.models import ContactDatabase, ContactImport
 from conversa.core.media import signed_token
 from conversa.inbox.models import Conversation, Message
+from conversa.outreach.models import BulkSend
 from conversa.whatsapp.models import Line, MessageTemplate
 
 ROLES = ["anonymous", "agent4", "agent1", "agent2", "supervisor", "supervisor2", "admin"]
@@ -109,7 +110,8 @@ class Fixture:
             return "supervisor" if is_sup else "agent"
         conversation: Conversation = self.objects[key]["conversation"]
         if is_sup:
-            return "supervisor" if conversation.campaign.supervisors.filter(pk=user.pk).exists() else "foreign"
+            supervises = conversation.campaign.supervisors.filter(pk=user.pk).exists()
+            return "supervisor" if supervises else "foreign_supervisor"
         if conversation.agent_id == user.pk:
             return "owner"
         return "colleague" if conversation.campaign.agents.filter(pk=user.pk).exists() else "foreign"
@@ -119,13 +121,17 @@ class Fixture:
 # Object URLs: relation of the caller to the object. Global URLs: the caller's kind.
 #   anon · noskill (agent4) · owner (her conversation / the contact she attends) · colleague (same
 #   campaign, someone else's) · foreign (a campaign she is not in / does not supervise) ·
-#   supervisor (supervises its campaign) · admin.     Global: anon · noskill · agent · supervisor · admin
+#   supervisor (supervises its campaign) · foreign_supervisor (supervises other campaigns; as
+#   `foreign` unless told: supervisor pages answer agents 403 but her 404) · admin.
+#   Global: anon · noskill · agent · supervisor · admin
 Rule = dict[str, int]
 
 
-def obj(anon: int, noskill: int, owner: int, colleague: int, foreign: int, supervisor: int, admin_: int) -> Rule:
+def obj(anon: int, noskill: int, owner: int, colleague: int, foreign: int, supervisor: int, admin_: int,
+        *, foreign_supervisor: int | None = None) -> Rule:
     return {"anon": anon, "noskill": noskill, "owner": owner, "colleague": colleague, "foreign": foreign,
-            "supervisor": supervisor, "admin": admin_}
+            "supervisor": supervisor, "admin": admin_,
+            "foreign_supervisor": foreign if foreign_supervisor is None else foreign_supervisor}
 
 
 def glob(anon: int, noskill: int, agent: int, supervisor: int, admin_: int) -> Rule:
@@ -156,6 +162,11 @@ WEB_CONV_READ = obj(302, 403, 200, 404, 404, 200, 200)
 WEB_CONV_ACT = obj(302, 403, 204, 404, 404, 204, 204)
 SUPERVISOR_PAGE = glob(302, 403, 403, 200, 200)
 CONTACTS_PAGE = obj(302, 404, 404, 404, 404, 200, 200)  # a contact database (or its import) of the campaign
+# A bulk send of a line of the campaign: agents 403 whatever the job (nothing leaks), supervisors of
+# other campaigns 404.
+BULK_PAGE = obj(302, 403, 403, 403, 403, 200, 200, foreign_supervisor=404)
+BULK_CONTROL_PAGE = obj(302, 403, 403, 403, 403, 302, 302, foreign_supervisor=404)  # back to the job page
+BULK_API_READ = obj(401, 403, 403, 403, 403, 200, 200, foreign_supervisor=404)
 
 
 def _sandbox_rule() -> Rule:
@@ -164,6 +175,18 @@ def _sandbox_rule() -> Rule:
 
 def _text(_: Fixture, __: str) -> dict[str, Any]:
     return {"text": "hola"}
+
+
+def _bulk_json(f: Fixture, key: str) -> dict[str, Any]:
+    """A bulk send of the object's line to its campaign's contacts (open conversations included)."""
+    outbound = f.outbound(key)
+    return {"name": "RBAC", "line": outbound["line"], "template": outbound["template"],
+            "params": outbound["params"], "source": "database", "skip_open_conversations": False}
+
+
+def _bulk_form(f: Fixture, key: str) -> dict[str, Any]:
+    body = _bulk_json(f, key)
+    return {**body, "params": "\n".join(body["params"]), "skip_open_conversations": ""}
 
 
 TABLE: dict[str, list[Check]] = {
@@ -202,6 +225,14 @@ TABLE: dict[str, list[Check]] = {
     "api-reports-summary": [Check("GET", glob(401, 403, 403, 200, 200))],
     "api-reports-live": [Check("GET", glob(401, 403, 403, 200, 200))],
     "api-lines": [Check("GET", glob(401, 403, 200, 200, 200))],
+    # Bulk sends: supervisors of the line's campaign and admins; resume runs on a paused job.
+    "api-bulk-sends": [Check("GET", glob(401, 403, 403, 200, 200)),
+                       Check("POST", obj(401, 403, 403, 403, 403, 201, 201, foreign_supervisor=404),
+                             body=_bulk_json)],
+    "api-bulk-send": [Check("GET", BULK_API_READ)],
+    "api-bulk-send-pause": [Check("POST", BULK_API_READ)],
+    "api-bulk-send-resume": [Check("POST", BULK_API_READ)],
+    "api-bulk-send-cancel": [Check("POST", BULK_API_READ)],
     "api-line-templates": [Check("GET", API_CAMPAIGN_READ)],
     # Media: the file of a message, to whoever may see its conversation; signed links (how
     # providers fetch what we send) carry their own permission.
@@ -214,6 +245,7 @@ TABLE: dict[str, list[Check]] = {
     "healthz": [Check("GET", everyone(200))],
     "set_language": [Check("POST", everyone(302), body=lambda f, _: {"language": "es"}, json_body=False)],
     "sandbox": [Check("GET", _sandbox_rule())],
+    "favicon": [Check("GET", everyone(301))],  # to the static icon
     # --- console (session login; htmx partials and actions)
     "login": [Check("GET", glob(200, 302, 302, 302, 302))],
     "logout": [Check("POST", everyone(302), json_body=False)],
@@ -221,6 +253,9 @@ TABLE: dict[str, list[Check]] = {
     "console-conversation": [Check("GET", obj(302, 200, 200, 200, 200, 200, 200))],  # shell; the pane checks
     "console-lists": [Check("GET", glob(302, 200, 200, 200, 200))],
     "console-new-dialog": [Check("GET", glob(302, 403, 200, 200, 200))],
+    # The dialog's number check: on the lines she may send from (another campaign's: 404, as the send).
+    "console-check-phone": [Check("GET", obj(302, 403, 200, 200, 404, 200, 200),
+                                  query=lambda f, o: {"line": f.objects[o]["line"].pk, "phone": "+5491155550123"})],
     "console-start": [Check("POST", obj(302, 403, 204, 204, 404, 204, 204), json_body=False,
                             body=lambda f, o: f.outbound(o))],
     "console-pane": [Check("GET", WEB_CONV_READ)],
@@ -260,6 +295,18 @@ TABLE: dict[str, list[Check]] = {
     "supervisor-live": [Check("GET", SUPERVISOR_PAGE)],
     "supervisor-reports": [Check("GET", SUPERVISOR_PAGE)],
     "supervisor-reports-csv": [Check("GET", SUPERVISOR_PAGE)],
+    "supervisor-audit": [Check("GET", SUPERVISOR_PAGE)],  # rows scoped to her campaigns (tests/reports)
+    # --- bulk sends (pages)
+    "bulk-list": [Check("GET", SUPERVISOR_PAGE)],
+    "bulk-new": [Check("GET", SUPERVISOR_PAGE),
+                 Check("POST", BULK_CONTROL_PAGE, body=_bulk_form, json_body=False)],  # created → its page
+    "bulk-preview": [Check("POST", BULK_PAGE, body=_bulk_form, json_body=False)],
+    "bulk-job": [Check("GET", BULK_PAGE)],
+    "bulk-progress": [Check("GET", BULK_PAGE)],
+    "bulk-csv": [Check("GET", BULK_PAGE)],
+    "bulk-pause": [Check("POST", BULK_CONTROL_PAGE, json_body=False)],
+    "bulk-resume": [Check("POST", BULK_CONTROL_PAGE, json_body=False)],
+    "bulk-cancel": [Check("POST", BULK_CONTROL_PAGE, json_body=False)],
     # --- contact databases (supervisors of the database's campaigns, admins; agents 403 / 404)
     "contact-databases": [Check("GET", SUPERVISOR_PAGE)],
     "contact-list": [Check("GET", CONTACTS_PAGE)],
@@ -346,8 +393,13 @@ def world(api: Any, customer_says: Callable[..., Conversation], demo: dict[str, 
         contact_import = ContactImport.objects.create(  # a finished import into the campaign's database
             database=conversation.campaign.contact_database, file="contact-imports/rbac.csv",
             original_name="rbac.csv", file_format="csv", headers=["phone"], status=ContactImport.Status.DONE)
+        template = MessageTemplate.objects.filter(line=line, status=MessageTemplate.Status.APPROVED).first()
+        bulk_sends = {status: BulkSend.objects.create(  # a send of the line: running, and a paused one
+            name=f"Bulk {status}", line=line, campaign=conversation.campaign, template=template,
+            source=BulkSend.Source.DATABASE, status=status) for status in ("running", "paused")}
         return {"conversation": conversation, "contact": conversation.contact, "campaign": conversation.campaign,
-                "contact_import": contact_import,
+                "contact_import": contact_import, "bulk_running": bulk_sends["running"],
+                "bulk_paused": bulk_sends["paused"],
                 "unconfirmed": unconfirmed,
                 "failed_media": failed_media,
                 "line": line, "transfer_to": transfer_to, "media": Message.objects.get(pk=upload.json()["id"]),
@@ -399,6 +451,8 @@ def kwarg_values(route: Route, fixture: Fixture, key: str | None) -> dict[str, A
         values["pk"] = o["line"].pk
     elif name in ("api-resend", "console-resend"):
         values["pk"], values["message_id"] = o["conversation"].pk, o["unconfirmed"].pk
+    elif name.startswith(("bulk-", "api-bulk-send")):
+        values["pk"] = o["bulk_paused" if name.endswith("resume") else "bulk_running"].pk
     elif name == "console-retry-media":
         values["pk"], values["message_id"] = o["conversation"].pk, o["failed_media"].pk
     elif "media" in name:

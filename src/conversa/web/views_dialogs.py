@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 
+from conversa.accounts.selectors import require_whatsapp_access
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.contacts.selectors import contact_for_customer
-from conversa.core.errors import InvalidInput
+from conversa.core.errors import InvalidInput, NotFound
 from conversa.web.views import _int, _user, _visible_lines, htmx_read
 
 
@@ -16,9 +17,14 @@ def check_phone(request: HttpRequest) -> JsonResponse:
     """The new-conversation dialog's number, checked by the rules the send applies: a number the
     send would refuse is invalid (with the send's own message), else its contact in the line's
     campaign database, or none (the dialog offers to create it)."""
-    line = _visible_lines(_user(request)).filter(pk=_int(request.GET.get("line")) or 0).first()
-    if line is None:
+    user = _user(request)
+    require_whatsapp_access(user)  # as the dialog itself: agents without the skill get 403
+    line_id = _int(request.GET.get("line"))
+    if not line_id:
         raise InvalidInput(_("Choose one of your lines."), field="line")
+    line = _visible_lines(user).filter(pk=line_id).first()
+    if line is None:  # as the send answers: another campaign's line does not exist for her
+        raise NotFound(_("Line not found."))
     try:
         phone = normalize_phone(request.GET.get("phone", ""))
     except InvalidPhone as exc:
