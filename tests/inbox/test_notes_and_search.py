@@ -142,7 +142,7 @@ def test_search_by_name_phone_and_text_closed_ones_included(api, attended, custo
     assert 'data-testid="search-row"' in html and "Bruno Díaz" in html and "Ana Torres" not in html
 
 
-def test_the_closed_list_pages_by_keyset(api, customer_says):
+def test_the_closed_list_pages_by_keyset(api, customer_says, demo):
     ids = []
     for n in range(5):
         conversation = customer_says(f"hola {n}", phone=f"+549115555010{n}", name=f"Cliente {n}")
@@ -156,6 +156,20 @@ def test_the_closed_list_pages_by_keyset(api, customer_says):
     assert [c.pk for c in first.rows + second.rows + third.rows] == list(reversed(ids))
     assert third.cursor is None
     assert closed_conversations(User.objects.get(username="agent2")).rows == []
+    # A supervisor's: every campaign of hers, merged newest first, in the same keyset pages.
+    support = customer_says("soporte", phone="+5491155550199", name="Cliente Soporte", line=demo["support_line"])
+    assert api("agent3").post(f"/api/v1/conversations/{support.pk}/capture/").status_code == 200
+    option = DispositionOption.objects.filter(campaign=support.campaign).order_by("id").first()
+    assert api("agent3").post(f"/api/v1/conversations/{support.pk}/close/", {"disposition": option.pk},
+                              format="json").status_code == 200
+    supervisor = User.objects.get(username="supervisor")
+    pages, cursor = [], None
+    while True:
+        page = closed_conversations(supervisor, after=cursor, limit=4)
+        pages += [c.pk for c in page.rows]
+        if (cursor := page.cursor) is None:
+            break
+    assert pages == [support.pk, *reversed(ids)]
     page = console("agent1").get("/console/closed/", {"after": first.cursor.encode()}).content.decode()
     assert f'id="row-closed-{ids[2]}"' in page and f'id="row-closed-{ids[4]}"' not in page
     assert console("agent1").get("/console/closed/", {"after": "nonsense"}).status_code == 400

@@ -15,12 +15,12 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from conversa.accounts.selectors import AnyUser, require_whatsapp_access
+from conversa.accounts.selectors import AnyUser, is_supervisor, require_whatsapp_access
 from conversa.campaigns.selectors import campaigns_for
 from conversa.core.errors import InvalidInput, NotFound
-from conversa.inbox.keyset import Cursor, seek
+from conversa.inbox.keyset import Cursor, merge, seek
 from conversa.inbox.models import Conversation, Message
-from conversa.inbox.selectors import INBOX_PAGE, Page, _page, _rows, visible_conversations
+from conversa.inbox.selectors import INBOX_PAGE, Page, _page, _rows, campaign_ids_for, visible_conversations
 
 SEARCH_MAX_CHARS = 100
 SEARCH_RESULTS = 50
@@ -60,11 +60,19 @@ def search_conversations(user: AnyUser, *, text: str, limit: int = SEARCH_RESULT
 
 
 def closed_conversations(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
-    """The Closed tab: her closed conversations (supervisors: their campaigns'), latest first; for
-    an agent a backward range of conv_personal_inbox_idx (agent, status, last_message_at)."""
+    """The Closed tab: her closed conversations, latest first (a backward range of
+    conv_personal_inbox_idx: agent, status, last_message_at); a supervisor's, of her campaigns:
+    one backward range of conv_general_inbox_idx (campaign, status, last_message_at) per campaign,
+    merged, as the general inbox does, so no page sorts every closed conversation."""
     require_whatsapp_access(user)
-    qs = _rows(visible_conversations(user).filter(status=Conversation.Status.CLOSED))
-    rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+    if is_supervisor(user):
+        pages = [seek(_rows(Conversation.objects.filter(campaign_id=campaign_id, status=Conversation.Status.CLOSED)),
+                      field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+                 for campaign_id in campaign_ids_for(user)]
+        rows = merge(pages, field="last_message_at", limit=limit + 1, descending=True)
+    else:
+        qs = _rows(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
+        rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
     return _page(rows, limit=limit, field="last_message_at")
 
 
