@@ -10,6 +10,7 @@ from typing import Any
 from playwright.sync_api import BrowserContext, Page, expect
 
 from conversa.campaigns.models import Campaign, DispositionOption
+from conversa.contacts.models import ContactDatabase
 from conversa.whatsapp.models import Line
 
 
@@ -78,3 +79,30 @@ def test_disposition_forms_are_edited_as_forms(new_context: Callable[..., Browse
     added = DispositionOption.objects.get(campaign=support, name="Refund issued")
     assert added.kind == "management" and added.sub_options == ["Full", "Partial"]
     assert added.form_fields == [{"name": "amount", "label": "amount", "type": "number", "required": False}]
+
+
+def test_a_contact_databases_custom_columns_are_edited_as_a_form(new_context: Callable[..., BrowserContext],
+                                                                 demo: dict[str, Any]) -> None:
+    page = admin_page(new_context)
+    database = ContactDatabase.objects.get(name="Support contacts")
+    page.goto(f"/admin/contacts/contactdatabase/{database.pk}/change/")
+    expect(page.locator('input[name="fields-1-name"]')).to_have_value("plan")
+    expect(page.locator('input[name="fields-1-choices"]')).to_have_value("basic, pro, enterprise")
+    # A choice column without choices is refused, naming the row and the field; nothing is saved.
+    page.fill('input[name="fields-2-name"]', "segment")
+    page.fill('input[name="fields-2-label"]', "Segment")
+    page.select_option('select[name="fields-2-type"]', "choice")
+    page.click('input[name="_save"]')
+    expect(page.locator(".errorlist")).to_contain_text("Row 3 (segment)")
+    database.refresh_from_db()
+    assert [f["name"] for f in database.fields] == ["customer_number", "plan"]
+    # With its choices, saved as shown; the first column removed.
+    page.fill('input[name="fields-2-choices"]', "retail, corporate")
+    page.check('input[name="fields-2-required"]')
+    page.check('input[name="fields-0-delete"]')
+    page.click('input[name="_save"]')
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    database.refresh_from_db()
+    assert [f["name"] for f in database.fields] == ["plan", "segment"]
+    assert database.fields[1] == {"name": "segment", "label": "Segment", "type": "choice", "required": True,
+                                  "choices": ["retail", "corporate"]}
