@@ -394,6 +394,7 @@ def world(api: Any, customer_says: Callable[..., Conversation], demo: dict[str, 
             database=conversation.campaign.contact_database, file="contact-imports/rbac.csv",
             original_name="rbac.csv", file_format="csv", headers=["phone"], status=ContactImport.Status.DONE)
         template = MessageTemplate.objects.filter(line=line, status=MessageTemplate.Status.APPROVED).first()
+        assert template is not None, line
         bulk_sends = {status: BulkSend.objects.create(  # a send of the line: running, and a paused one
             name=f"Bulk {status}", line=line, campaign=conversation.campaign, template=template,
             source=BulkSend.Source.DATABASE, status=status) for status in ("running", "paused")}
