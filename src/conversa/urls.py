@@ -65,8 +65,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     # Media only through views that check who asks (docs/operations.md, "Media"): never MEDIA_ROOT itself.
     path("media/links/<str:token>/", media_link, name="media-link"),
-    path("supervisor/", include("conversa.reports.urls")),
     path("supervisor/contacts/", include("conversa.web.urls_contacts")),
     path("supervisor/bulk/", include("conversa.outreach.urls")),
+    path("supervisor/", include("conversa.reports.urls")),
     path("", include("conversa.web.urls")),
 ]

@@ -19,7 +19,6 @@ from conversa.accounts.selectors import display_name, is_supervisor
 from conversa.core.api import parse_id
 from conversa.core.errors import DomainError
 from conversa.outreach.selectors import bulk_totals
-from conversa.outreach.selectors import bulk_totals
 from conversa.reports import exports, selectors
 from conversa.reports.status_time import status_time
 
@@ -76,7 +75,6 @@ def reports(request: HttpRequest) -> HttpResponse:
     rng: selectors.DateRange = filters["range"]
     summary = selectors.summary(filters["campaigns"], rng)
     bulk = bulk_totals(campaign_ids=[s.campaign_id for s in summary], start=rng.start, end=rng.end)
-    bulk = bulk_totals(campaign_ids=[s.campaign_id for s in summary], start=rng.start, end=rng.end)
     page = Paginator(filters["rows"], PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -85,7 +83,6 @@ def reports(request: HttpRequest) -> HttpResponse:
         "me_name": display_name(request.user),
         "section": "reports",
         "summary": summary,
-        "bulk_totals": [(s.name, bulk[s.campaign_id]) for s in summary if s.campaign_id in bulk],
         "bulk_totals": [(s.name, bulk[s.campaign_id]) for s in summary if s.campaign_id in bulk],
         "status_time": status_time(filters["campaigns"], start=rng.start, end=rng.end,
                                    agent_id=parse_id(request.GET.get("agent"), field="agent")),
