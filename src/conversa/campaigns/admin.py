@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from conversa.campaigns.models import Campaign, Disposition, DispositionOption, QuickReply, TimeGroup, TimeRange
 from conversa.campaigns.selectors import opening_preview
 from conversa.contacts.forms import FieldSpecsField
+from conversa.core import media as stored_media
 from conversa.core.admin import ReadOnly
 
 FORM_FIELD_TYPES = ("text", "number", "date", "choice", "boolean")
@@ -98,8 +99,32 @@ class DispositionOptionAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class QuickReplyForm(forms.ModelForm):
+    class Meta:
+        model = QuickReply
+        fields = ["title", "body", "attachment", "campaigns", "active"]
+
+    def clean_attachment(self) -> Any:
+        """A file WhatsApp takes (by its content, not its name), within the kind's size limit."""
+        upload = self.cleaned_data.get("attachment")
+        if not upload or not hasattr(upload, "content_type"):
+            return upload  # none, or the one already stored
+        head = upload.read(stored_media.SNIFF_BYTES)
+        upload.seek(0)
+        sniffed = stored_media.sniff(head=head, chunks=upload.chunks(), declared_mime=upload.content_type or "")
+        upload.seek(0)
+        for limit, types in settings.CONVERSA_MEDIA_LIMITS.values():
+            if sniffed.mime in types:
+                if upload.size > limit:
+                    raise forms.ValidationError(_("This file is larger than WhatsApp allows for its type (%(mb)d MB).")
+                                                % {"mb": limit // (1024 * 1024)})
+                return upload
+        raise forms.ValidationError(_("WhatsApp does not accept this type of file."))
+
+
 @admin.register(QuickReply)
 class QuickReplyAdmin(admin.ModelAdmin):
+    form = QuickReplyForm
     list_display = ["title", "active", "campaign_list"]
     list_filter = ["active", "campaigns"]
     search_fields = ["title", "body"]

@@ -76,6 +76,10 @@ class QuickReply(models.Model):
 
     title = models.CharField(_("title"), max_length=120)
     body = models.TextField(_("body"))
+    # Sent with the body as its caption (a price list, a map, a form). Kept in the media storage,
+    # never served by URL: only sent to customers.
+    attachment = models.FileField(_("file"), upload_to="quick-replies/", blank=True, help_text=_(
+        "Optional: an image, video, audio or document within WhatsApp's limits, sent with the text as its caption."))
     campaigns = models.ManyToManyField(Campaign, related_name="quick_replies", blank=True)
     active = models.BooleanField(default=True)
 

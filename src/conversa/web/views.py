@@ -34,11 +34,11 @@ from conversa.accounts.selectors import (
     require_whatsapp_access,
 )
 from conversa.campaigns.answers import labelled_answers
-from conversa.campaigns.models import Campaign, Disposition, DispositionOption
+from conversa.campaigns.models import Disposition, DispositionOption
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.contacts.phones import InvalidPhone, normalize_phone
-from conversa.core.api import error_response
+from conversa.core.api import error_response, parse_id
 from conversa.core.errors import DomainError, InvalidInput, NotAllowed
 from conversa.inbox import selectors
 from conversa.inbox.actions import assignment, closing, contacts, delivery, inbound, outbound, replies
@@ -193,7 +193,6 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
     joined = supervising and selectors.supervisor_joined(conversation_id=conversation.pk, user=user)
     acting = conversation.status != Conversation.Status.CLOSED and (mine or joined)
     window_open = is_window_open(conversation)
-    campaign: Campaign = conversation.campaign
     templates = list(MessageTemplate.objects.filter(line_id=conversation.line_id,
                                                     status=MessageTemplate.Status.APPROVED).order_by("name"))
     for template in templates:  # labelled and prefilled from the contact (web/template_params.py)
@@ -208,9 +207,7 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
         "window_open": window_open,
         "window_expires_at": window_expires_at(conversation),
         "templates": templates,
-        # Filled in for this conversation: the agent edits the text in the composer before sending.
-        "quick_replies": [{"id": q.pk, "title": q.title, "text": replies.render_quick_reply(q.body, conversation, user)}
-                          for q in campaign.quick_replies.filter(active=True).order_by("title")] if acting else [],
+        "quick_replies": replies.quick_replies_for(conversation=conversation, user=user) if acting else [],
         "new_id": uuid.uuid4().hex,
         "disposition": disposition,
     }
@@ -313,9 +310,11 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         buttons = [v for v in request.POST.getlist("button_params") if v.strip()]
         reply = replies.ReplyRequest(template=_int(request.POST["template"]), params=params, media=upload,
                                      button_params=buttons, client_message_id=client_id)
-    elif upload is not None:
-        # Typed text goes with the file as its caption.
-        reply = replies.ReplyRequest(media=upload, text=text.strip() or None, client_message_id=client_id)
+    elif upload is not None or request.POST.get("quick_reply_file"):
+        # Typed text goes with the file (chosen, or the quick reply's put in the composer) as its caption.
+        reply = replies.ReplyRequest(media=upload, text=text.strip() or None, client_message_id=client_id,
+                                     quick_reply_file=None if upload else parse_id(request.POST["quick_reply_file"],
+                                                                                     field="quick_reply_file"))
     else:
         reply = replies.ReplyRequest(text=text, client_message_id=client_id)
     replies.send_reply(conversation_id=pk, agent=user, request=reply)

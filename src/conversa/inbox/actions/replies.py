@@ -3,12 +3,14 @@ approved template with its parameters, or a file — and marking the thread read
 
 from __future__ import annotations
 
+import mimetypes
+import os
 import re
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -110,6 +112,8 @@ class ReplyRequest:
     template: int | None = None
     params: list[str] | None = None
     media: UploadedFile | None = None
+    # The file of this quick reply, with `text` (the reply as the agent edited it) as its caption.
+    quick_reply_file: int | None = None
     client_message_id: str | None = None
     reply_to: int | None = None
     button_params: list[str] | None = None
@@ -209,9 +213,11 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
     """The agent writes in her conversation. Returns (message, created); a repeated
     client_message_id returns the first message instead of sending twice."""
     # With a file, text is its caption; with a template, the file is its media header.
-    text = None if request.media is not None else request.text
+    with_file = request.media is not None or request.quick_reply_file is not None
+    text = None if with_file else request.text
     media = request.media if request.template is None else None
-    chosen = [x for x in (text, request.quick_reply, request.template, media) if x not in (None, "")]
+    chosen = [x for x in (text, request.quick_reply, request.template, media, request.quick_reply_file)
+              if x not in (None, "")]
     if len(chosen) != 1:
         raise InvalidInput(_("Send exactly one of: text, quick_reply, template, file."), field="text")
     with transaction.atomic():
@@ -252,25 +258,30 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
                     _("More than 24 hours have passed since the customer's last message: "
                       "only an approved template can be sent now."), field="template")
             if request.quick_reply is not None:
-                quick_reply = QuickReply.objects.filter(
-                    pk=request.quick_reply, campaigns=conversation.campaign, active=True).first()
-                if quick_reply is None:
-                    raise NotFound(_("Quick reply not found for this campaign."))
+                quick_reply = _quick_reply(request.quick_reply, conversation=conversation)
                 body = render_quick_reply(quick_reply.body, conversation, agent)
-                if len(body) > MAX_TEXT:
-                    raise InvalidInput(_("This quick reply, filled in, is longer than WhatsApp's %(limit)d "
-                                         "characters.") % {"limit": MAX_TEXT}, field="quick_reply")
-                message = queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEXT, body=body,
-                                         payload={"quick_reply": quick_reply.pk},
-                                         client_message_id=request.client_message_id, reply_to=reply_to)
+                if quick_reply.attachment:
+                    message = _queue_media(conversation=conversation, agent=agent, reply_to=reply_to,
+                                           upload=_stored_file(quick_reply), caption=body, field="quick_reply",
+                                           payload={"quick_reply": quick_reply.pk}, client_id=request.client_message_id)
+                else:
+                    if len(body) > MAX_TEXT:
+                        raise InvalidInput(_("This quick reply, filled in, is longer than WhatsApp's %(limit)d "
+                                             "characters.") % {"limit": MAX_TEXT}, field="quick_reply")
+                    message = queue_outbound(conversation=conversation, sender=agent, kind=Message.Kind.TEXT,
+                                             body=body, payload={"quick_reply": quick_reply.pk},
+                                             client_message_id=request.client_message_id, reply_to=reply_to)
+            elif request.quick_reply_file is not None:
+                quick_reply = _quick_reply(request.quick_reply_file, conversation=conversation)
+                if not quick_reply.attachment:
+                    raise InvalidInput(_("This quick reply has no file."), field="quick_reply_file")
+                message = _queue_media(conversation=conversation, agent=agent, reply_to=reply_to,
+                                       upload=_stored_file(quick_reply), caption=request.text or "", field="text",
+                                       payload={"quick_reply": quick_reply.pk}, client_id=request.client_message_id)
             elif request.media is not None:
-                if len(request.text or "") > MAX_CAPTION:
-                    raise InvalidInput(_("WhatsApp captions can be at most %(limit)d characters.")
-                                       % {"limit": MAX_CAPTION}, field="text")
-                checked = check_upload(request.media)
-                message = queue_outbound(conversation=conversation, sender=agent, kind=checked.kind,
-                                         body=request.text or "", media=checked,
-                                         client_message_id=request.client_message_id, reply_to=reply_to)
+                message = _queue_media(conversation=conversation, agent=agent, reply_to=reply_to,
+                                       upload=request.media, caption=request.text or "", field="text",
+                                       payload=None, client_id=request.client_message_id)
             else:
                 text = str(request.text).strip()
                 if not text:
@@ -282,6 +293,39 @@ def send_reply(*, conversation_id: int, agent: User, request: ReplyRequest) -> t
         audit.record(kind=AuditEntry.Kind.MESSAGE_SENT, actor=agent, conversation=conversation,
                      message=message.pk, message_kind=message.kind)
     return message, True
+
+
+def quick_replies_for(*, conversation: Conversation, user: User) -> list[dict[str, object]]:
+    """The campaign's active quick replies as the composer offers them: filled in for this
+    conversation (the agent edits the text before sending), with the name of their file, if any."""
+    return [{"id": q.pk, "title": q.title, "text": render_quick_reply(q.body, conversation, user),
+             "file": os.path.basename(q.attachment.name) if q.attachment else ""}
+            for q in conversation.campaign.quick_replies.filter(active=True).order_by("title")]
+
+
+def _quick_reply(quick_reply_id: int, *, conversation: Conversation) -> QuickReply:
+    quick_reply = QuickReply.objects.filter(pk=quick_reply_id, campaigns=conversation.campaign, active=True).first()
+    if quick_reply is None:
+        raise NotFound(_("Quick reply not found for this campaign."))
+    return quick_reply
+
+
+def _stored_file(quick_reply: QuickReply) -> UploadedFile:
+    """A quick reply's stored file as an upload, checked and stored for the message like one."""
+    with quick_reply.attachment.open("rb") as stored:
+        content = stored.read()
+    name = os.path.basename(quick_reply.attachment.name)
+    return SimpleUploadedFile(name, content, content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+
+
+def _queue_media(*, conversation: Conversation, agent: User, reply_to: Message | None, upload: UploadedFile,
+                 caption: str, field: str, payload: dict[str, object] | None, client_id: str | None) -> Message:
+    if len(caption) > MAX_CAPTION:
+        raise InvalidInput(_("WhatsApp captions can be at most %(limit)d characters.") % {"limit": MAX_CAPTION},
+                           field=field)
+    checked = check_upload(upload)
+    return queue_outbound(conversation=conversation, sender=agent, kind=checked.kind, body=caption, media=checked,
+                          payload=payload, client_message_id=client_id, reply_to=reply_to)
 
 
 def mark_read(*, conversation_id: int, user: User) -> Conversation:

@@ -530,8 +530,20 @@
     const reply = quickReplies().find((q) => String(q.id) === item.dataset.qrInsert);
     const dlg = item.closest('dialog');
     if (dlg) dlg.close();
-    if (reply) putInComposer(reply.text, { replace: false });
+    if (reply) { putInComposer(reply.text, { replace: false }); attachQuickReplyFile(reply); }
   });
+  // A quick reply with a file: the file goes with what the agent sends (the server takes it from
+  // the quick reply), shown as the composer's attachment; choosing another file or Remove drops it.
+  function attachQuickReplyFile(reply) {
+    const ta = $('#composer-text');
+    const form = ta && ta.form;
+    if (!form || !reply.file) return;
+    $('[data-qr-file]', form).value = String(reply.id);
+    $('[data-file-input]', form).value = '';
+    const box = $('[data-attachment]', form);
+    $('[data-attachment-name]', box).textContent = reply.file;
+    box.hidden = false;
+  }
   let suggestActive = 0;
   function suggestions() {
     const ta = $('#composer-text');
@@ -572,7 +584,7 @@
   }
   function pickSuggestion(id) {
     const reply = quickReplies().find((q) => String(q.id) === String(id));
-    if (reply) putInComposer(reply.text, { replace: true });
+    if (reply) { putInComposer(reply.text, { replace: true }); attachQuickReplyFile(reply); }
     renderSuggest();
   }
   document.addEventListener('input', (e) => {
@@ -622,7 +634,9 @@
   function submitComposer(form) {
     const ta = $('textarea', form);
     const file = $('[data-file-input]', form);
-    const fileName = file && file.files.length ? file.files[0].name : '';
+    const qrFile = $('[data-qr-file]', form);
+    const fileName = file && file.files.length ? file.files[0].name
+      : (qrFile && qrFile.value ? $('[data-attachment-name]', form).textContent : '');
     if (!ta.value.trim() && !fileName) return;
     const idInput = $('[data-client-id]', form);
     if (!idInput.value) idInput.value = uuid();
@@ -631,6 +645,7 @@
       data: new FormData(form), text: ta.value.trim(), fileName, state: 'sending', error: '',
     });
     form.reset();
+    if (qrFile) qrFile.value = '';
     idInput.value = uuid();
     $('[data-attachment]', form).hidden = true;
     drafts.delete(Number(form.dataset.conversationId));
@@ -725,6 +740,7 @@
   document.addEventListener('change', (e) => {
     if (e.target.matches('[data-file-input]')) {
       const form = e.target.form;
+      $('[data-qr-file]', form).value = '';
       const box = $('[data-attachment]', form);
       box.hidden = !e.target.files.length;
       $('[data-attachment-name]', box).textContent = e.target.files.length ? e.target.files[0].name : '';
@@ -734,6 +750,7 @@
     if (e.target.closest('[data-clear-file]')) {
       const form = e.target.closest('form');
       $('[data-file-input]', form).value = '';
+      $('[data-qr-file]', form).value = '';
       $('[data-attachment]', form).hidden = true;
     }
   });
