@@ -109,17 +109,15 @@ class QuickReplyForm(forms.ModelForm):
         upload = self.cleaned_data.get("attachment")
         if not upload or not hasattr(upload, "content_type"):
             return upload  # none, or the one already stored
-        head = upload.read(stored_media.SNIFF_BYTES)
-        upload.seek(0)
-        sniffed = stored_media.sniff(head=head, chunks=upload.chunks(), declared_mime=upload.content_type or "")
-        upload.seek(0)
-        for limit, types in settings.CONVERSA_MEDIA_LIMITS.values():
-            if sniffed.mime in types:
-                if upload.size > limit:
-                    raise forms.ValidationError(_("This file is larger than WhatsApp allows for its type (%(mb)d MB).")
-                                                % {"mb": limit // (1024 * 1024)})
-                return upload
-        raise forms.ValidationError(_("WhatsApp does not accept this type of file."))
+        # The same checks a send makes (inbox.actions.replies.check_upload), here as form errors.
+        sniffed = stored_media.sniff_upload(upload, declared_mime=upload.content_type or "")
+        accepted = stored_media.whatsapp_kind(sniffed.mime)
+        if accepted is None:
+            raise forms.ValidationError(_("WhatsApp does not accept this type of file."))
+        if upload.size > accepted[1]:
+            raise forms.ValidationError(_("This file is larger than WhatsApp allows for its type (%(mb)d MB).")
+                                        % {"mb": accepted[1] // (1024 * 1024)})
+        return upload
 
 
 @admin.register(QuickReply)

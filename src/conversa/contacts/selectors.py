@@ -114,6 +114,25 @@ def contact_for_customer(*, database_id: int, phone: str, user_id: str) -> Conta
     return None
 
 
+def contacts_for_customers(customers: list[tuple[int, str, str]]) -> dict[tuple[int, str, str], Contact]:
+    """`contact_for_customer` for many at once, in one query: (database id, phone, user id) →
+    contact, keyed by phone when there is one, else by user id (as that function looks them up)."""
+    query = Q()
+    for database_id, phone, user_id in customers:
+        if phone:
+            query |= Q(database_id=database_id, phone=phone)
+        elif user_id:
+            query |= Q(database_id=database_id, whatsapp_user_id=user_id)
+    found: dict[tuple[int, str, str], Contact] = {}
+    if not query:
+        return found
+    for contact in Contact.objects.filter(query).order_by("-pk"):  # the first one wins, as .first() does
+        found[(contact.database_id, contact.phone, "")] = contact
+        if contact.whatsapp_user_id:
+            found[(contact.database_id, "", contact.whatsapp_user_id)] = contact
+    return found
+
+
 def contacts_for_export(*, database_id: int) -> Iterator[Contact]:
     """Every contact of the database by id, fetched in chunks (a server-side cursor on PostgreSQL)."""
     return Contact.objects.filter(database_id=database_id).order_by("id").iterator(chunk_size=2000)

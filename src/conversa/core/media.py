@@ -12,6 +12,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import filetype
@@ -93,6 +94,23 @@ def sniff(*, head: bytes, chunks: Iterable[bytes], declared_mime: str) -> Sniffe
     if declared in TEXT_MIMES and _is_utf8_text(chunks):
         return Sniffed(declared, EXTENSIONS[declared])
     return Sniffed(UNKNOWN_MIME, UNKNOWN_EXTENSION)
+
+
+def sniff_upload(upload: Any, *, declared_mime: str) -> Sniffed:
+    """What an uploaded file is, from its bytes (left at its start for whoever reads it next)."""
+    head = upload.read(SNIFF_BYTES)
+    upload.seek(0)
+    sniffed = sniff(head=head, chunks=upload.chunks(), declared_mime=declared_mime)
+    upload.seek(0)
+    return sniffed
+
+
+def whatsapp_kind(mime: str) -> tuple[str, int] | None:
+    """(WhatsApp media kind, size limit in bytes) of a sniffed type it accepts (CONVERSA_MEDIA_LIMITS)."""
+    for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
+        if mime in types:
+            return kind, limit
+    return None
 
 
 def sniff_bytes(content: bytes, *, declared_mime: str) -> Sniffed:

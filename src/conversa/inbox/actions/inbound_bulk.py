@@ -20,7 +20,7 @@ from django.db.models import Field, Q
 from django.utils import timezone
 
 from conversa.campaigns.models import Campaign
-from conversa.contacts.models import Contact
+from conversa.contacts.selectors import contacts_for_customers
 from conversa.core import media as stored_media
 from conversa.inbox import hooks
 from conversa.inbox.actions.assignment import hand_out_on_commit
@@ -150,7 +150,9 @@ def _open_conversations(news: list[_Customer]) -> None:
     index: the batch's optimistic savepoint then rolls back and its items go one at a time."""
     if not news:
         return
-    contacts = _contacts(news)
+    contacts = contacts_for_customers([
+        (c.line.campaign.contact_database_id, c.customer.phone, "" if c.customer.phone else c.customer.user_id)
+        for c in news])
     opened = []
     for candidate in news:
         first = candidate.new[0]
@@ -165,27 +167,6 @@ def _open_conversations(news: list[_Customer]) -> None:
             customer_profile_name=customer.profile_name, contact=contact, is_outbound=False)
         opened.append(candidate.conversation)
     Conversation.objects.bulk_create(opened)
-
-
-def _contacts(news: list[_Customer]) -> dict[tuple[int, str, str], Contact]:
-    """contacts.selectors.contact_for_customer for all of them: (database, phone, user id) → contact."""
-    query = Q()
-    for candidate in news:
-        database_id = candidate.line.campaign.contact_database_id
-        if database_id is None:
-            continue
-        if candidate.customer.phone:
-            query |= Q(database_id=database_id, phone=candidate.customer.phone)
-        else:
-            query |= Q(database_id=database_id, whatsapp_user_id=candidate.customer.user_id)
-    found: dict[tuple[int, str, str], Contact] = {}
-    if not query:
-        return found
-    for contact in Contact.objects.filter(query).order_by("-pk"):  # the first one wins, as .first() does
-        found[(contact.database_id, contact.phone, "")] = contact
-        if contact.whatsapp_user_id:
-            found[(contact.database_id, "", contact.whatsapp_user_id)] = contact
-    return found
 
 
 def _store(candidates: list[_Customer], *, now: datetime.datetime) -> None:

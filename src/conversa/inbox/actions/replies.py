@@ -123,19 +123,17 @@ def check_upload(upload: UploadedFile) -> CheckedUpload:
     """Which WhatsApp media kind an upload is, from its sniffed content, enforcing size and type
     limits. Text files (no magic bytes) count as text only when declared so and really UTF-8 text."""
     declared = (upload.content_type or "").split(";")[0].strip().lower()
-    head = upload.read(stored_media.SNIFF_BYTES)
-    upload.seek(0)
-    sniffed = stored_media.sniff(head=head, chunks=upload.chunks(), declared_mime=declared)
-    upload.seek(0)
-    for kind, (limit, types) in settings.CONVERSA_MEDIA_LIMITS.items():
-        if sniffed.mime in types:
-            if upload.size is not None and upload.size > limit:
-                label = str(dict(Message.Kind.choices).get(kind, kind.title()))
-                raise InvalidInput(
-                    _("%(kind)s files can be at most %(limit)d MB (this one is %(size).1f MB).")
-                    % {"kind": label, "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)},
-                    field="file")
-            return CheckedUpload(upload=upload, kind=kind, sniffed=sniffed)
+    sniffed = stored_media.sniff_upload(upload, declared_mime=declared)
+    accepted = stored_media.whatsapp_kind(sniffed.mime)
+    if accepted is not None:
+        kind, limit = accepted
+        if upload.size is not None and upload.size > limit:
+            label = str(dict(Message.Kind.choices).get(kind, kind.title()))
+            raise InvalidInput(
+                _("%(kind)s files can be at most %(limit)d MB (this one is %(size).1f MB).")
+                % {"kind": label, "limit": limit // (1024 * 1024), "size": upload.size / (1024 * 1024)},
+                field="file")
+        return CheckedUpload(upload=upload, kind=kind, sniffed=sniffed)
     allowed = {mime for _limit, types in settings.CONVERSA_MEDIA_LIMITS.values() for mime in types}
     if declared.startswith("image/") and declared in allowed:
         raise InvalidInput(_("The file is not a real %(mime)s image.") % {"mime": declared}, field="file")
