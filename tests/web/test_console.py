@@ -364,6 +364,35 @@ def assert_sent_once(laura: Page, relay: Relay, *, phone: str, text: str) -> Non
     assert [r["text"] for r in relay.received if r.get("type") == "text"] == [text]
 
 
+def test_ready_means_htmx_has_wired_the_page(
+    new_context: Callable[..., BrowserContext], demo: dict[str, Any], server_url: str,
+) -> None:
+    # The CI flake of the search box: tests (and a quick agent) act once the body says "ready"; it
+    # used to say so while deferred scripts ran, before htmx wired the hx- forms on DOMContentLoaded,
+    # so an Enter in the search box submitted the plain form and reloaded the console.
+    customer_writes(server_url, demo["sales_line"].pk, "Necesito la factura", phone="+5491155550137", name="Eva")
+    page = new_context().new_page()
+    page.add_init_script("""
+      new MutationObserver((changes, observer) => {
+        if (!document.body || !document.body.dataset.ready) return;
+        const form = document.querySelector('[data-search-form]');
+        window.wiredWhenReady = Boolean(form && form['htmx-internal-data'] && form['htmx-internal-data'].initHash);
+        observer.disconnect();
+      }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-ready'] });
+    """)
+    page.goto("/login/")
+    page.fill("#id_username", "agent1")
+    page.fill("#id_password", "demo")
+    page.click("button[type=submit]")
+    expect(page.locator("body[data-ready]")).to_be_attached()
+    assert page.evaluate("window.wiredWhenReady") is True
+    search = page.get_by_test_id("conversation-search")
+    search.fill("factura")
+    search.press("Enter")
+    expect(page.get_by_test_id("search-row")).to_have_count(1)
+    assert "q=" not in page.url  # answered in place, not by a reload
+
+
 def test_typing_right_after_capture_is_sent_once(
     agent_page: Callable[..., Page], demo: dict[str, Any], server_url: str, relay: Relay,
 ) -> None:

@@ -1147,7 +1147,9 @@
   localTimes(document);
   tick();
   connect();
-  // htmx (loaded first) wires the page on DOMContentLoaded; after it the console is usable.
+  // htmx (loaded first) wires the page on DOMContentLoaded unless the document is already
+  // complete; deferred scripts run while it is "interactive", before that event, so "ready" waits
+  // for the same event (listeners run in order: htmx's first) — only then do hx- forms work.
   const ready = () => { body.dataset.ready = '1'; };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', ready); else ready();
+  if (document.readyState === 'complete') ready(); else document.addEventListener('DOMContentLoaded', ready);
 })();
