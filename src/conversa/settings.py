@@ -297,6 +297,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's JSON, written by orjson (decisions #58); the browsable API stays for people.
+    "DEFAULT_RENDERER_CLASSES": ["conversa.core.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
@@ -353,6 +356,9 @@ CONVERSA_BULK_CONCURRENCY = int(os.environ.get("CONVERSA_BULK_CONCURRENCY", "8")
 CONVERSA_BULK_LEASE_SECONDS = float(os.environ.get("CONVERSA_BULK_LEASE_SECONDS", "30"))
 CONVERSA_BULK_SLICE_SECONDS = float(os.environ.get("CONVERSA_BULK_SLICE_SECONDS", "5"))
 CONVERSA_BULK_REPLY_HOURS = float(os.environ.get("CONVERSA_BULK_REPLY_HOURS", "72"))
+# Threads per web process writing acknowledged webhooks (whatsapp.fast_intake): each holds one
+# pooled connection; more than one overlaps a batch's commit (its WAL flush) with the next batch.
+CONVERSA_WEBHOOK_WRITERS = max(1, int(os.environ.get("CONVERSA_WEBHOOK_WRITERS", "2")))
 # A webhook event whose processing failed is claimed again after this many seconds.
 CONVERSA_WEBHOOK_SWEEP_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_SWEEP_AFTER", "30"))
 # A webhook item that failed (the rest of its batch applied) is tried again after this many

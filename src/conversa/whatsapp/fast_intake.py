@@ -2,12 +2,14 @@
 
 A burst of callbacks is the busiest thing this server does, and through Django each one paid for
 thread hops and the whole synchronous middleware stack (issue 10: 42 % of web CPU). Here the
-event loop reads the body (same size limit, 413) and queues the request for the process's one
-group-commit writer: a thread with its own pooled Django connection that takes everything queued
-(up to MAX_BATCH), runs `intake.receive_webhooks` on it once (one INSERT, one commit for the
-batch) and resolves each request's future. Every answer is sent after its batch committed; a
-database outage is 503 with Retry-After (`intake`), never 200, never a traceback. The GET
-handshake and anything else go to Django.
+event loop reads the body (same size limit, 413) and queues the request for the process's
+group-commit writers: CONVERSA_WEBHOOK_WRITERS threads, each with its own pooled Django
+connection, each taking everything queued (up to MAX_BATCH) and running `intake.receive_webhooks`
+on it once (one INSERT that commits by itself) before resolving each request's future. With one
+writer a batch waited for the previous one's commit (its WAL flush); with two, one batch is
+written while the next gathers, and PostgreSQL flushes concurrent commits together. Every answer
+is sent after its batch committed; a database outage is 503 with Retry-After (`intake`), never
+200, never a traceback. The GET handshake and anything else go to Django.
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ class _Pending:
 class GroupCommitWriter:
     """One per process: requests queue up while a batch is being written, and go together next."""
 
-    def __init__(self, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, *, max_batch: int = MAX_BATCH, writers: int | None = None) -> None:
         self.max_batch = max_batch
+        self._writers = writers
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     async def submit(self, request: IncomingWebhook) -> WebhookAnswer:
@@ -91,11 +94,20 @@ class GroupCommitWriter:
         self._queue.put(_Pending(request=request, future=future, loop=loop))
         return await future
 
+    @property
+    def writers(self) -> int:
+        return self._writers or settings.CONVERSA_WEBHOOK_WRITERS
+
     def _start(self) -> None:
+        if len(self._threads) == self.writers and all(t.is_alive() for t in self._threads):
+            return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="webhook-group-commit", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self.writers:
+                thread = threading.Thread(target=self._run, name=f"webhook-group-commit-{len(self._threads)}",
+                                          daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _run(self) -> None:
         while True:
