@@ -20,16 +20,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from harness import Stack, emit, log
+from harness import PYTHON, Stack, emit, log
+from ingest import group_cpu, postgres_cpu
 
 EXISTING_CUSTOMERS = 400
 NEW_CUSTOMER_SHARE = 0.2
 DRAIN_DEADLINE = 120.0
+# BENCH_PROFILE_DIR=<dir>: py-spy records every worker of every phase for BENCH_PROFILE_SECONDS
+# (collapsed stacks; BENCH_PROFILE_ARGS adds py-spy options, e.g. "--idle --threads" for wall time).
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
+PROFILE_SECONDS = float(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
+PROFILE_ARGS = os.environ.get("BENCH_PROFILE_ARGS", "").split()
 
 
 def body(message_id: str, phone: str, text: str) -> bytes:
@@ -51,9 +60,28 @@ def stored(stack: Stack, tag: str) -> int:
     return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", f"{tag}%")[0][0])
 
 
+def worker_statements(stack: Stack) -> int:
+    """Statements run since the last reset, the bench's own polling left out (pg_stat_statements)."""
+    rows = stack.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT LIKE %s "
+                     "AND query NOT LIKE %s", "%provider_message_id LIKE%", "%pg_stat_statements%")
+    return int(rows[0][0])
+
+
+def profiled(stack: Stack, *, tag: str, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each worker for `seconds` (collapsed stacks in the profile directory)."""
+    if not PROFILE_DIR:
+        return []
+    Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(stack._procs[name].pid), "--format", "raw",
+                              "--rate", "200", "--duration", str(int(seconds)), "--nonblocking", *PROFILE_ARGS,
+                              "--output", f"{PROFILE_DIR}/{tag}{name}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in stack._workers]
+
+
 def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: list[str], tag: str,
           worker_args: tuple[str, ...] = (), distinct: bool = False) -> dict[str, Any]:
-    """`messages` events (each customer once when `distinct`) drained by `workers` fresh workers."""
+    """`messages` events (each customer once when `distinct`) drained by `workers` fresh workers;
+    with the workers' and PostgreSQL's CPU per message (comparable on a busy machine, unlike rates)."""
     rng = random.Random(tag)
     prefix = f"+54918{int(hashlib.sha256(tag.encode()).hexdigest(), 16) % 1000:03d}"  # this phase's new customers
     bodies = [body(f"{tag}{n}", phones[n] if distinct else (
@@ -61,10 +89,19 @@ def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: li
         for n in range(messages)]
     stack.start_workers(workers, *worker_args)
     stack.wait_for_workers(workers)
+    pids = [stack._procs[name].pid for name in stack._workers]
+    stack.sql("SELECT pg_stat_statements_reset()")
+    spies = profiled(stack, tag=tag, seconds=PROFILE_SECONDS)
+    workers_cpu, pg_cpu = sum(group_cpu(pid) for pid in pids), postgres_cpu(stack)
     committed = store_backlog(stack, line_id=line_id, bodies=bodies)
     end = time.monotonic() + DRAIN_DEADLINE
     while stored(stack, tag) < messages and time.monotonic() < end:
         time.sleep(0.1)  # polling the workers' progress
+    workers_cpu = sum(group_cpu(pid) for pid in pids) - workers_cpu
+    pg_cpu = postgres_cpu(stack) - pg_cpu
+    statements = worker_statements(stack)
+    for spy in spies:
+        spy.wait(PROFILE_SECONDS + 30)
     done = stored(stack, tag)
     last = stack.sql("SELECT extract(epoch FROM max(created_at)) FROM inbox_message WHERE provider_message_id LIKE %s",
                      f"{tag}%")[0][0]
@@ -73,7 +110,10 @@ def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: li
     span = float(last) - committed if last is not None else None
     return {"workers": workers, "messages": messages, "stored": done,
             "processed_per_s": round(done / span, 1) if span else None,
-            "drained_after_commit_s": round(span, 2) if span and done == messages else None}
+            "drained_after_commit_s": round(span, 2) if span and done == messages else None,
+            "worker_cpu_ms_per_message": round(workers_cpu * 1000 / max(1, done), 3),
+            "postgres_cpu_ms_per_message": round(pg_cpu * 1000 / max(1, done), 3),
+            "statements_per_message": round(statements / max(1, done), 2)}
 
 
 def main() -> None:

@@ -4,18 +4,21 @@ with a replay, a repeat inside the batch, a new customer, media and a menu in th
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from conversa.campaigns.models import TimeGroup
+from conversa.campaigns.models import Campaign, TimeGroup
 from conversa.inbox.models import AuditEntry, Conversation, Message
+from conversa.outreach.models import BulkRecipient, BulkSend, OptOut
 from conversa.realtime.models import StreamEvent
 from conversa.whatsapp.intake import store_webhook
-from conversa.whatsapp.models import Line
+from conversa.whatsapp.models import Line, MessageTemplate
 from conversa.whatsapp.services import process_webhook_events
 
 CUSTOMERS = {"ana": "01", "beto": "02", "caro": "03", "dani": "04", "eva": "05"}
@@ -119,3 +122,55 @@ def test_a_replayed_batch_stores_nothing_twice(line: Line) -> None:
     process_webhook_events(event_ids=again)
     assert outcome(line, "90") == before
     assert StreamEvent.objects.count() == events
+
+
+def bulk_recipient_reads(queries: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('SELECT') and 'FROM "outreach_bulkrecipient"' in q["sql"]
+               for q in queries.captured_queries)
+
+
+def test_replies_to_a_bulk_send_are_linked_with_one_read_per_batch(demo: dict[str, Any]) -> None:
+    """New customers answering a bulk send (outreach's observer, in its batch form): their
+    conversations go to the send's campaign and are linked to their recipients as one at a time
+    would do it, with one read of bulk recipients for the whole batch instead of one per customer;
+    an old send is not answered; "BAJA" still opts out."""
+    line = demo["sales_line"]
+    promo = Campaign.objects.create(name="Promo", contact_database=line.campaign.contact_database)
+    template = MessageTemplate.objects.create(line=line, provider_template_id="tpl-bulk-reply", name="promo",
+                                              language="es", body="Hola", status=MessageTemplate.Status.APPROVED)
+    job = BulkSend.objects.create(name="Promo", line=line, campaign=promo, template=template,
+                                  source=BulkSend.Source.CSV)
+    now = timezone.now()
+    for world in ("71", "81"):
+        for row, who in enumerate(("ana", "beto", "caro", "dani"), start=1):
+            sent_at = now - datetime.timedelta(days=30 if who == "dani" else 0)  # Dani's is too old
+            BulkRecipient.objects.create(job=job, line=line, row=row, phone=phone(world, who), status="sent",
+                                         sent_at=sent_at)
+
+    def write(world: str) -> list[int]:
+        return [stored(line, world, who, f"{who}-1", text=text) for who, text in (
+            ("ana", "Me interesa"), ("beto", "¿precio?"), ("ana", "gracias"), ("caro", "BAJA"), ("dani", "hola"),
+            ("eva", "hola"))]
+
+    for event_id in write("71"):
+        process_webhook_events(event_ids=[event_id])
+    with CaptureQueriesContext(connection) as batch:
+        process_webhook_events(event_ids=write("81"))
+
+    def linked(world: str) -> dict[str, Any]:
+        found = {}
+        for who in ("ana", "beto", "caro", "dani", "eva"):
+            conversation = Conversation.objects.get(line=line, customer_phone=phone(world, who))
+            recipient = BulkRecipient.objects.filter(line=line, phone=phone(world, who)).first()
+            created = StreamEvent.objects.get(type="conversation.created", payload__conversation__id=conversation.pk)
+            found[who] = (conversation.campaign_id, created.payload["conversation"]["campaign"],
+                          recipient is not None and recipient.reply_conversation_id == conversation.pk,
+                          OptOut.objects.filter(line=line, phone=phone(world, who)).exists())
+        return found
+
+    assert linked("81") == linked("71")
+    assert linked("81") == {"ana": (promo.pk, promo.pk, True, False), "beto": (promo.pk, promo.pk, True, False),
+                            "caro": (promo.pk, promo.pk, True, True),
+                            "dani": (line.campaign_id, line.campaign_id, False, False),
+                            "eva": (line.campaign_id, line.campaign_id, False, False)}
+    assert bulk_recipient_reads(batch) == 1

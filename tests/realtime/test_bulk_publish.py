@@ -1,7 +1,7 @@
 """publishing_in_bulk() (the webhook workers' batches, issue 10): the events of a block are written
-with one insert of events and one of targets, in publish order, inside the caller's transaction;
-what a rolled-back savepoint published is neither written nor sent; sockets get the rest after
-commit."""
+with one insert of events and one of targets (one statement for both on PostgreSQL), in publish
+order, inside the caller's transaction; what a rolled-back savepoint published is neither written
+nor sent; sockets get the rest after commit."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ class Boom(Exception):
 
 
 def _inserts(captured: CaptureQueriesContext) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    return [q["sql"] for q in captured.captured_queries if "INSERT INTO" in q["sql"]]
 
 
 def test_events_of_a_block_are_written_in_two_statements_without_the_rolled_back_ones(demo, open_socket):
+    """Two statements; one on PostgreSQL (events and targets in one WITH ... INSERT)."""
     agent = get_user_model().objects.get(username="agent1")
     socket = open_socket("agent1")
     group = agent_group(agent.pk)
@@ -34,7 +35,7 @@ def test_events_of_a_block_are_written_in_two_statements_without_the_rolled_back
             raise Boom
         publish("test.kept", {"n": 3}, [group])
         assert StreamEvent.objects.filter(type__startswith="test.").count() == 0, "noted, not yet written"
-    assert len(_inserts(captured)) == 2, _inserts(captured)
+    assert len(_inserts(captured)) == (1 if connection.vendor == "postgresql" else 2), _inserts(captured)
     rows = list(StreamEvent.objects.filter(type__startswith="test.").order_by("pk"))
     assert [(e.type, e.payload) for e in rows] == [("test.kept", {"n": 1}), ("test.kept", {"n": 3})]
     assert rows[0].pk == first.pk

@@ -4,7 +4,7 @@ of delivery statuses for messages the inbox does not know (bulk sends keep their
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from conversa.inbox.models import Conversation, Message
 from conversa.whatsapp.adapters.base import StatusUpdate
@@ -13,16 +13,25 @@ from conversa.whatsapp.models import Line
 # (conversation, message, created) → True when it routed a new conversation itself (to another
 # campaign's general inbox): the line's interactive menu is then not offered.
 InboundObserver = Callable[[Conversation, Message, bool], bool]
+# The same for a webhook batch's messages stored set-based, in order: (conversation, message,
+# created) each → the ids of the conversations it routed. One call per batch, so an observer can
+# read what it needs for all of them at once.
+InboundBatchObserver = Callable[[Sequence[tuple[Conversation, Message, bool]]], set[int]]
 # (line, update) → True when the status was about something of theirs and applied.
 StatusFallback = Callable[[Line, StatusUpdate], bool]
 
 _inbound_observers: list[InboundObserver] = []
+_batch_forms: dict[InboundObserver, InboundBatchObserver] = {}
 _status_fallbacks: list[StatusFallback] = []
 
 
-def register_inbound_observer(*, observer: InboundObserver) -> None:
+def register_inbound_observer(*, observer: InboundObserver, in_bulk: InboundBatchObserver | None = None) -> None:
+    """`in_bulk`, when given, is the observer's batch form (same rules, called once per batch by
+    `customer_messages_stored`); without it the batch calls `observer` for each message."""
     if observer not in _inbound_observers:
         _inbound_observers.append(observer)
+    if in_bulk is not None:
+        _batch_forms[observer] = in_bulk
 
 
 def register_status_fallback(*, handler: StatusFallback) -> None:
@@ -36,6 +45,22 @@ def customer_message_stored(*, conversation: Conversation, message: Message, cre
     routed = False
     for observer in _inbound_observers:
         routed = observer(conversation, message, created) or routed
+    return routed
+
+
+def customer_messages_stored(*, stored: Sequence[tuple[Conversation, Message, bool]]) -> set[int]:
+    """Inside a webhook batch's transaction (inbox.actions.inbound_bulk), once its messages are
+    stored: each (conversation, message, created) in order, the conversations as the batch found or
+    opened them. The ids of the conversations an observer routed."""
+    routed: set[int] = set()
+    for observer in _inbound_observers:
+        in_bulk = _batch_forms.get(observer)
+        if in_bulk is not None:
+            routed |= in_bulk(stored)
+            continue
+        for conversation, message, created in stored:
+            if observer(conversation, message, created):
+                routed.add(conversation.pk)
     return routed
 
 

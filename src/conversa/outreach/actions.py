@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -305,18 +306,35 @@ def on_customer_message(conversation: Conversation, message: Message, created: b
     customer to the line's opt-outs; the first message of a new conversation from a customer a bulk
     message went to recently is her reply: the conversation goes to the job's campaign's general
     inbox (True: routed, no menu) and is linked to the job."""
-    if conversation.customer_phone and message.kind == Message.Kind.TEXT and is_opt_out(message.body):
-        opt_out(line=conversation.line_id, phone=conversation.customer_phone, keyword=message.body.strip())
-    if not created or not conversation.customer_phone:
-        return False
+    return bool(on_customer_messages([(conversation, message, created)]))
+
+
+def on_customer_messages(stored: Sequence[tuple[Conversation, Message, bool]]) -> set[int]:
+    """`on_customer_message` for a webhook batch's messages stored set-based, in order (registered
+    with inbox.hooks as its batch form): the bulk messages its new conversations answer are looked
+    up in one query instead of one per new customer. The ids of the conversations it routed."""
+    for conversation, message, _created in stored:
+        if conversation.customer_phone and message.kind == Message.Kind.TEXT and is_opt_out(message.body):
+            opt_out(line=conversation.line_id, phone=conversation.customer_phone, keyword=message.body.strip())
+    opened = [conversation for conversation, _message, created in stored if created and conversation.customer_phone]
+    if not opened:
+        return set()
     since = timezone.now() - datetime.timedelta(hours=settings.CONVERSA_BULK_REPLY_HOURS)
-    recipient = selectors.recipient_to_link(line_id=conversation.line_id, phone=conversation.customer_phone,
-                                            since=since)
-    if recipient is None:
-        return False
-    now = timezone.now()
+    recipients = selectors.recipients_to_link(
+        customers=[(conversation.line_id, conversation.customer_phone) for conversation in opened], since=since)
+    routed: set[int] = set()
+    for conversation in opened:
+        recipient = recipients.pop((conversation.line_id, conversation.customer_phone), None)
+        if recipient is not None:
+            _link_reply(conversation=conversation, recipient=recipient)
+            routed.add(conversation.pk)
+    return routed
+
+
+def _link_reply(*, conversation: Conversation, recipient: BulkRecipient) -> None:
+    """The new conversation is the recipient's reply: linked to it, and moved to its job's campaign."""
     BulkRecipient.objects.filter(pk=recipient.pk, replied_at__isnull=True).update(
-        replied_at=now, reply_conversation=conversation)
+        replied_at=timezone.now(), reply_conversation=conversation)
     campaign = recipient.job.campaign
     if conversation.campaign_id != campaign.pk:
         conversation.campaign = campaign
@@ -324,4 +342,3 @@ def on_customer_message(conversation: Conversation, message: Message, created: b
                                                     phone=conversation.customer_phone,
                                                     user_id=conversation.customer_user_id)
         conversation.save(update_fields=["campaign", "contact"])
-    return True

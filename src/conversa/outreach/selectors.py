@@ -280,8 +280,27 @@ def reply_job_for(*, conversation_id: int) -> BulkSend | None:
 
 def recipient_to_link(*, line_id: int, phone: str, since: datetime.datetime) -> BulkRecipient | None:
     """The latest bulk message sent to this customer on the line since `since`, not yet answered."""
-    return (BulkRecipient.objects.filter(line_id=line_id, phone=phone, sent_at__gte=since, replied_at__isnull=True)
-            .select_related("job__campaign").order_by("-sent_at").first())
+    return recipients_to_link(customers=[(line_id, phone)], since=since).get((line_id, phone))
+
+
+def recipients_to_link(*, customers: Iterable[tuple[int, str]],
+                       since: datetime.datetime) -> dict[tuple[int, str], BulkRecipient]:
+    """For each (line id, phone): the latest bulk message sent to that customer on the line since
+    `since`, not yet answered (customers without one are left out). One query for all of them (a
+    webhook batch's new conversations), served by bulk_recipient_reply_idx."""
+    phones: dict[int, set[str]] = {}
+    for line_id, phone in customers:
+        phones.setdefault(line_id, set()).add(phone)
+    if not phones:
+        return {}
+    query = Q()
+    for line_id, numbers in phones.items():
+        query |= Q(line_id=line_id, phone__in=sorted(numbers))
+    latest: dict[tuple[int, str], BulkRecipient] = {}
+    for recipient in (BulkRecipient.objects.filter(query, sent_at__gte=since, replied_at__isnull=True)
+                      .select_related("job__campaign").order_by("-sent_at", "-pk")):
+        latest.setdefault((recipient.line_id, recipient.phone), recipient)
+    return latest
 
 
 @dataclass

@@ -183,6 +183,17 @@ def _store(candidates: list[_Customer], *, now: datetime.datetime) -> None:
     if not rows:
         return
     Message.objects.bulk_create([message for _, message in rows])
+    # The other apps' observers once for the batch (a reply to a bulk send may move a new
+    # conversation to the send's campaign: before its events and hand-out, as receive_inbound does).
+    opened: set[int] = set()
+    observed: list[tuple[Conversation, Message, bool]] = []
+    for candidate, message in rows:
+        assert candidate.conversation is not None
+        created = candidate.created and candidate.conversation.pk not in opened
+        if created:
+            opened.add(candidate.conversation.pk)
+        observed.append((candidate.conversation, message, created))
+    hooks.customer_messages_stored(stored=observed)
     changed: dict[int, Conversation] = {}
     audit: list[AuditEntry] = []
     for (candidate, message), inbound in zip(rows, (m for c in candidates for m in c.new), strict=True):
@@ -202,7 +213,6 @@ def _store(candidates: list[_Customer], *, now: datetime.datetime) -> None:
         conversation.unread_count += 1
         created = candidate.created and conversation.pk not in changed
         changed[conversation.pk] = conversation
-        hooks.customer_message_stored(conversation=conversation, message=message, created=created)
         if created:
             audit.append(AuditEntry(kind=AuditEntry.Kind.CREATED, conversation=conversation,
                                     contact=conversation.contact, data={"via": "inbound", "in_hours": True}))
