@@ -45,7 +45,8 @@ run-prod: $(STAMP)
 	for i in $$(seq $$n); do supervise & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
-	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20
+	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20 \
+	  --ws-per-message-deflate false
 
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker

@@ -229,7 +229,11 @@ class Stack:
         self._spawn("web", [PYTHON, "-m", "uvicorn", "conversa.asgi:application", "--app-dir", "src",
                             "--host", "127.0.0.1", "--port", str(self.web_port), "--workers",
                             str(self.web_processes), "--loop", "uvloop", "--http", "httptools",
-                            "--no-access-log", "--timeout-graceful-shutdown", "5"], env=self.env)
+                            "--no-access-log", "--timeout-graceful-shutdown", "5",
+                            # As make run-prod (decisions #59); BENCH_WS_DEFLATE=1 measures the old default.
+                            "--ws-per-message-deflate",
+                            "true" if os.environ.get("BENCH_WS_DEFLATE") == "1" else "false"],
+                    env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             proc = self._procs["web"]
