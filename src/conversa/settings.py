@@ -196,11 +196,14 @@ CONVERSA_EVENT_REPLAY_MAX_EVENTS = int(os.environ.get("CONVERSA_EVENT_REPLAY_MAX
 # Each web process re-reads the log this often (seconds), once for all its sockets, for events their
 # live feed missed: a publish that failed twice, messages lost in a Redis restart, a full channel.
 CONVERSA_EVENT_RECHECK_EVERY = float(os.environ.get("CONVERSA_EVENT_RECHECK_EVERY", "10"))
-# Agent presence (accounts/services.py): an agent whose last console socket closed this many seconds
-# ago becomes offline (checked by the worker's sweep); a socket row older than the max age is taken
-# for one a killed web process left behind.
+# Agent presence (accounts/services.py, realtime/presence.py): an agent whose last console socket
+# closed this many seconds ago becomes offline (checked by the worker's sweep). Each web process
+# refreshes the rows of the sockets it holds every HEARTBEAT_EVERY seconds (one UPDATE per process);
+# a row not refreshed for STALE_AFTER seconds was left by a process that died (kill -9, OOM) and is
+# deleted by the sweep, a live socket's never (decisions #60).
 CONVERSA_PRESENCE_GRACE = float(os.environ.get("CONVERSA_PRESENCE_GRACE", "60"))
-CONVERSA_PRESENCE_SOCKET_MAX_AGE = float(os.environ.get("CONVERSA_PRESENCE_SOCKET_MAX_AGE", str(24 * 3600)))
+CONVERSA_PRESENCE_HEARTBEAT_EVERY = float(os.environ.get("CONVERSA_PRESENCE_HEARTBEAT_EVERY", "30"))
+CONVERSA_PRESENCE_STALE_AFTER = float(os.environ.get("CONVERSA_PRESENCE_STALE_AFTER", "100"))
 
 TASKS = {
     "default": {

@@ -13,5 +13,6 @@ class AccountsConfig(AppConfig):
         from conversa.realtime.presence import register_presence
 
         register_token_lookup(lookup=tokens.user_for_token)  # websocket clients presenting an API token
-        register_presence(opened=services.socket_opened, closed=services.socket_closed)
+        register_presence(opened=services.socket_opened, closed=services.socket_closed,
+                          refreshed=services.sockets_refreshed)
         register_sweep(name="agents_offline", job=services.offline_after_disconnect)

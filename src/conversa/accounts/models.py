@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 WHATSAPP_SKILL = "whatsapp"
@@ -81,10 +82,13 @@ class AgentProfile(models.Model):
 
 
 class AgentSocket(models.Model):
-    """One open console websocket of a user (in any web process): her presence."""
+    """One open console websocket of a user (in any web process): her presence. The process holding
+    the socket refreshes seen_at every CONVERSA_PRESENCE_HEARTBEAT_EVERY seconds; a row not refreshed
+    for CONVERSA_PRESENCE_STALE_AFTER seconds was left by a process that died (the sweep deletes it)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     opened_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
         return f"socket {self.pk} of user {self.user_id}"

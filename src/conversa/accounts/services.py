@@ -1,19 +1,19 @@
 """Agent status and presence: Ready / Paused (with the admin's reasons) / Offline, each stretch
-recorded as a StatusPeriod; offline automatically once her last console socket has been closed for
-CONVERSA_PRESENCE_GRACE seconds, and on logout; opening the console makes an agent who did not
-choose Offline herself ready."""
+recorded as a StatusPeriod; offline automatically once her last console socket has been closed (or
+its web process died: its row is no longer refreshed) for CONVERSA_PRESENCE_GRACE seconds, and on
+logout; opening the console makes an agent who did not choose Offline herself ready."""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
@@ -119,11 +119,39 @@ def socket_closed(*, user_id: int, handle: int | None) -> None:
         AgentProfile.objects.filter(user_id=user_id).update(last_seen_at=timezone.now())
 
 
+def sockets_refreshed(*, handles: Collection[int]) -> set[int]:
+    """The web process holding these sockets says they are still open (its heartbeat, one UPDATE per
+    process and interval). Returns the handles whose rows are gone (removed as stale meanwhile)."""
+    if AgentSocket.objects.filter(pk__in=handles).update(seen_at=timezone.now()) == len(handles):
+        return set()
+    return set(handles) - set(AgentSocket.objects.filter(pk__in=handles).values_list("pk", flat=True))
+
+
+def _forget_stale_sockets(*, now: datetime.datetime) -> int:
+    """Delete the socket rows no web process refreshed for the stale interval (left by one that
+    died). Her last sign of life becomes her last_seen_at, from which the grace period runs."""
+    stale_before = now - datetime.timedelta(seconds=settings.CONVERSA_PRESENCE_STALE_AFTER)
+    stale = list(AgentSocket.objects.filter(seen_at__lt=stale_before).values_list("pk", "user_id", "seen_at")[:1000])
+    if not stale:
+        return 0
+    # Filtered again on seen_at: a row refreshed since it was read stays (PostgreSQL re-checks the
+    # condition on a row updated concurrently).
+    deleted, _deleted = AgentSocket.objects.filter(pk__in=[pk for pk, _u, _s in stale],
+                                                    seen_at__lt=stale_before).delete()
+    last_seen: dict[int, datetime.datetime] = {}
+    for _pk, user_id, seen_at in stale:
+        last_seen[user_id] = max(seen_at, last_seen.get(user_id, seen_at))
+    for user_id, seen_at in last_seen.items():
+        AgentProfile.objects.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=seen_at),
+                                    user_id=user_id).update(last_seen_at=seen_at)
+    return deleted
+
+
 def offline_after_disconnect() -> int:
-    """Sweep: agents with no console open for the grace period become offline. Returns how many."""
+    """Sweep: socket rows of dead web processes are deleted; agents with no console open for the
+    grace period become offline. Returns how many became offline."""
     now = timezone.now()
-    AgentSocket.objects.filter(
-        opened_at__lt=now - datetime.timedelta(seconds=settings.CONVERSA_PRESENCE_SOCKET_MAX_AGE)).delete()
+    _forget_stale_sockets(now=now)
     cutoff = now - datetime.timedelta(seconds=settings.CONVERSA_PRESENCE_GRACE)
     gone = (AgentProfile.objects.exclude(status=AgentProfile.Status.OFFLINE)
             .filter(last_seen_at__lt=cutoff, status_changed_at__lt=cutoff)

@@ -249,8 +249,7 @@ class AgentConsumer(EventStreamConsumer):
     inbox). Agents get their campaigns' general inboxes and their own personal inbox; supervisors
     also the "supervisors" group, limited to their campaigns (admins: all)."""
 
-    _presence: int | None = None
-    _present = False
+    _presence: presence.SocketPresence | None = None
 
     async def get_audience(self) -> Audience | int:
         user = self.scope.get("user")
@@ -261,15 +260,13 @@ class AgentConsumer(EventStreamConsumer):
     async def connect(self) -> None:
         await super().connect()
         if self.audience is not None:  # accepted: she has a console open (her status follows it)
-            self._present = True
-            self._presence = await database_sync_to_async(presence.socket_opened)(user_id=self.scope["user"].pk)
+            self._presence = await presence.heartbeat().open(user_id=self.scope["user"].pk)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
-        if self._present:
-            self._present = False
-            await database_sync_to_async(presence.socket_closed)(user_id=self.scope["user"].pk,
-                                                                 handle=self._presence)
+        if self._presence is not None:
+            socket, self._presence = self._presence, None
+            await presence.heartbeat().close(socket)
 
 
 class SandboxConsumer(EventStreamConsumer):
