@@ -34,6 +34,7 @@ from ingest import group_cpu, postgres_cpu
 EXISTING_CUSTOMERS = 400
 NEW_CUSTOMER_SHARE = 0.2
 DRAIN_DEADLINE = 120.0
+FK_CHECK = "%FOR KEY SHARE OF x%"  # how PostgreSQL's referential-integrity triggers query
 # BENCH_PROFILE_DIR=<dir>: py-spy records every worker of every phase for BENCH_PROFILE_SECONDS
 # (collapsed stacks; BENCH_PROFILE_ARGS adds py-spy options, e.g. "--idle --threads" for wall time).
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
@@ -60,11 +61,15 @@ def stored(stack: Stack, tag: str) -> int:
     return int(stack.sql("SELECT count(*) FROM inbox_message WHERE provider_message_id LIKE %s", f"{tag}%")[0][0])
 
 
-def worker_statements(stack: Stack) -> int:
-    """Statements run since the last reset, the bench's own polling left out (pg_stat_statements)."""
-    rows = stack.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT LIKE %s "
-                     "AND query NOT LIKE %s", "%provider_message_id LIKE%", "%pg_stat_statements%")
-    return int(rows[0][0])
+def worker_statements(stack: Stack) -> tuple[int, int]:
+    """Statements run since the last reset (pg_stat_statements), the bench's own polling left out:
+    (the workers' statements, PostgreSQL's foreign-key checks they caused)."""
+    rows = stack.sql("SELECT coalesce(sum(calls) FILTER (WHERE query NOT LIKE %s), 0), "
+                     "coalesce(sum(calls) FILTER (WHERE query LIKE %s), 0) FROM pg_stat_statements "
+                     "WHERE query NOT LIKE %s AND query NOT LIKE %s AND query NOT LIKE %s",
+                     FK_CHECK, FK_CHECK, "%provider_message_id LIKE%", "%pg_stat_statements%",
+                     "%whatsapp_webhookevent (line_id, provider_kind%")
+    return int(rows[0][0]), int(rows[0][1])
 
 
 def profiled(stack: Stack, *, tag: str, seconds: float) -> list[subprocess.Popen[bytes]]:
@@ -72,8 +77,9 @@ def profiled(stack: Stack, *, tag: str, seconds: float) -> list[subprocess.Popen
     if not PROFILE_DIR:
         return []
     Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
-    return [subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(stack._procs[name].pid), "--format", "raw",
-                              "--rate", "200", "--duration", str(int(seconds)), "--nonblocking", *PROFILE_ARGS,
+    spy = str(Path(PYTHON).parent / "py-spy")  # installed in the virtualenv (pip install py-spy)
+    return [subprocess.Popen([spy, "record", "--pid", str(stack._procs[name].pid), "--format", "raw", "--rate", "200",
+                              "--duration", str(int(seconds)), "--nonblocking", *PROFILE_ARGS,
                               "--output", f"{PROFILE_DIR}/{tag}{name}.txt"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in stack._workers]
 
@@ -99,7 +105,7 @@ def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: li
         time.sleep(0.1)  # polling the workers' progress
     workers_cpu = sum(group_cpu(pid) for pid in pids) - workers_cpu
     pg_cpu = postgres_cpu(stack) - pg_cpu
-    statements = worker_statements(stack)
+    statements, fk_checks = worker_statements(stack)
     for spy in spies:
         spy.wait(PROFILE_SECONDS + 30)
     done = stored(stack, tag)
@@ -113,7 +119,8 @@ def drain(stack: Stack, *, line_id: int, workers: int, messages: int, phones: li
             "drained_after_commit_s": round(span, 2) if span and done == messages else None,
             "worker_cpu_ms_per_message": round(workers_cpu * 1000 / max(1, done), 3),
             "postgres_cpu_ms_per_message": round(pg_cpu * 1000 / max(1, done), 3),
-            "statements_per_message": round(statements / max(1, done), 2)}
+            "statements_per_message": round(statements / max(1, done), 2),
+            "foreign_key_checks_per_message": round(fk_checks / max(1, done), 2)}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ moved on, the other apps' observers told, the events in order, the campaign's ha
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -102,12 +103,19 @@ def _lock_conversations(candidates: list[_Customer], *, now: datetime.datetime) 
     """Each candidate's open conversation, locked (id order: the same order every locker uses),
     when it is in the plain case; `created` when she has none and one opens plainly; neither
     otherwise."""
-    query = Q()
+    # One condition per line rather than one per customer (Django's cost grows with each Q).
+    phones: dict[int, set[str]] = {}
+    user_ids: dict[int, set[str]] = {}
     for candidate in candidates:
         if candidate.customer.phone:
-            query |= Q(line_id=candidate.line.pk, customer_phone=candidate.customer.phone)
+            phones.setdefault(candidate.line.pk, set()).add(candidate.customer.phone)
         else:
-            query |= Q(line_id=candidate.line.pk, customer_phone="", customer_user_id=candidate.customer.user_id)
+            user_ids.setdefault(candidate.line.pk, set()).add(candidate.customer.user_id)
+    query = Q()
+    for line_id, numbers in phones.items():
+        query |= Q(line_id=line_id, customer_phone__in=sorted(numbers))
+    for line_id, ids in user_ids.items():
+        query |= Q(line_id=line_id, customer_phone="", customer_user_id__in=sorted(ids))
     found: dict[tuple[int, str, str], Conversation] = {}
     for row in (Conversation.objects.select_for_update().filter(query)
                 .exclude(status=Conversation.Status.CLOSED).order_by("pk")):
@@ -225,18 +233,36 @@ def _store(candidates: list[_Customer], *, now: datetime.datetime) -> None:
 
 
 def _update(conversations: list[Conversation]) -> None:
-    """UPDATED_FIELDS of each conversation, one statement sent for all (psycopg pipelines
-    executemany). Not `bulk_update`: its CASE WHEN per row and field cost more Python than
-    everything else the batch does."""
+    """UPDATED_FIELDS of each conversation in one statement. Not `bulk_update`: its CASE WHEN per
+    row and field cost more Python than everything else the batch does. On PostgreSQL the rows go
+    as one JSON document (`jsonb_to_recordset`: one parameter to quote, one statement to plan);
+    elsewhere one UPDATE per row, sent together (executemany)."""
     fields: list[Field[object, object]] = []
     for name in UPDATED_FIELDS:
         found = Conversation._meta.get_field(name)
         assert isinstance(found, Field)
         fields.append(found)
     quote = connection.ops.quote_name
+    table = quote(Conversation._meta.db_table)
+    # Names and types from the model's own metadata, values as parameters.
+    if connection.vendor == "postgresql":
+        assignments = ", ".join(f"{quote(str(f.column))} = v.{quote(str(f.column))}" for f in fields)
+        columns = ", ".join(f"{quote(str(f.column))} {f.db_type(connection)}" for f in fields)
+        sql = (f"UPDATE {table} AS c SET {assignments} "  # noqa: S608
+               f"FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, {columns}) WHERE c.{quote('id')} = v.id")
+        values = [{"id": c.pk, **{str(f.column): getattr(c, f.attname) for f in fields}} for c in conversations]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [json.dumps(values, default=_iso)])
+        return
     assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-    # Names from the model's own metadata, values as parameters.
-    sql = f"UPDATE {quote(Conversation._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+    sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = %s"  # noqa: S608
     rows = [[f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] + [c.pk] for c in conversations]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _iso(value: object) -> str:
+    """Datetimes for the JSON rows, to the microsecond (DjangoJSONEncoder keeps milliseconds)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} in a conversation's updated fields")
