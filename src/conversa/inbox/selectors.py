@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, ForeignKey, Model, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -90,6 +90,40 @@ def _rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
     return _with_related(qs).only(*conversation_fields, *_ROW_RELATED)
 
 
+# The inbox pages' rows (both inboxes, the Closed tab): the same columns as `_rows`, but the related
+# ones arrive as annotations and become one instance per distinct campaign, line, agent and contact
+# of the page, not one of each per row (decisions #61: building ~4 model instances a row was most
+# of a page's Python). Their other fields are deferred: reading one loads it, as with `only()`.
+_LIST_RELATED = {"campaign": ("name",), "line": ("number", "name"), "contact": ("first_name", "last_name"),
+                 "agent": ("username", "first_name", "last_name")}
+
+
+def _list_rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return qs.annotate(**{f"row_{relation}_{name}": F(f"{relation}__{name}")
+                          for relation, names in _LIST_RELATED.items() for name in names})
+
+
+def _attach_related(rows: list[Conversation]) -> list[Conversation]:
+    """Rows of `_list_rows` with their campaign, line, agent and contact set from the annotations."""
+    for relation, names in _LIST_RELATED.items():
+        field = Conversation._meta.get_field(relation)
+        assert isinstance(field, ForeignKey)
+        model: type[Model] = field.related_model  # type: ignore[assignment]
+        order = [f.attname for f in model._meta.concrete_fields]  # from_db takes values in this order
+        loaded = sorted(("id", *names), key=order.index)
+        made: dict[int, Model] = {}
+        for row in rows:
+            pk = getattr(row, field.attname)
+            if pk is None:
+                continue
+            related = made.get(pk)
+            if related is None:
+                values = [pk if name == "id" else getattr(row, f"row_{relation}_{name}") for name in loaded]
+                related = made[pk] = model.from_db(row._state.db, loaded, values)
+            field.set_cached_value(row, related)
+    return rows
+
+
 def campaign_ids_for(user: AnyUser) -> list[int]:
     """The user's campaigns as literal ids: an IN (subquery) hides the partial index from the planner."""
     return sorted(campaigns_for(user).values_list("id", flat=True))
@@ -101,22 +135,22 @@ def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = IN
     and unassigned), merged: no sort, whatever the size of the inbox."""
     require_whatsapp_access(user)
     pages = [
-        seek(_rows(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
-                                               campaign_id=campaign_id)),
+        seek(_list_rows(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
+                                                    campaign_id=campaign_id)),
              field="last_message_at", cursor=after, limit=limit + 1, descending=False)
         for campaign_id in campaign_ids_for(user)
     ]
     rows = merge(pages, field="last_message_at", limit=limit + 1, descending=False)
-    return _page(rows, limit=limit, field="last_message_at")
+    return _page(_attach_related(rows), limit=limit, field="last_message_at")
 
 
 def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
     """Her open conversations, latest activity first: a backward range of conv_personal_inbox_idx
     (agent, last_message_at, id; partial on not closed)."""
     require_whatsapp_access(user)
-    qs = _rows(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
+    qs = _list_rows(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
     rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
-    return _page(rows, limit=limit, field="last_message_at")
+    return _page(_attach_related(rows), limit=limit, field="last_message_at")
 
 
 def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:

@@ -20,7 +20,16 @@ from conversa.campaigns.selectors import campaigns_for
 from conversa.core.errors import InvalidInput, NotFound
 from conversa.inbox.keyset import Cursor, merge, seek
 from conversa.inbox.models import Conversation, Message
-from conversa.inbox.selectors import INBOX_PAGE, Page, _page, _rows, campaign_ids_for, visible_conversations
+from conversa.inbox.selectors import (
+    INBOX_PAGE,
+    Page,
+    _attach_related,
+    _list_rows,
+    _page,
+    _rows,
+    campaign_ids_for,
+    visible_conversations,
+)
 
 SEARCH_MAX_CHARS = 100
 SEARCH_RESULTS = 50
@@ -66,14 +75,15 @@ def closed_conversations(user: AnyUser, *, after: Cursor | None = None, limit: i
     merged, as the general inbox does, so no page sorts every closed conversation."""
     require_whatsapp_access(user)
     if is_supervisor(user):
-        pages = [seek(_rows(Conversation.objects.filter(campaign_id=campaign_id, status=Conversation.Status.CLOSED)),
+        pages = [seek(_list_rows(Conversation.objects.filter(campaign_id=campaign_id,
+                                                             status=Conversation.Status.CLOSED)),
                       field="last_message_at", cursor=after, limit=limit + 1, descending=True)
                  for campaign_id in campaign_ids_for(user)]
         rows = merge(pages, field="last_message_at", limit=limit + 1, descending=True)
     else:
-        qs = _rows(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
+        qs = _list_rows(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
         rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
-    return _page(rows, limit=limit, field="last_message_at")
+    return _page(_attach_related(rows), limit=limit, field="last_message_at")
 
 
 def _same_customer(conversation: Conversation) -> Q:

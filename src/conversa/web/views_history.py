@@ -19,6 +19,7 @@ from conversa.inbox.selectors_search import (
     previous_conversations,
     search_conversations,
 )
+from conversa.web.thread_markup import thread_rows_html
 from conversa.web.views import _user, htmx_read
 from conversa.web.views_lists import closed_rows, rows_of
 
@@ -62,4 +63,4 @@ def transcript(request: HttpRequest, pk: int, previous_id: int) -> HttpResponse:
     rows = sorted([*((m, "") for m in page.rows), *((line, "") for line in lines)],
                   key=lambda row: row[0].sort_at)
     return render(request, "web/partials/transcript.html", {
-        "previous": previous, "message_rows": rows, "truncated": page.cursor is not None})
+        "previous": previous, "message_rows": thread_rows_html(rows), "truncated": page.cursor is not None})

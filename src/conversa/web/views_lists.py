@@ -1,5 +1,5 @@
 """The console's inbox lists: one keyset page of each inbox, its rows computed once per page so
-the template only prints (decisions #47)."""
+the template only prints (decisions #47), each row's markup built in Python (#61)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from conversa.core.errors import NotAllowed
 from conversa.inbox import selectors, selectors_search
 from conversa.inbox.models import Conversation
 from conversa.inbox.selectors import Page
+from conversa.web.list_markup import with_markup
 
 
 def id_url(name: str) -> Callable[[int], str]:
@@ -64,9 +65,10 @@ def inbox_context(user: AbstractBaseUser, *, open_id: int | None = None) -> dict
         new_page, mine_page = selectors.general_inbox(user, limit=50), selectors.personal_inbox(user, limit=50)
     except NotAllowed as exc:
         return {"no_access": exc.message, "new": [], "mine": [], "mine_unread": 0, "closed": []}
-    mine = _rows(mine_page.rows, open_id=open_id)
+    mine = with_markup(_rows(mine_page.rows, open_id=open_id), tab="mine")
     closed = closed_rows(selectors_search.closed_conversations(user, limit=50), open_id=open_id)
-    return {**closed, "new": _rows(new_page.rows, open_id=open_id), "new_more": new_page.cursor is not None,
+    new = with_markup(_rows(new_page.rows, open_id=open_id), tab="new")
+    return {**closed, "new": new, "new_more": new_page.cursor is not None,
             "mine": mine, "mine_more": mine_page.cursor is not None,
             "mine_unread": sum(r["unread_count"] for r in mine), "no_access": ""}
 
@@ -79,4 +81,4 @@ def rows_of(conversations: list[Conversation]) -> list[dict[str, Any]]:
 def closed_rows(page: Page[Conversation], *, open_id: int | None = None) -> dict[str, Any]:
     """The Closed tab's rows and the link to its next page (keyset: `?after=` the page's cursor)."""
     more_url = f"{reverse('console-closed')}?after={page.cursor.encode()}" if page.cursor is not None else ""
-    return {"closed": _rows(page.rows, open_id=open_id), "closed_more_url": more_url}
+    return {"closed": with_markup(_rows(page.rows, open_id=open_id), tab="closed"), "closed_more_url": more_url}

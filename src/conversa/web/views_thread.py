@@ -16,6 +16,7 @@ from conversa.inbox.keyset import cursor_of, decode_cursor
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.selectors_notes import thread_notes
 from conversa.outreach.selectors import reply_job_for
+from conversa.web.thread_markup import thread_rows_html
 
 
 def _ticks() -> dict[str, SafeString]:
@@ -73,7 +74,7 @@ def thread_context(conversation: Conversation, query: QueryDict | None = None) -
     return {
         "c": conversation,
         "messages": page.rows,
-        "message_rows": rows,
+        "message_rows": thread_rows_html(rows),
         "start_cursor": cursor_of(page.rows[0], field="sort_at").encode() if page.rows else "",
         "earlier_url": earlier_url,
         "earlier_page": before is not None,
