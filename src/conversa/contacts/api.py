@@ -9,6 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from conversa.contacts.models import Contact
+from conversa.core.api import datetime_writer
 
 
 class OptionalEmailField(serializers.EmailField):
@@ -29,12 +30,10 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-_datetime = serializers.DateTimeField().to_representation
-
-
 def contact_list(contacts: Iterable[Contact]) -> list[dict[str, Any]]:
     """`ContactSerializer(contacts, many=True).data` without DRF's per-field cost (a search page is
     100 of them; the serializer stays the schema and the single-contact answers)."""
+    _datetime = datetime_writer()
     return [{
         "id": c.pk, "database": c.database_id, "phone": str(c.phone), "first_name": str(c.first_name),
         "last_name": str(c.last_name), "full_name": c.full_name, "email": str(c.email) if c.email else None,

@@ -8,18 +8,22 @@ older clients read it); `field` names the input at fault (dotted for nested ones
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import exceptions as django_exceptions
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from rest_framework import exceptions, serializers
+from rest_framework import ISO_8601, exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from conversa.core.errors import DomainError, InvalidInput
@@ -142,6 +146,24 @@ def parse_id(value: Any, *, field: str) -> int | None:
     if not 1 <= number <= MAX_ID:
         raise InvalidInput(_("%(field)s must be an id (a positive whole number).") % {"field": field}, field=field)
     return number
+
+
+def datetime_writer() -> Callable[[datetime | None], str | None]:
+    """DateTimeField().to_representation with the current time zone looked up once per page, not per
+    value; the API's settings keep DRF's default ISO 8601 (anything else: DRF's own field)."""
+    if str(api_settings.DATETIME_FORMAT).lower() != ISO_8601:
+        return serializers.DateTimeField().to_representation  # type: ignore[return-value]
+    zone = timezone.get_current_timezone()
+
+    def iso(value: datetime | None) -> str | None:
+        if not value:
+            return None
+        if not timezone.is_aware(value):
+            return serializers.DateTimeField().to_representation(value)  # type: ignore[no-any-return]
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return iso
 
 
 class AwareDateTimeField(serializers.DateTimeField):

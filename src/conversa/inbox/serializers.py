@@ -6,15 +6,14 @@ adds the joined and derived fields. A field means the same and has the same valu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
-from rest_framework import ISO_8601, serializers
-from rest_framework.settings import api_settings
+from rest_framework import serializers
 
 from conversa.accounts.selectors import display_name
+from conversa.core.api import datetime_writer
 from conversa.core.media import signed_path
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.window import is_window_open, window_expires_at
@@ -133,22 +132,7 @@ def message_summary(message: Message) -> dict[str, Any]:
 # They answer exactly what ConversationSerializer / MessageSerializer answer (those stay the
 # documented shape, the OpenAPI schema's source and the single-row answers);
 # tests/inbox/test_list_shapes.py compares both over varied rows.
-def _datetimes() -> Callable[[datetime | None], str | None]:
-    """DateTimeField().to_representation with the current time zone looked up once per page, not per
-    value; the API's settings keep DRF's default ISO 8601 (anything else: DRF's own field)."""
-    if str(api_settings.DATETIME_FORMAT).lower() != ISO_8601:
-        return serializers.DateTimeField().to_representation  # type: ignore[return-value]
-    zone = timezone.get_current_timezone()
-
-    def iso(value: datetime | None) -> str | None:
-        if not value:
-            return None
-        if not timezone.is_aware(value):
-            return serializers.DateTimeField().to_representation(value)  # type: ignore[no-any-return]
-        text = value.astimezone(zone).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-    return iso
+_datetimes = datetime_writer  # (conversa.core.api): one time zone lookup per page
 
 
 def _text(value: Any) -> str | None:
