@@ -300,7 +300,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # DRF's JSON, written by orjson (decisions #61); the browsable API stays for people.
+    # DRF's JSON, written by orjson (decisions #62); the browsable API stays for people.
     "DEFAULT_RENDERER_CLASSES": ["conversa.core.renderers.JSONRenderer",
                                  "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

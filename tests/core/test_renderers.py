@@ -1,4 +1,4 @@
-"""The API's JSON renderer (orjson) answers what DRF's renderer answered (decisions #61)."""
+"""The API's JSON renderer (orjson) answers what DRF's renderer answered (decisions #62)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The console's thread rows built in Python (web/thread_markup.py, decisions #61): every customer
+"""The console's thread rows built in Python (web/thread_markup.py, decisions #62): every customer
 or user string is escaped in every branch the template had; our own markup is not."""
 
 from __future__ import annotations

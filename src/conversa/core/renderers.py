@@ -1,4 +1,4 @@
-"""The API's JSON renderer: DRF's output, written by orjson (decisions #61).
+"""The API's JSON renderer: DRF's output, written by orjson (decisions #62).
 
 An inbox page is ~63 KB of JSON; `json.dumps` with DRF's encoder took ~0.5 ms of it, orjson
 ~0.03 ms. What orjson writes natively (str, int, float, bool, None, dict, list and their

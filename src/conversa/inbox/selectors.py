@@ -92,7 +92,7 @@ def _rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
 
 # The inbox pages' rows (both inboxes, the Closed tab): the same columns as `_rows`, but the related
 # ones arrive as annotations and become one instance per distinct campaign, line, agent and contact
-# of the page, not one of each per row (decisions #61: building ~4 model instances a row was most
+# of the page, not one of each per row (decisions #62: building ~4 model instances a row was most
 # of a page's Python). Their other fields are deferred: reading one loads it, as with `only()`.
 _LIST_RELATED = {"campaign": ("name",), "line": ("number", "name"), "contact": ("first_name", "last_name"),
                  "agent": ("username", "first_name", "last_name")}

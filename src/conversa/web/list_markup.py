@@ -1,4 +1,4 @@
-"""The console's inbox rows as markup built in Python (decisions #61), from the rows
+"""The console's inbox rows as markup built in Python (decisions #62), from the rows
 `web/views_lists.py` computes: the templates print each row's `html`. The same HTML the templates
 printed, byte for byte, without ~15 template lookups and conditions per row; every value goes
 through `printed` (the template's `{{ }}`), so customer text is escaped as before."""

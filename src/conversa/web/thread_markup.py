@@ -1,4 +1,4 @@
-"""The console thread's rows as markup built in Python (decisions #61): a message, a private note
+"""The console thread's rows as markup built in Python (decisions #62): a message, a private note
 or a system line each become one SafeString. The template engine cost ~25 variable lookups and
 conditions per message (a failed lookup of `system_line` on a message runs `dir()` on it); this
 prints the same HTML, byte for byte, at a fraction of that. Every value that is not our own markup

@@ -1,5 +1,5 @@
 """The console's inbox lists: one keyset page of each inbox, its rows computed once per page so
-the template only prints (decisions #47), each row's markup built in Python (#61)."""
+the template only prints (decisions #47), each row's markup built in Python (#62)."""
 
 from __future__ import annotations
 
