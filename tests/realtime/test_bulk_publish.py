@@ -5,14 +5,20 @@ nor sent; sockets get the rest after commit."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+
 import pytest
+from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from conversa.realtime.fanout import EVENT_MESSAGE
 from conversa.realtime.groups import SUPERVISORS, agent_group
 from conversa.realtime.models import EventTarget, StreamEvent
-from conversa.realtime.services import publish, publishing_in_bulk
+from conversa.realtime.services import _publish_pipelined, publish, publishing_in_bulk
 
 
 class Boom(Exception):
@@ -59,3 +65,29 @@ def test_outside_a_transaction_events_are_written_as_they_come(demo):
     with publishing_in_bulk():
         event = publish("test.now", {"n": 1}, [SUPERVISORS])
         assert StreamEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_a_batch_goes_to_redis_in_one_pipeline_and_reaches_every_group() -> None:
+    """Production's pub/sub layer: after commit a batch's events are published with one pipeline
+    (the layer's internals it relies on are still there: otherwise it would fall back to one
+    `group_send` per event and group), and each event reaches each of its groups' subscribers."""
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        pytest.skip("the Redis channel layer is configured only with REDIS_URL")
+    groups = [f"pipeline-{secrets.token_hex(4)}", f"pipeline-{secrets.token_hex(4)}"]
+
+    async def scenario() -> tuple[bool, list[tuple[int, str]]]:
+        channel = await layer.new_channel()
+        for group in groups:
+            await layer.group_add(group, channel)
+        batch = [(groups, {"type": EVENT_MESSAGE, "id": n, "event": "test.piped", "payload": {"n": n},
+                           "groups": groups}) for n in (1, 2, 3)]
+        piped = await _publish_pipelined(layer, batch)
+        received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(len(batch) * len(groups))]
+        for group in groups:
+            await layer.group_discard(group, channel)
+        return piped, [(m["id"], m["event"]) for m in received]
+
+    piped, received = asyncio.run(scenario())
+    assert piped is True
+    assert sorted(received) == [(n, "test.piped") for n in (1, 1, 2, 2, 3, 3)]
