@@ -144,7 +144,7 @@ class MessagesView(APIView):
         before = decode_cursor(request.query_params.get("before"), field="before")
         limit = parse_limit(request.query_params.get("limit"), default=selectors.THREAD_PAGE,
                             maximum=selectors.THREAD_PAGE_MAX)
-        conversation = selectors.get_visible_conversation(current_user(request), pk)
+        conversation = selectors.get_visible_conversation(current_user(request), pk, with_related=False)
         page = selectors.conversation_messages(conversation, before=before, limit=limit)
         response = Response(message_list(page.rows))  # MessageSerializer's shape, documented above
         if page.cursor is not None:

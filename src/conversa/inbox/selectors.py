@@ -167,9 +167,12 @@ def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
     )
 
 
-def get_visible_conversation(user: AnyUser, conversation_id: int) -> Conversation:
+def get_visible_conversation(user: AnyUser, conversation_id: int, *, with_related: bool = True) -> Conversation:
+    """`with_related=False` for reads that need only the row (a thread page): joining its contact,
+    agent, campaign and line was as much CPU as the page of messages."""
     require_whatsapp_access(user)
-    conversation = _with_related(visible_conversations(user)).filter(pk=conversation_id).first()
+    visible = visible_conversations(user)
+    conversation = (_with_related(visible) if with_related else visible).filter(pk=conversation_id).first()
     if conversation is None:
         # Same answer whether it does not exist or belongs to someone else: nothing leaks.
         raise NotFound(_("Conversation not found."))

@@ -227,7 +227,7 @@ def conversation_pane(request: HttpRequest, pk: int) -> HttpResponse:
 @htmx_read
 def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
     """The thread's newest page, an earlier page (?before=) or all shown from a cursor (?from=)."""
-    conversation = selectors.get_visible_conversation(_user(request), pk)
+    conversation = selectors.get_visible_conversation(_user(request), pk, with_related=False)
     return render(request, "web/partials/messages.html", thread_context(conversation, request.GET))
 
 
