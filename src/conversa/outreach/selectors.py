@@ -278,11 +278,6 @@ def reply_job_for(*, conversation_id: int) -> BulkSend | None:
     return recipient.job if recipient else None
 
 
-def recipient_to_link(*, line_id: int, phone: str, since: datetime.datetime) -> BulkRecipient | None:
-    """The latest bulk message sent to this customer on the line since `since`, not yet answered."""
-    return recipients_to_link(customers=[(line_id, phone)], since=since).get((line_id, phone))
-
-
 def recipients_to_link(*, customers: Iterable[tuple[int, str]],
                        since: datetime.datetime) -> dict[tuple[int, str], BulkRecipient]:
     """For each (line id, phone): the latest bulk message sent to that customer on the line since
