@@ -10,7 +10,10 @@ On a production-shape stack (harness.Stack: PostgreSQL, Redis, `manage.py conver
 2. for each worker count: the workers start and go idle, then `--messages` sandbox message events
    (20 % from new customers, the rest from customers with a conversation) are committed in one
    transaction with a NOTIFY, as the intake does; measured: messages stored per second from that
-   commit to the last message, and how long after the commit the last one was stored.
+   commit to the last message, and how long after the commit the last one was stored; per message,
+   the workers' and the PostgreSQL backends' CPU (/proc: comparable on a shared machine) and the
+   statements run (pg_stat_statements; PostgreSQL's own foreign-key checks apart).
+BENCH_PROFILE_DIR=<dir> records each phase's workers with py-spy (see PROFILE_DIR below).
 The webhooks' acknowledgement is bench/ingest.py's job; here the events are inserted by SQL so the
 figure is the workers' alone. Loopback only; every loop bounded in count and time.
 """
