@@ -86,6 +86,9 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # Database errors met by any writer: after an outage (a PostgreSQL restart) every writer's
+        # kept connection is suspect, not only the one that found out.
+        self._failures = 0
 
     async def submit(self, request: IncomingWebhook) -> WebhookAnswer:
         loop = asyncio.get_running_loop()
@@ -110,6 +113,7 @@ class GroupCommitWriter:
                 self._threads.append(thread)
 
     def _run(self) -> None:
+        seen = self._failures
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.max_batch:
@@ -117,7 +121,12 @@ class GroupCommitWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if seen != self._failures:
+                # Another writer's connection broke: this one goes back to the pool, which checks
+                # it before lending it again, rather than failing a batch of its own.
+                connection.close()
             self.write(batch)
+            seen = self._failures
 
     def write(self, batch: list[_Pending]) -> None:
         try:
@@ -129,6 +138,8 @@ class GroupCommitWriter:
             # The writer keeps its pooled connection between batches; a broken one goes back now.
             if connection.errors_occurred or connection.needs_rollback:
                 connection.close()
+                with self._lock:
+                    self._failures += 1
         # One wake-up of each event loop per batch, not one per request.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[WebhookAnswer], WebhookAnswer]]] = {}
         for pending, answer in zip(batch, answers, strict=True):
