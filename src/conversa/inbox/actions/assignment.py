@@ -145,31 +145,32 @@ class _HandOut:
 def capture(*, conversation_id: int, agent: User) -> Conversation:
     """Take a conversation from the general inbox. Atomic: one conditional UPDATE decides the race."""
     require_whatsapp_access(agent)
-    conversation = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent)).first()
-    if conversation is None:
-        raise NotFound(_("Conversation not found."))
-    now = timezone.now()
+    # The race is decided first, by the UPDATE alone: of 200 agents pressing Capture at once, 199
+    # lose, and a loser then reads the conversation once (with its holder) to say why.
+    visible = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent))
     with transaction.atomic():
-        won = Conversation.objects.filter(
-            pk=conversation_id, status=Conversation.Status.NEW, agent__isnull=True
-        ).update(agent=agent, status=Conversation.Status.ATTENDED, attended_at=now)
-        conversation.refresh_from_db()
-        if not won:
-            if conversation.agent_id == agent.pk and conversation.status == Conversation.Status.ATTENDED:
-                return conversation  # a double click: already hers
-            if conversation.status == Conversation.Status.CLOSED:
-                raise Conflict(_("This conversation is already closed."))
-            if conversation.status == Conversation.Status.MENU:
-                raise Conflict(_("The customer is still choosing an option of the menu."))
-            holder_user = conversation.agent
-            named = holder_user is not None and may_know(agent, holder_user)
-            holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
-            raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
-                           extra={"agent": conversation.agent_id if named else None, "agent_name": holder})
-        audit.record(kind=AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
-        publish_conversation(event_types.CONVERSATION_CAPTURED, conversation,
-                             groups.campaign_group(conversation.campaign_id))
-    return conversation
+        won = visible.filter(status=Conversation.Status.NEW, agent__isnull=True).update(
+            agent=agent, status=Conversation.Status.ATTENDED, attended_at=timezone.now())
+        if won:
+            conversation = Conversation.objects.get(pk=conversation_id)
+            audit.record(kind=AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
+            publish_conversation(event_types.CONVERSATION_CAPTURED, conversation,
+                                 groups.campaign_group(conversation.campaign_id))
+            return conversation
+    found = visible.select_related("agent").first()
+    if found is None:
+        raise NotFound(_("Conversation not found."))
+    if found.agent_id == agent.pk and found.status == Conversation.Status.ATTENDED:
+        return found  # a double click: already hers
+    if found.status == Conversation.Status.CLOSED:
+        raise Conflict(_("This conversation is already closed."))
+    if found.status == Conversation.Status.MENU:
+        raise Conflict(_("The customer is still choosing an option of the menu."))
+    holder_user = found.agent
+    named = holder_user is not None and may_know(agent, holder_user)
+    holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
+    raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
+                   extra={"agent": found.agent_id if named else None, "agent_name": holder})
 
 
 def transfer_targets(*, campaign: Campaign, exclude_agent_id: int | None = None) -> list[dict[str, object]]:
