@@ -181,6 +181,29 @@ def test_a_webhook_reaches_an_agent_socket_without_waiting_for_a_poll(deployment
     assert asyncio.run(scenario()) == ["mensaje 0", "mensaje 1", "mensaje 2"]
 
 
+def test_a_reply_enqueued_while_the_worker_idles_is_sent_without_waiting_for_a_poll(deployment: Deployment):
+    """The worker skips the task queue between webhook batches once a look found it empty, until a
+    notification says a task was enqueued: that notification must still bring it there at once
+    (the fallback poll is 60 s here; the reply goes out well before)."""
+    web = deployment.web()
+    deployment.worker("worker", "--interval", "60")
+    for n in range(3):
+        deployment.post_webhook(web, n)
+    poll("the webhooks processed", lambda: deployment.unprocessed() == 0, alive=deployment.check_alive)
+    [(conversation_id,)] = deployment.sql("SELECT id FROM inbox_conversation ORDER BY id LIMIT 1")
+    token = httpx.post(f"{web}/api/v1/auth/token/", data={"username": "agent1", "password": "demo"}, timeout=10)
+    assert token.status_code == 200, token.text
+    api = httpx.Client(base_url=f"{web}/api/v1", timeout=10,
+                       headers={"Authorization": f"Token {token.json()['token']}"})
+    assert api.post(f"/conversations/{conversation_id}/capture/").status_code == 200
+    for n in range(2):  # twice: the second finds the worker idle again after the first
+        sent = api.post(f"/conversations/{conversation_id}/messages/", json={"text": f"respuesta {n}"})
+        assert sent.status_code in (200, 201, 202), sent.text
+        poll(f"reply {n} sent", lambda expected=n + 1: deployment.sql(
+            "SELECT count(*) FROM inbox_message WHERE direction = 'out' AND status NOT IN ('queued', 'failed')"
+        )[0][0] == expected, deadline=20, alive=deployment.check_alive)
+
+
 def test_healthz_is_503_without_live_workers_or_with_an_old_backlog(deployment: Deployment):
     web = deployment.web(CONVERSA_HEALTH_MAX_BACKLOG_AGE="3")
 

@@ -67,6 +67,9 @@ class Listener:
         self.channels = channels
         self._conn: psycopg.Connection[Any] | None = None
         self._seen: dict[str, int] = {}
+        # Channels notified since the last `news()`; all of them after a (re)connect, when
+        # anything may have been missed.
+        self._news: set[str] = set(channels)
 
     @property
     def uses_postgresql(self) -> bool:
@@ -75,10 +78,11 @@ class Listener:
     def open(self) -> None:
         if not self.uses_postgresql:
             with _changed:
-                self._seen = {c: _generation.get(c, 0) for c in self.channels}
+                self._take_local_news()
             return
         if self._conn is not None and not self._conn.closed:
             return
+        self._news.update(self.channels)  # what was sent while nobody listened is unknown
         params = connection.settings_dict
         conn = psycopg.connect(dbname=params["NAME"], user=params["USER"] or None,
                                password=params["PASSWORD"] or None, host=params["HOST"] or None,
@@ -103,24 +107,56 @@ class Listener:
         if not self.uses_postgresql:
             with _changed:
                 woken = _changed.wait_for(self._local_news, timeout=timeout)
-                self._seen = {c: _generation.get(c, 0) for c in self.channels}
+                self._take_local_news()
             return bool(woken)
         try:
             fresh = self._conn is None or self._conn.closed
             self.open()
             if fresh:
+                self._news.update(self.channels)
                 return True
             assert self._conn is not None
-            woken = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            woken = False
+            for notice in self._conn.notifies(timeout=timeout, stop_after=1):
+                woken = True
+                self._news.add(notice.channel)
             if woken:  # several may have queued up while we worked: one look serves them all
-                for _ in self._conn.notifies(timeout=0.0):
-                    pass
+                self._drain()
             return woken
         except psycopg.Error as exc:
             logger.warning("worker listener lost (%s); polling until it reconnects", exc)
             self.close()
+            self._news.update(self.channels)
             time.sleep(timeout)
             return False
+
+    def news(self) -> set[str]:
+        """The channels notified since the last call, without waiting (what `wait` saw included).
+        A worker busy with a backlog calls this between batches, so a notification that arrived
+        meanwhile (an agent's reply enqueued) is seen before the next batch, not after the backlog."""
+        if not self.uses_postgresql:
+            with _changed:
+                self._take_local_news()
+        elif self._conn is not None and not self._conn.closed:
+            try:
+                self._drain()
+            except psycopg.Error as exc:
+                logger.warning("worker listener lost (%s); polling until it reconnects", exc)
+                self.close()
+                self._news.update(self.channels)
+        else:
+            self._news.update(self.channels)
+        news, self._news = self._news, set()
+        return news
+
+    def _drain(self) -> None:
+        assert self._conn is not None
+        for notice in self._conn.notifies(timeout=0.0):
+            self._news.add(notice.channel)
+
+    def _take_local_news(self) -> None:
+        self._news.update(c for c in self.channels if _generation.get(c, 0) != self._seen.get(c, 0))
+        self._seen = {c: _generation.get(c, 0) for c in self.channels}
 
     def _local_news(self) -> bool:
         return any(_generation.get(c, 0) != self._seen.get(c, 0) for c in self.channels)

@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 SWEEP_LEASE = "sweep"
 # Back-off after a database error: 0.5 s doubling up to this, times a random factor in [0.5, 1].
 MAX_BACKOFF = 5.0
+# Seconds a task-queue look that found nothing is trusted without a notification (ConversaWorker).
+TASK_LOOK_AFTER = 0.5
 
 # name → job returning how many items it handled; run in registration order (INSTALLED_APPS).
 _sweeps: dict[str, Callable[[], int]] = {}
@@ -184,7 +186,21 @@ class ConversaWorker(Worker):  # type: ignore[misc]
         ready = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
         return ready if self.process_all_queues else ready.filter(queue_name__in=self.queue_names)
 
+    # When a full look last found the task queue empty (monotonic seconds), forgotten on a TASKS
+    # notification, a fallback poll or a scheduled retry coming due. For TASK_LOOK_AFTER seconds
+    # after such a look the queue is not looked at again between webhook batches: each look is a
+    # locking SELECT in a transaction, and two per batch were a quarter of the worker's CPU at 20
+    # webhooks/s. The bound keeps a task whose notification was missed from waiting any longer.
+    tasks_looked_empty_at: float | None = None
+
+    @property
+    def tasks_may_wait(self) -> bool:
+        looked = self.tasks_looked_empty_at
+        return looked is None or time.monotonic() - looked >= TASK_LOOK_AFTER
+
     def claim_next(self, *, first_only: bool = False) -> DBTaskResult | None:
+        if not self.tasks_may_wait:
+            return None
         ready = self._ready()
         first = [name for name in settings.CONVERSA_FIRST_QUEUES if self.serves(name)]
         tiers = [ready.filter(queue_name__in=first)] if first else []
@@ -196,6 +212,8 @@ class ConversaWorker(Worker):  # type: ignore[misc]
                 if task_result is not None:
                     task_result.claim(self.worker_id)
                     return task_result
+        if not first_only and not self.batch:
+            self.tasks_looked_empty_at = time.monotonic()
         return None
 
     def work_once(self) -> bool:
@@ -230,6 +248,7 @@ class ConversaWorker(Worker):  # type: ignore[misc]
         while self.running and (left := deadline - time.monotonic()) > 0:
             if listener.wait(timeout=left):
                 return
+        self.tasks_looked_empty_at = None  # the fallback poll, or a scheduled retry due: look
 
     def release_all(self) -> None:
         release_claims(worker_id=self.worker_id)
@@ -248,6 +267,8 @@ class ConversaWorker(Worker):  # type: ignore[misc]
                     close_old_connections()
                     if not self.batch:
                         listener.open()  # before looking for work: nothing announced meanwhile is missed
+                        if TASKS in listener.news():
+                            self.tasks_looked_empty_at = None
                     if release_pending:
                         self.release_all()
                         release_pending = False
