@@ -277,7 +277,7 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
 
     # A transferred conversation counts for every agent who held it (closing and first response stay
     # with whoever did them); the transfers' audit entries say who held it before its last agent.
-    for campaign_id, agent_id in _earlier_holders(conversations):
+    for campaign_id, agent_id in _earlier_holders(campaign_ids=ids, rng=rng):
         agent(campaign_id, agent_id).conversations += 1
 
     names = _names(agent_id for _c, agent_id in agents)
@@ -294,10 +294,16 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
     return list(by_campaign.values())
 
 
-def _earlier_holders(conversations: QuerySet[Conversation]) -> list[tuple[int, int]]:
-    """(campaign, agent) once per conversation of `conversations` and agent who held it before a
-    transfer and does not hold it now: one query over the transfers' audit entries."""
-    entries = (AuditEntry.objects.filter(kind=AuditEntry.Kind.TRANSFERRED, conversation__in=conversations.values("pk"))
+def _earlier_holders(*, campaign_ids: list[int], rng: DateRange) -> list[tuple[int, int]]:
+    """(campaign, agent) once per conversation of the campaigns created in the range and agent who
+    held it before a transfer and does not hold it now: one query over the transfers' audit entries.
+    A transfer comes after its conversation was created, so only entries from the range's start on
+    are read (audit_entry.created_at's index), each joined to its conversation by key — not a
+    semi-join against every conversation of the range (100,000 rows in a month of a busy line)."""
+    entries = (AuditEntry.objects.filter(kind=AuditEntry.Kind.TRANSFERRED, created_at__gte=rng.start,
+                                         conversation__campaign_id__in=campaign_ids,
+                                         conversation__created_at__gte=rng.start,
+                                         conversation__created_at__lt=rng.end)
                .values_list("conversation_id", "conversation__campaign_id", "conversation__agent_id", "data")
                .order_by())
     held: set[tuple[int, int, int]] = set()
