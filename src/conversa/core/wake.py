@@ -124,9 +124,7 @@ class Listener:
                 self._drain()
             return woken
         except psycopg.Error as exc:
-            logger.warning("worker listener lost (%s); polling until it reconnects", exc)
-            self.close()
-            self._news.update(self.channels)
+            self._lost(exc)
             time.sleep(timeout)
             return False
 
@@ -141,13 +139,16 @@ class Listener:
             try:
                 self._drain()
             except psycopg.Error as exc:
-                logger.warning("worker listener lost (%s); polling until it reconnects", exc)
-                self.close()
-                self._news.update(self.channels)
+                self._lost(exc)
         else:
             self._news.update(self.channels)
         news, self._news = self._news, set()
         return news
+
+    def _lost(self, exc: psycopg.Error) -> None:
+        logger.warning("worker listener lost (%s); polling until it reconnects", exc)
+        self.close()
+        self._news.update(self.channels)  # what was sent meanwhile is unknown
 
     def _drain(self) -> None:
         assert self._conn is not None

@@ -132,7 +132,6 @@ def message_summary(message: Message) -> dict[str, Any]:
 # They answer exactly what ConversationSerializer / MessageSerializer answer (those stay the
 # documented shape, the OpenAPI schema's source and the single-row answers);
 # tests/inbox/test_list_shapes.py compares both over varied rows.
-_datetimes = datetime_writer  # (conversa.core.api): one time zone lookup per page
 
 
 def _text(value: Any) -> str | None:
@@ -142,7 +141,7 @@ def _text(value: Any) -> str | None:
 def conversation_payload(conversation: Conversation) -> dict[str, Any]:
     """`conversation_summary(conversation)` (the event payload), without DRF;
     tests/inbox/test_event_payloads.py holds the two equal."""
-    c, _datetime = conversation, _datetimes()
+    c, _datetime = conversation, datetime_writer()
     return {
         "id": c.pk, "campaign": c.campaign_id, "line": c.line_id, "status": _text(c.status), "agent": c.agent_id,
         "contact": c.contact_id, "customer_phone": _text(c.customer_phone), "customer_name": _text(c.customer_name),
@@ -154,7 +153,7 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
 
 def message_payload(message: Message) -> dict[str, Any]:
     """`message_summary(message)` (the event payload), without DRF."""
-    m, _datetime = message, _datetimes()
+    m, _datetime = message, datetime_writer()
     return {
         "id": m.pk, "conversation": m.conversation_id, "direction": _text(m.direction), "kind": _text(m.kind),
         "body": _text(m.body), "status": _text(m.status), "error_code": _text(m.error_code),
@@ -169,7 +168,7 @@ def message_payload(message: Message) -> dict[str, Any]:
 def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
     """`ConversationSerializer(conversations, many=True).data` for rows read with their campaign,
     line, agent and contact (the inbox selectors' rows)."""
-    now, _datetime = timezone.now(), _datetimes()
+    now, _datetime = timezone.now(), datetime_writer()
     rows = []
     for c in conversations:
         expires = window_expires_at(c)
@@ -192,7 +191,7 @@ def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, A
 
 def message_list(messages: Iterable[Message]) -> list[dict[str, Any]]:
     """`MessageSerializer(messages, many=True).data` for rows read with their sender (the thread's)."""
-    _datetime = _datetimes()
+    _datetime = datetime_writer()
     return [{
         "id": m.pk, "conversation": m.conversation_id, "direction": _text(m.direction), "kind": _text(m.kind),
         "body": _text(m.body), "payload": m.payload, "media_url": m.media_path or None,

@@ -118,9 +118,6 @@ class Heartbeat:
             logger.warning("presence of %s open console sockets had been removed; recorded again", len(gone))
         return len(gone)
 
-    def stop(self) -> None:
-        self._task.cancel()
-
 
 _heartbeats: dict[asyncio.AbstractEventLoop, Heartbeat] = {}
 
@@ -136,6 +133,3 @@ def heartbeat() -> Heartbeat:
         found = _heartbeats[loop] = Heartbeat()
     return found
 
-
-def existing_heartbeat(loop: asyncio.AbstractEventLoop) -> Heartbeat | None:
-    return _heartbeats.get(loop)
