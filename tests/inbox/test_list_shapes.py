@@ -24,6 +24,7 @@ from conversa.inbox.serializers import (
     ConversationSerializer,
     MessageSerializer,
     conversation_list,
+    conversation_rows,
     message_list,
 )
 from conversa.whatsapp.models import Line, MessageTemplate
@@ -66,17 +67,24 @@ def test_inbox_pages_answer_exactly_what_the_serializer_answers(api, demo):
     agent3.save()
     _varied_conversations(demo["sales_line"], agent=agent3)
     _varied_conversations(demo["support_line"], agent=agent3, prefix="+5491180")
-    for kind, read in (("general", selectors.general_inbox), ("personal", selectors.personal_inbox)):
+    for kind, read, read_values in (("general", selectors.general_inbox, selectors.general_inbox_values),
+                                    ("personal", selectors.personal_inbox, selectors.personal_inbox_values)):
         rows = read(agent3, limit=200).rows
+        plain = read_values(agent3, limit=200).rows
         assert len(rows) >= 12
         documented = ConversationSerializer(rows, many=True).data
         built = conversation_list(rows)
         assert [list(r) for r in built] == [list(r) for r in documented], "same fields, same order"
         assert _as_json(built) == _as_json(documented)
+        from_plain = conversation_rows(plain)  # what the API's pages build, from plain rows
+        assert [list(r) for r in from_plain] == [list(r) for r in documented], "same fields, same order"
+        assert _as_json(from_plain) == _as_json(documented)
+        assert _as_json(conversation_rows(selectors.row_values(c) for c in rows)) == _as_json(documented)
         answered = api("agent3").get(f"/api/v1/inbox/{kind}/?limit=200").json()["results"]
         assert answered == _as_json(documented)
         with timezone.override("America/Argentina/Buenos_Aires"):  # times in the active zone, as DRF's
             assert _as_json(conversation_list(rows)) == _as_json(ConversationSerializer(rows, many=True).data)
+            assert _as_json(conversation_rows(plain)) == _as_json(ConversationSerializer(rows, many=True).data)
     assert {c["agent_name"] for c in answered} == {"Carla Ñandú"}
     assert {c["window_open"] for c in answered} == {True, False}
 

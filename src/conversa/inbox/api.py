@@ -31,7 +31,7 @@ from conversa.inbox.models import Conversation
 from conversa.inbox.serializers import (
     ConversationSerializer,
     MessageSerializer,
-    conversation_list,
+    conversation_rows,
     message_list,
 )
 
@@ -59,7 +59,7 @@ class _InboxView(APIView):
     captured or closed between two pages cause no gaps or duplicates and no page costs a count."""
 
     # Which inbox: the selector that reads one page of it for a user.
-    read_page: Callable[..., selectors.Page[Conversation]]
+    read_page: Callable[..., selectors.Page[dict[str, Any]]]
 
     @extend_schema(parameters=[CURSOR_PARAMETER, INBOX_LIMIT_PARAMETER, PAGE_PARAMETER],
                    responses=ConversationPageSerializer)
@@ -75,7 +75,7 @@ class _InboxView(APIView):
             next_url = replace_query_param(request.build_absolute_uri(), "cursor", page.cursor.encode())
             next_url = remove_query_param(next_url, "page")
         # ConversationSerializer's shape (the schema's ConversationPage), built without a serializer per row.
-        return Response({"next": next_url, "results": conversation_list(page.rows)})
+        return Response({"next": next_url, "results": conversation_rows(page.rows)})
 
 
 @extend_schema_view(get=extend_schema(operation_id="v1_inbox_general_list"))
@@ -83,14 +83,14 @@ class GeneralInboxView(_InboxView):
     """Unassigned conversations of the campaigns the agent works on (the general inbox), oldest
     activity first."""
 
-    read_page = staticmethod(selectors.general_inbox)
+    read_page = staticmethod(selectors.general_inbox_values)
 
 
 @extend_schema_view(get=extend_schema(operation_id="v1_inbox_personal_list"))
 class PersonalInboxView(_InboxView):
     """The agent's own conversations that are not closed (the personal inbox), latest activity first."""
 
-    read_page = staticmethod(selectors.personal_inbox)
+    read_page = staticmethod(selectors.personal_inbox_values)
 
 
 class ConversationDetailView(APIView):

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from conversa.core.api import MAX_ID
 from conversa.core.errors import InvalidInput
 
-M = TypeVar("M", bound=Model)
+R = TypeVar("R")  # a row: a model instance, or a dict of a values() query
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ def decode_cursor(value: str | None, *, field: str) -> Cursor | None:
 
 
 def cursor_of(obj: Any, *, field: str) -> Cursor:
+    """The position of a row: a model instance or a plain row (a dict with `id`)."""
+    if isinstance(obj, dict):
+        return Cursor(at=obj[field], id=obj["id"])
     return Cursor(at=getattr(obj, field), id=obj.pk)
 
 
@@ -77,7 +80,7 @@ def parse_limit(value: str | None, *, default: int, maximum: int, field: str = "
     return limit
 
 
-def _after(qs: QuerySet[M], *, field: str, cursor: Cursor, descending: bool) -> QuerySet[M]:
+def _after(qs: QuerySet[Any, R], *, field: str, cursor: Cursor, descending: bool) -> QuerySet[Any, R]:
     """Rows strictly after `cursor` among rows whose `field` is set. The `gte`/`lte` bound lets
     the index scan start at the cursor; the OR only breaks ties within one timestamp."""
     at = cursor.at
@@ -86,8 +89,8 @@ def _after(qs: QuerySet[M], *, field: str, cursor: Cursor, descending: bool) -> 
     return qs.filter(**{f"{field}__gte": at}).filter(Q(**{f"{field}__gt": at}) | Q(id__gt=cursor.id))
 
 
-def seek(qs: QuerySet[M], *, field: str, cursor: Cursor | None, limit: int, descending: bool,
-         nullable: bool = True) -> list[M]:
+def seek(qs: QuerySet[Any, R], *, field: str, cursor: Cursor | None, limit: int, descending: bool,
+         nullable: bool = True) -> list[R]:
     """Up to `limit` rows of `qs` after `cursor` in (field, id) order (both ascending or both
     descending). Rows whose `field` is empty come last ascending / first descending, fetched
     separately so that each query is one ordered range of the index."""
@@ -97,7 +100,7 @@ def seek(qs: QuerySet[M], *, field: str, cursor: Cursor | None, limit: int, desc
         return list((qs if cursor is None else _after(qs, field=field, cursor=cursor, descending=descending))[:limit])
     valued = qs.filter(**{f"{field}__isnull": False}).order_by(f"{sign}{field}", f"{sign}id")
     empty = qs.filter(**{f"{field}__isnull": True}).order_by(f"{sign}id")
-    segments: list[QuerySet[M]]
+    segments: list[QuerySet[Any, R]]
     if cursor is None:
         segments = [empty, valued] if descending else [valued, empty]
     elif cursor.at is None:
@@ -107,7 +110,7 @@ def seek(qs: QuerySet[M], *, field: str, cursor: Cursor | None, limit: int, desc
         segments = [_after(valued, field=field, cursor=cursor, descending=descending)]
         if not descending:
             segments.append(empty)
-    rows: list[M] = []
+    rows: list[R] = []
     for segment in segments:
         rows += list(segment[: limit - len(rows)])
         if len(rows) >= limit:
@@ -115,13 +118,19 @@ def seek(qs: QuerySet[M], *, field: str, cursor: Cursor | None, limit: int, desc
     return rows
 
 
-def merge(pages: Iterable[list[M]], *, field: str, limit: int, descending: bool) -> list[M]:
+def merge(pages: Iterable[list[R]], *, field: str, limit: int, descending: bool) -> list[R]:
     """The first `limit` rows of several pages each sorted by (field, id): the general inbox reads
-    one ordered index range per campaign and merges them here."""
+    one ordered index range per campaign and merges them here. Rows: model instances or dicts."""
+    pages = list(pages)
+    if len(pages) == 1:
+        return pages[0][:limit]
 
-    def key(row: M) -> tuple[bool, Any, int]:
-        at = getattr(row, field)
-        return (at is None, at or datetime.min, row.pk)
+    def key(row: Any) -> tuple[bool, Any, int]:
+        if isinstance(row, dict):
+            at, pk = row[field], row["id"]
+        else:
+            at, pk = getattr(row, field), row.pk
+        return (at is None, at or datetime.min, pk)
 
     merged = heapq.merge(*pages, key=key, reverse=descending)
     return [row for _index, row in zip(range(limit), merged, strict=False)]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db.models import F, ForeignKey, Model, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -26,6 +27,7 @@ from conversa.inbox.keyset import Cursor, cursor_of, merge, seek
 from conversa.inbox.models import AuditEntry, Conversation, Message
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def may_know(viewer: AnyUser, user: AnyUser) -> bool:
@@ -124,33 +126,97 @@ def _attach_related(rows: list[Conversation]) -> list[Conversation]:
     return rows
 
 
+# The inbox pages as plain rows (the API's inbox pages, the console's lists): the columns they show,
+# each row one dict, no model instance (decisions #64: building one per row, and its unused
+# datetime columns, was most of a 100-row page's CPU after #62). Related names are `<relation>_<name>`.
+_VALUE_FIELDS = ("id", "campaign_id", "line_id", "customer_phone", "customer_user_id", "customer_username",
+                 "customer_profile_name", "contact_id", "agent_id", "status", "is_outbound", "created_at",
+                 "attended_at", "closed_at", "last_inbound_at", "last_message_at", "last_message_preview",
+                 "unread_count", "expired")
+_VALUE_RELATED = {"campaign_name": F("campaign__name"), "line_number": F("line__number"),
+                  "contact_first_name": F("contact__first_name"), "contact_last_name": F("contact__last_name"),
+                  "agent_username": F("agent__username"), "agent_first_name": F("agent__first_name"),
+                  "agent_last_name": F("agent__last_name")}
+
+
+def _value_rows(qs: QuerySet[Conversation]) -> QuerySet[Conversation, dict[str, Any]]:
+    return qs.values(*_VALUE_FIELDS, **_VALUE_RELATED)
+
+
+def customer_name_of(row: dict[str, Any]) -> str:
+    """`Conversation.customer_name` of a plain row (its contact's name columns are None when it has none)."""
+    if row["contact_id"] and row["contact_first_name"] is not None:
+        full = f"{row['contact_first_name']} {row['contact_last_name']}".strip()
+        return full or row["customer_profile_name"] or row["customer_username"]  # type: ignore[no-any-return]
+    return row["customer_profile_name"] or row["customer_username"]  # type: ignore[no-any-return]
+
+
+def row_values(conversation: Conversation) -> dict[str, Any]:
+    """A conversation read with its related rows (`_rows`) as the plain row `_value_rows` reads."""
+    c = conversation
+    row = {name: getattr(c, name) for name in _VALUE_FIELDS}
+    contact, agent = c.contact if c.contact_id else None, c.agent if c.agent_id else None
+    row.update(campaign_name=c.campaign.name if c.campaign_id else None,
+               line_number=c.line.number if c.line_id else None,
+               contact_first_name=contact.first_name if contact else None,
+               contact_last_name=contact.last_name if contact else None,
+               agent_username=agent.username if agent else None,
+               agent_first_name=agent.first_name if agent else None,
+               agent_last_name=agent.last_name if agent else None)
+    return row
+
+
 def campaign_ids_for(user: AnyUser) -> list[int]:
     """The user's campaigns as literal ids: an IN (subquery) hides the partial index from the planner."""
     return sorted(campaigns_for(user).values_list("id", flat=True))
+
+
+def _general_rows(user: AnyUser, *, after: Cursor | None, limit: int,
+                  shape: Callable[[QuerySet[Conversation]], QuerySet[Conversation, R]]) -> list[R]:
+    require_whatsapp_access(user)
+    pages = [
+        seek(shape(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
+                                               campaign_id=campaign_id)),
+             field="last_message_at", cursor=after, limit=limit + 1, descending=False)
+        for campaign_id in campaign_ids_for(user)
+    ]
+    return merge(pages, field="last_message_at", limit=limit + 1, descending=False)
 
 
 def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
     """Unassigned conversations of her campaigns, oldest activity first. One query per campaign,
     each an ordered range of conv_general_inbox_idx (campaign, last_message_at, id; partial on new
     and unassigned), merged: no sort, whatever the size of the inbox."""
-    require_whatsapp_access(user)
-    pages = [
-        seek(_list_rows(Conversation.objects.filter(status=Conversation.Status.NEW, agent__isnull=True,
-                                                    campaign_id=campaign_id)),
-             field="last_message_at", cursor=after, limit=limit + 1, descending=False)
-        for campaign_id in campaign_ids_for(user)
-    ]
-    rows = merge(pages, field="last_message_at", limit=limit + 1, descending=False)
+    rows = _general_rows(user, after=after, limit=limit, shape=_list_rows)
     return _page(_attach_related(rows), limit=limit, field="last_message_at")
+
+
+def general_inbox_values(user: AnyUser, *, after: Cursor | None = None,
+                         limit: int = INBOX_PAGE) -> Page[dict[str, Any]]:
+    """`general_inbox` as plain rows (`_VALUE_FIELDS` and the related names)."""
+    rows = _general_rows(user, after=after, limit=limit, shape=_value_rows)
+    return _page(rows, limit=limit, field="last_message_at")
+
+
+def _personal_rows(user: AnyUser, *, after: Cursor | None, limit: int,
+                   shape: Callable[[QuerySet[Conversation]], QuerySet[Conversation, R]]) -> list[R]:
+    require_whatsapp_access(user)
+    qs = shape(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
+    return seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
 
 
 def personal_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
     """Her open conversations, latest activity first: a backward range of conv_personal_inbox_idx
     (agent, last_message_at, id; partial on not closed)."""
-    require_whatsapp_access(user)
-    qs = _list_rows(Conversation.objects.filter(agent=user.pk).exclude(status=Conversation.Status.CLOSED))
-    rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+    rows = _personal_rows(user, after=after, limit=limit, shape=_list_rows)
     return _page(_attach_related(rows), limit=limit, field="last_message_at")
+
+
+def personal_inbox_values(user: AnyUser, *, after: Cursor | None = None,
+                          limit: int = INBOX_PAGE) -> Page[dict[str, Any]]:
+    """`personal_inbox` as plain rows (`_VALUE_FIELDS` and the related names)."""
+    return _page(_personal_rows(user, after=after, limit=limit, shape=_value_rows), limit=limit,
+                 field="last_message_at")
 
 
 def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:

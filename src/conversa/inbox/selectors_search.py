@@ -9,6 +9,8 @@ conversation and its contact: a containment on both databases (decisions #56).""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
@@ -27,6 +29,7 @@ from conversa.inbox.selectors import (
     _list_rows,
     _page,
     _rows,
+    _value_rows,
     campaign_ids_for,
     visible_conversations,
 )
@@ -35,6 +38,7 @@ SEARCH_MAX_CHARS = 100
 SEARCH_RESULTS = 50
 HISTORY_MAX = 20
 _WORD = re.compile(r"\w+")
+R = TypeVar("R")
 
 
 def _text_matches(text: str) -> QuerySet[Message]:
@@ -68,22 +72,32 @@ def search_conversations(user: AnyUser, *, text: str, limit: int = SEARCH_RESULT
     return list(found[:limit])
 
 
+def _closed_rows(user: AnyUser, *, after: Cursor | None, limit: int,
+                 shape: Callable[[QuerySet[Conversation]], QuerySet[Conversation, R]]) -> list[R]:
+    require_whatsapp_access(user)
+    if is_supervisor(user):
+        pages = [seek(shape(Conversation.objects.filter(campaign_id=campaign_id, status=Conversation.Status.CLOSED)),
+                      field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+                 for campaign_id in campaign_ids_for(user)]
+        return merge(pages, field="last_message_at", limit=limit + 1, descending=True)
+    qs = shape(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
+    return seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+
+
 def closed_conversations(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
     """The Closed tab: her closed conversations, latest first (a backward range of
     conv_personal_inbox_idx: agent, status, last_message_at); a supervisor's, of her campaigns:
     one backward range of conv_general_inbox_idx (campaign, status, last_message_at) per campaign,
     merged, as the general inbox does, so no page sorts every closed conversation."""
-    require_whatsapp_access(user)
-    if is_supervisor(user):
-        pages = [seek(_list_rows(Conversation.objects.filter(campaign_id=campaign_id,
-                                                             status=Conversation.Status.CLOSED)),
-                      field="last_message_at", cursor=after, limit=limit + 1, descending=True)
-                 for campaign_id in campaign_ids_for(user)]
-        rows = merge(pages, field="last_message_at", limit=limit + 1, descending=True)
-    else:
-        qs = _list_rows(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
-        rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+    rows = _closed_rows(user, after=after, limit=limit, shape=_list_rows)
     return _page(_attach_related(rows), limit=limit, field="last_message_at")
+
+
+def closed_conversations_values(user: AnyUser, *, after: Cursor | None = None,
+                                limit: int = INBOX_PAGE) -> Page[dict[str, Any]]:
+    """`closed_conversations` as plain rows (the console's Closed tab)."""
+    return _page(_closed_rows(user, after=after, limit=limit, shape=_value_rows), limit=limit,
+                 field="last_message_at")
 
 
 def _same_customer(conversation: Conversation) -> Q:

@@ -6,9 +6,11 @@ adds the joined and derived fields. A field means the same and has the same valu
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -16,6 +18,7 @@ from conversa.accounts.selectors import display_name
 from conversa.core.api import datetime_writer
 from conversa.core.media import signed_path
 from conversa.inbox.models import Conversation, Message
+from conversa.inbox.selectors import customer_name_of
 from conversa.inbox.window import is_window_open, window_expires_at
 
 
@@ -187,6 +190,34 @@ def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, A
             "window_expires_at": expires.isoformat() if expires else None, "expired": c.expired,
         })
     return rows
+
+
+def conversation_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`conversation_list` of plain rows (the inbox selectors' `*_values`: no model instance)."""
+    now, _datetime = timezone.now(), datetime_writer()
+    window = datetime.timedelta(hours=settings.CONVERSA_WINDOW_HOURS)
+    built = []
+    for r in rows:
+        inbound = r["last_inbound_at"]
+        expires = None if inbound is None else inbound + window
+        agent_name = None
+        if r["agent_id"] is not None:  # display_name: the full name, else the username
+            agent_name = (f"{r['agent_first_name']} {r['agent_last_name']}".strip() or r["agent_username"])
+        built.append({
+            "id": r["id"], "campaign": r["campaign_id"], "campaign_name": _text(r["campaign_name"]),
+            "line": r["line_id"], "line_number": _text(r["line_number"]),
+            "customer_phone": _text(r["customer_phone"]), "customer_name": _text(customer_name_of(r)),
+            "customer_profile_name": _text(r["customer_profile_name"]),
+            "customer_user_id": _text(r["customer_user_id"]), "customer_username": _text(r["customer_username"]),
+            "contact": r["contact_id"], "agent": r["agent_id"], "agent_name": agent_name,
+            "status": _text(r["status"]), "is_outbound": r["is_outbound"], "created_at": _datetime(r["created_at"]),
+            "attended_at": _datetime(r["attended_at"]), "closed_at": _datetime(r["closed_at"]),
+            "last_inbound_at": _datetime(inbound), "last_message_at": _datetime(r["last_message_at"]),
+            "last_message_preview": _text(r["last_message_preview"]), "unread_count": r["unread_count"],
+            "window_open": expires is not None and now < expires,
+            "window_expires_at": expires.isoformat() if expires else None, "expired": r["expired"],
+        })
+    return built
 
 
 def message_list(messages: Iterable[Message]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from conversa.inbox.keyset import cursor_of, decode_cursor
 from conversa.inbox.selectors_notes import thread_notes
 from conversa.inbox.selectors_search import (
     SEARCH_RESULTS,
-    closed_conversations,
+    closed_conversations_values,
     previous_conversation,
     previous_conversations,
     search_conversations,
@@ -36,7 +36,7 @@ def search(request: HttpRequest) -> HttpResponse:
 @htmx_read
 def closed_more(request: HttpRequest) -> HttpResponse:
     """The Closed tab's next page (`?after=`: the cursor the previous page's "More" gave)."""
-    page = closed_conversations(_user(request), after=decode_cursor(request.GET.get("after"), field="after"))
+    page = closed_conversations_values(_user(request), after=decode_cursor(request.GET.get("after"), field="after"))
     return render(request, "web/partials/closed_rows.html", {**closed_rows(page), "after_page": True})
 
 
