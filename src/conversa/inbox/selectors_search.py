@@ -9,7 +9,6 @@ conversation and its contact: a containment on both databases (decisions #56).""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -20,17 +19,18 @@ from django.utils.translation import gettext as _
 from conversa.accounts.selectors import AnyUser, is_supervisor, require_whatsapp_access
 from conversa.campaigns.selectors import campaigns_for
 from conversa.core.errors import InvalidInput, NotFound
-from conversa.inbox.keyset import Cursor, merge, seek
+from conversa.inbox.keyset import Cursor, seek
 from conversa.inbox.models import Conversation, Message
 from conversa.inbox.selectors import (
     INBOX_PAGE,
+    MODEL_ROWS,
+    PLAIN_ROWS,
     Page,
-    _attach_related,
-    _list_rows,
+    RowShape,
     _page,
     _rows,
-    _value_rows,
     campaign_ids_for,
+    merged_page,
     visible_conversations,
 )
 
@@ -38,7 +38,7 @@ SEARCH_MAX_CHARS = 100
 SEARCH_RESULTS = 50
 HISTORY_MAX = 20
 _WORD = re.compile(r"\w+")
-R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _text_matches(text: str) -> QuerySet[Message]:
@@ -72,16 +72,17 @@ def search_conversations(user: AnyUser, *, text: str, limit: int = SEARCH_RESULT
     return list(found[:limit])
 
 
-def _closed_rows(user: AnyUser, *, after: Cursor | None, limit: int,
-                 shape: Callable[[QuerySet[Conversation]], QuerySet[Conversation, R]]) -> list[R]:
+def _closed_page(user: AnyUser, *, after: Cursor | None, limit: int, shape: RowShape[T]) -> Page[T]:
     require_whatsapp_access(user)
     if is_supervisor(user):
-        pages = [seek(shape(Conversation.objects.filter(campaign_id=campaign_id, status=Conversation.Status.CLOSED)),
-                      field="last_message_at", cursor=after, limit=limit + 1, descending=True)
-                 for campaign_id in campaign_ids_for(user)]
-        return merge(pages, field="last_message_at", limit=limit + 1, descending=True)
-    qs = shape(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
-    return seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+        sources = [Conversation.objects.filter(campaign_id=campaign_id, status=Conversation.Status.CLOSED)
+                   for campaign_id in campaign_ids_for(user)]
+        if not sources:
+            return Page(rows=[], cursor=None)
+        return merged_page(sources, after=after, limit=limit, descending=True, shape=shape)
+    qs = shape.query(Conversation.objects.filter(agent=user.pk, status=Conversation.Status.CLOSED))
+    rows = seek(qs, field="last_message_at", cursor=after, limit=limit + 1, descending=True)
+    return _page(shape.rows(rows), limit=limit, field="last_message_at")
 
 
 def closed_conversations(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
@@ -89,15 +90,13 @@ def closed_conversations(user: AnyUser, *, after: Cursor | None = None, limit: i
     conv_personal_inbox_idx: agent, status, last_message_at); a supervisor's, of her campaigns:
     one backward range of conv_general_inbox_idx (campaign, status, last_message_at) per campaign,
     merged, as the general inbox does, so no page sorts every closed conversation."""
-    rows = _closed_rows(user, after=after, limit=limit, shape=_list_rows)
-    return _page(_attach_related(rows), limit=limit, field="last_message_at")
+    return _closed_page(user, after=after, limit=limit, shape=MODEL_ROWS)
 
 
 def closed_conversations_values(user: AnyUser, *, after: Cursor | None = None,
                                 limit: int = INBOX_PAGE) -> Page[dict[str, Any]]:
     """`closed_conversations` as plain rows (the console's Closed tab)."""
-    return _page(_closed_rows(user, after=after, limit=limit, shape=_value_rows), limit=limit,
-                 field="last_message_at")
+    return _closed_page(user, after=after, limit=limit, shape=PLAIN_ROWS)
 
 
 def _same_customer(conversation: Conversation) -> Q:

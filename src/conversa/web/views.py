@@ -197,7 +197,8 @@ def _conversation_context(request: HttpRequest, conversation: Conversation) -> d
                                                     status=MessageTemplate.Status.APPROVED).order_by("name"))
     for template in templates:  # labelled and prefilled from the contact (web/template_params.py)
         template.param_specs = param_specs_json(template, conversation)  # type: ignore[attr-defined]
-    disposition = Disposition.objects.filter(conversation=conversation).select_related("option").first()
+    disposition = (Disposition.objects.filter(conversation=conversation).select_related("option").first()
+                   if conversation.status == Conversation.Status.CLOSED else None)  # shown on closed ones only
     return {
         "c": conversation,
         "mine": mine,
