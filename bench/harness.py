@@ -230,7 +230,9 @@ class Stack:
                             "--host", "127.0.0.1", "--port", str(self.web_port), "--workers",
                             str(self.web_processes), "--loop", "uvloop", "--http", "httptools",
                             "--no-access-log", "--timeout-graceful-shutdown", "5",
-                            # As make run-prod (decisions #59); BENCH_WS_DEFLATE=1 measures the old default.
+                            # As make run-prod (decisions #59, #64); BENCH_WS_DEFLATE=1 measures the old
+                            # default, BENCH_WS=websockets uvicorn's older websockets implementation.
+                            "--ws", os.environ.get("BENCH_WS", "websockets-sansio"),
                             "--ws-per-message-deflate",
                             "true" if os.environ.get("BENCH_WS_DEFLATE") == "1" else "false"],
                     env=self.env)

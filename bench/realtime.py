@@ -15,6 +15,8 @@ re-read interval), every event the log addressed to the campaign must be on ever
 counted: duplicates. Prints one JSON document.
 
 Usage: .venv/bin/python bench/realtime.py [AGENTS] [RATE] [LOAD_SECONDS]
+BENCH_PROFILE_DIR=<dir> records the web processes with py-spy during the load phase (collapsed
+stacks, one file per process).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ CONNECT_CONCURRENCY = 50
 PREFIX = "bench-rt"
 # "batch" as the console asks (what piled up comes as one array frame), or "single": one per event.
 FRAMES = os.environ.get("BENCH_RT_FRAMES", "batch")
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 
 MAKE_AGENTS = """
 import json
@@ -252,6 +256,18 @@ def cpu_used(before: dict[str, float], after: dict[str, float], seconds: float) 
     return {name: round((after[name] - before.get(name, 0.0)) / seconds, 2) for name in after}
 
 
+def profiled(stack: Stack, *, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each web process (uvicorn's workers) for `seconds`, when PROFILE_DIR is set."""
+    if not PROFILE_DIR:
+        return []
+    Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--duration",
+                              str(int(seconds)), "--nonblocking", "--output", f"{PROFILE_DIR}/web-{pid}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in _descendants(stack._procs["web"].pid)]
+
+
 def last_event_id(stack: Stack) -> int:
     return int(stack.sql("SELECT coalesce(max(id), 0) FROM realtime_event")[0][0])
 
@@ -300,10 +316,14 @@ async def run(stack: Stack) -> dict[str, Any]:
             socket.arrivals.clear()
         load_started = time.perf_counter()
         cpu_before = cpu_snapshot(stack)
+        spies = profiled(stack, seconds=LOAD_SECONDS)
         posted = await post_webhooks(client, line=line, secret=secret, phase="load", rate=RATE, seconds=LOAD_SECONDS)
         post_seconds = time.perf_counter() - load_started
         await wait_processed(stack, 120)
-        result["load_cores_used"] = cpu_used(cpu_before, cpu_snapshot(stack), time.perf_counter() - load_started)
+        cpu_after = cpu_snapshot(stack)
+        result["load_cores_used"] = cpu_used(cpu_before, cpu_after, time.perf_counter() - load_started)
+        for spy in spies:
+            spy.wait(timeout=60)
         upto = last_event_id(stack)
         expected = set(campaign_events(stack, campaign, before, upto))
         drain_end = time.monotonic() + DRAIN
@@ -321,6 +341,10 @@ async def run(stack: Stack) -> dict[str, Any]:
             "deliveries_expected": len(expected) * len(sockets), "deliveries_missed": missed,
             "duplicates": duplicates, "frames_per_second": round(frames / max(post_seconds, 1e-9)),
             "sockets_closed_by_server": sum(s.closed for s in sockets),
+            # CPU time, so comparable on a busy machine (the whole phase: webhooks and catch-up too).
+            "web_cpu_us_per_delivery": round(1e6 * (cpu_after["web_processes"] - cpu_before["web_processes"])
+                                             / max(frames, 1), 2),
+            "client_cpu_us_per_delivery": round(1e6 * (cpu_after["client"] - cpu_before["client"]) / max(frames, 1), 2),
         }
         p99, base99 = result["load_ms"].get("p99"), result["baseline_1_socket_ms"].get("p99")
         if p99 is not None and base99:

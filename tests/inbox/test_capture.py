@@ -8,6 +8,7 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
@@ -92,3 +93,37 @@ def test_concurrent_captures_exactly_one_wins(live_server, customer_says, racers
         assert all(name == winner for code, name in outcomes[conversation.pk] if code == 409)
     print(f"\n[capture race] vendor={connection.vendor} conversations={len(conversations)} "
           f"agents={racers}: each conversation 1 winner, {racers - 1} x 409")
+
+
+def test_a_capture_that_finds_the_conversation_taken_costs_what_reading_oneself_costs(api, customer_says):
+    """Of 200 agents pressing Capture at once, 199 find it taken: their answer is one read (with
+    the holder), no transaction and no UPDATE, as many statements as `GET /api/v1/me/`."""
+    conversation = customer_says("Hola")
+    agent1 = api("agent1")
+    assert api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/").status_code == 200
+    agent1.get("/api/v1/me/")  # anything loaded once per process is loaded
+    with CaptureQueriesContext(connection) as me:
+        assert agent1.get("/api/v1/me/").status_code == 200
+    with CaptureQueriesContext(connection) as lost:
+        response = agent1.post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert response.status_code == 409
+    assert response.json()["extra"]["agent_name"] == "Martín Pérez"
+    statements = [q["sql"] for q in lost.captured_queries]
+    assert not [sql for sql in statements if sql.startswith(("UPDATE", "BEGIN", "SAVEPOINT"))], statements
+    assert len(statements) <= len(me.captured_queries), statements
+
+
+def test_a_holder_outside_the_conversations_campaign_is_named_only_to_who_shares_a_campaign_with_her(
+        api, customer_says):
+    conversation = customer_says("Hola")  # Sales
+    outsider = get_user_model().objects.create_user("outsider", first_name="Olga", last_name="Ruiz")
+    AgentProfile.objects.create(user=outsider, group=AgentGroup.objects.get(name="WhatsApp agents"))
+    Campaign.objects.get(name="Support").agents.add(outsider)  # agent3 works on Support too; agent1 does not
+    Conversation.objects.filter(pk=conversation.pk).update(agent=outsider, status=Conversation.Status.ATTENDED)
+    shares = api("agent3").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert shares.status_code == 409
+    assert shares.json()["extra"] == {"agent": outsider.pk, "agent_name": "Olga Ruiz"}
+    stranger = api("agent1").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert stranger.status_code == 409
+    assert stranger.json()["extra"] == {"agent": None, "agent_name": "another agent"}
+    assert "Olga" not in stranger.content.decode()

@@ -50,6 +50,11 @@ OUTBOX_LIMIT = 2000
 TRY_AGAIN_LATER = 1013
 # The most frames one batched frame carries (?frames=batch).
 BATCH_LIMIT = 200
+# Scope key of the server's ASGI `send`, as uvicorn handed it over (realtime.routing keeps it).
+# Channels' session middleware wraps `send` to save the session on HTTP responses; for every
+# websocket frame it still read the lazy session twice, as much Python as the rest of a frame's
+# way to the socket. websocket.send is not a message it saves on, so frames skip it.
+SERVER_SEND = "conversa.server_send"
 
 
 def _parse_event_id(value: Any) -> int | None:
@@ -109,7 +114,11 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # Live events that arrive while hello and catch-up are being prepared wait here, so the
         # client gets hello first and the replay before what happened after it.
         self._held: list[LiveEvent] | None = []
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        # Frames waiting for the writer, and the writer's wake-up while it has none (a deque and
+        # one future rather than an asyncio.Queue: the frame of one event is queued on hundreds
+        # of sockets at once).
+        self._outbox: deque[str] = deque()
+        self._wake: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._hub: Hub | None = None
@@ -212,25 +221,36 @@ class EventStreamConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     def _enqueue(self, text: str) -> None:
         if self._writer is None or self._writer.done():
             return
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
+        if len(self._outbox) >= OUTBOX_LIMIT:
             logger.warning("a websocket client fell %s frames behind; closing it (it catches up on reconnect)",
                            OUTBOX_LIMIT)
             self._writer.cancel()
             # Kept referenced: the loop holds tasks only weakly.
             self._closing = asyncio.get_running_loop().create_task(self.close(code=TRY_AGAIN_LATER))
             return
-        self._outbox.put_nowait(text)
+        self._outbox.append(text)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
     async def _write_forever(self) -> None:
+        send = self.scope.get(SERVER_SEND) or self.base_send
+        loop = asyncio.get_running_loop()
         while True:
-            text = await self._outbox.get()
-            if self._batched and not self._outbox.empty():
+            if not self._outbox:
+                self._wake = loop.create_future()
+                await self._wake
+            outbox = self._outbox
+            text = outbox.popleft()
+            if self._batched and outbox:
                 texts = [text]
-                while len(texts) < BATCH_LIMIT and not self._outbox.empty():
-                    texts.append(self._outbox.get_nowait())
+                while len(texts) < BATCH_LIMIT and outbox:
+                    texts.append(outbox.popleft())
                 text = f"[{','.join(texts)}]"
             try:
-                await self.send(text_data=text)
+                await send({"type": "websocket.send", "text": text})
             except Exception:
                 # The client went away mid-write; its disconnect (from the server) ends the rest.
                 logger.debug("writing to a closed websocket", exc_info=True)

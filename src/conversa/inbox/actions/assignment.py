@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from typing import NamedTuple
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -145,32 +147,77 @@ class _HandOut:
 def capture(*, conversation_id: int, agent: User) -> Conversation:
     """Take a conversation from the general inbox. Atomic: one conditional UPDATE decides the race."""
     require_whatsapp_access(agent)
-    # The race is decided first, by the UPDATE alone: of 200 agents pressing Capture at once, 199
-    # lose, and a loser then reads the conversation once (with its holder) to say why.
-    visible = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent))
-    with transaction.atomic():
-        won = visible.filter(status=Conversation.Status.NEW, agent__isnull=True).update(
-            agent=agent, status=Conversation.Status.ATTENDED, attended_at=timezone.now())
-        if won:
-            conversation = Conversation.objects.get(pk=conversation_id)
-            audit.record(kind=AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
-            publish_conversation(event_types.CONVERSATION_CAPTURED, conversation,
-                                 groups.campaign_group(conversation.campaign_id))
-            return conversation
-    found = visible.select_related("agent").first()
+    # Of 200 agents pressing Capture at once, all but the first few find it taken: for them one
+    # read says why, outside any transaction. Only a conversation still waiting goes to the race,
+    # which the UPDATE alone decides.
+    found = _capture_state(conversation_id=conversation_id, agent=agent)
+    if found is not None and found.status == Conversation.Status.NEW and found.agent_id is None:
+        visible = Conversation.objects.filter(pk=conversation_id, campaign__in=campaigns_for(agent))
+        with transaction.atomic():
+            won = visible.filter(status=Conversation.Status.NEW, agent__isnull=True).update(
+                agent=agent, status=Conversation.Status.ATTENDED, attended_at=timezone.now())
+            if won:
+                # With what the answer shows (the API's ConversationSerializer, the console's pane).
+                conversation = Conversation.objects.select_related("campaign", "line", "agent").get(pk=conversation_id)
+                audit.record(kind=AuditEntry.Kind.CAPTURED, actor=agent, conversation=conversation)
+                publish_conversation(event_types.CONVERSATION_CAPTURED, conversation,
+                                     groups.campaign_group(conversation.campaign_id))
+                return conversation
+        found = _capture_state(conversation_id=conversation_id, agent=agent)  # lost the race: who won it
     if found is None:
         raise NotFound(_("Conversation not found."))
     if found.agent_id == agent.pk and found.status == Conversation.Status.ATTENDED:
-        return found  # a double click: already hers
+        # A double click: already hers.
+        return Conversation.objects.select_related("campaign", "line", "agent").get(pk=conversation_id)
     if found.status == Conversation.Status.CLOSED:
         raise Conflict(_("This conversation is already closed."))
     if found.status == Conversation.Status.MENU:
         raise Conflict(_("The customer is still choosing an option of the menu."))
-    holder_user = found.agent
-    named = holder_user is not None and may_know(agent, holder_user)
-    holder = display_name(holder_user) if holder_user is not None and named else _("another agent")
-    raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder},
-                   extra={"agent": found.agent_id if named else None, "agent_name": holder})
+    holder = found.holder
+    # The conversation's campaign is one of hers (it is visible), so a holder working on that
+    # campaign is someone she may know without asking (may_know's own query is the rare case).
+    named = holder is not None and (found.holder_in_campaign or may_know(agent, holder))
+    holder_name = display_name(holder) if holder is not None and named else _("another agent")
+    raise Conflict(_("Already taken by %(agent)s.") % {"agent": holder_name},
+                   extra={"agent": found.agent_id if named else None, "agent_name": holder_name})
+
+
+class _CaptureState(NamedTuple):
+    status: str
+    agent_id: int | None
+    holder: User | None  # id and names only
+    holder_in_campaign: bool
+
+
+def _capture_state(*, conversation_id: int, agent: User) -> _CaptureState | None:
+    """What a capture needs to know about a conversation `agent` may see (None: not found or not
+    visible), in one statement: its status and holder, and whether the holder is an agent or
+    supervisor of the conversation's campaign. Written as SQL because the same read through the
+    ORM (a visibility subquery and two EXISTS annotations) cost 2.3 ms of Python against 0.2 ms
+    for a plain read by key, and 199 of 200 agents of a burst make only this read; the visibility
+    rule itself is campaigns_for's, compiled by Django."""
+    try:
+        visible_sql, visible_params = campaigns_for(agent).values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    conversation, user = Conversation._meta.db_table, User._meta.db_table
+    agents, supervisors = Campaign.agents.through._meta.db_table, Campaign.supervisors.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.status, c.agent_id, u.first_name, u.last_name, u.username, "  # noqa: S608 (names from _meta)
+            f"EXISTS (SELECT 1 FROM {agents} a WHERE a.campaign_id = c.campaign_id AND a.user_id = c.agent_id) "
+            f"OR EXISTS (SELECT 1 FROM {supervisors} s WHERE s.campaign_id = c.campaign_id "
+            f"AND s.user_id = c.agent_id) "
+            f"FROM {conversation} c LEFT JOIN {user} u ON u.id = c.agent_id "
+            f"WHERE c.id = %s AND c.campaign_id IN ({visible_sql})",
+            [conversation_id, *visible_params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status, agent_id, first_name, last_name, username, holder_in_campaign = row
+    holder = (User(pk=agent_id, first_name=first_name or "", last_name=last_name or "", username=username or "")
+              if agent_id is not None else None)
+    return _CaptureState(status=status, agent_id=agent_id, holder=holder, holder_in_campaign=bool(holder_in_campaign))
 
 
 def transfer_targets(*, campaign: Campaign, exclude_agent_id: int | None = None) -> list[dict[str, object]]:
