@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import F, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
@@ -98,6 +99,11 @@ def seek(qs: QuerySet[Any, R], *, field: str, cursor: Cursor | None, limit: int,
     if not nullable:
         qs = qs.order_by(f"{sign}{field}", f"{sign}id")
         return list((qs if cursor is None else _after(qs, field=field, cursor=cursor, descending=descending))[:limit])
+    if cursor is None and connections[qs.db].vendor == "postgresql":
+        # PostgreSQL sorts NULLs last ascending and first descending, as the segments below do, and
+        # its btree serves exactly that order either way: one query for the first page.
+        at = F(field).desc(nulls_first=True) if descending else F(field).asc(nulls_last=True)
+        return list(qs.order_by(at, f"{sign}id")[:limit])
     valued = qs.filter(**{f"{field}__isnull": False}).order_by(f"{sign}{field}", f"{sign}id")
     empty = qs.filter(**{f"{field}__isnull": True}).order_by(f"{sign}id")
     segments: list[QuerySet[Any, R]]

@@ -290,7 +290,9 @@ def get_visible_conversation(user: AnyUser, conversation_id: int, *, with_relate
     the visibility rules checked on it (decisions #64): her own conversation costs no campaign query."""
     require_whatsapp_access(user)
     rows = Conversation.objects.filter(pk=conversation_id)
-    conversation = (_with_related(rows) if with_related else rows).first()
+    # The pane and side panel show the contact database's fields: joined too.
+    conversation = (_with_related(rows).select_related("campaign__contact_database") if with_related
+                    else rows).first()
     if conversation is None or not _may_open(user, conversation):
         # Same answer whether it does not exist or belongs to someone else: nothing leaks.
         raise NotFound(_("Conversation not found."))
