@@ -19,7 +19,7 @@ from conversa.campaigns.models import Campaign, DispositionOption
 from conversa.core import worker
 from conversa.inbox.models import Conversation, Message
 from conversa.reports import rollups
-from conversa.reports.models import MessageCount, RolledUpDay
+from conversa.reports.models import HourlyMessageCount, MessageCount, RolledUpDay, RolledUpHour
 from conversa.whatsapp.models import Line, MessageTemplate
 
 
@@ -148,3 +148,98 @@ def test_the_worker_sweep_keeps_rollups(demo: dict[str, Any]) -> None:
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(days=4))
     assert worker.sweep()["report_rollups"] >= 3
     assert MessageCount.objects.get().count == 1
+
+
+# --------------------------------------------------------------------------- hourly rollups
+def _message(conversation: Conversation, *, at: datetime, direction: str = "in", sender: User | None = None) -> Message:
+    message = Message.objects.create(conversation=conversation, line=conversation.line, direction=direction,
+                                     sender=sender)
+    Message.objects.filter(pk=message.pk).update(created_at=at)
+    return message
+
+
+def test_hours_outside_rolled_up_days_are_read_from_their_rollup(api: Callable[[str], APIClient],
+                                                                 demo: dict[str, Any]) -> None:
+    line = Line.objects.get(number="+15550100001")
+    agent = User.objects.get(username="agent1")
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000005",
+                                               status=Conversation.Status.CLOSED)
+    t0 = rollups.hour_start(timezone.now()) - timedelta(hours=5)
+    early = _message(conversation, at=t0 + timedelta(minutes=10))  # the range's partial first hour
+    rolled = _message(conversation, at=t0 + timedelta(hours=1, minutes=5))
+    _message(conversation, at=t0 + timedelta(hours=2, minutes=59), direction="out", sender=agent)
+    late = _message(conversation, at=t0 + timedelta(hours=4, minutes=30))  # the range's partial last hour
+    _message(conversation, at=t0 + timedelta(hours=4, minutes=50))  # after the range
+    _message(conversation, at=t0 + timedelta(minutes=2))  # before it
+    client = api("supervisor")
+    window = {"from": (t0 + timedelta(minutes=5)).isoformat(), "to": (t0 + timedelta(hours=4, minutes=45)).isoformat()}
+    counted = _sales(client, **window)
+    assert (counted["messages_received"], counted["messages_sent"]) == (3, 1)
+    agents = {a["name"]: a["messages_sent"] for a in counted["agents"]}
+    assert agents == {"Laura Gómez": 1}
+
+    for n in range(5):
+        assert rollups.roll_up_hour(t0 + timedelta(hours=n))
+    assert not RolledUpDay.objects.exists()
+    assert _sales(client, **window) == counted
+    # Where each figure is read from: a rolled-up hour lying inside the range from its rollup...
+    Message.objects.filter(pk=rolled.pk).delete()
+    assert _sales(client, **window)["messages_received"] == 3
+    # ...the range's partial hours from the messages.
+    Message.objects.filter(pk__in=[early.pk, late.pk]).delete()
+    assert _sales(client, **window)["messages_received"] == 1
+    assert rollups.roll_up_hour(t0 + timedelta(hours=1))  # again: replaced, never doubled
+    assert _sales(client, **window)["messages_received"] == 0
+    assert HourlyMessageCount.objects.filter(hour__hour=t0 + timedelta(hours=1)).count() == 0
+
+
+def test_a_partial_first_day_and_today_give_the_figures_counting_gave(api: Callable[[str], APIClient],
+                                                                      scenario: dict[str, Any]) -> None:
+    today = timezone.localdate()
+    first_day = rollups.day_start(today - timedelta(days=3))
+    _move(scenario["c1"], first_day + timedelta(hours=10, minutes=17))  # in the range's partial first day
+    _move(scenario["c4"], first_day + timedelta(hours=7))  # the same day, before the range starts
+    _move(scenario["c2"], first_day + timedelta(days=1, hours=12))  # a whole day inside the range
+    client = api("supervisor")
+    days = {"from": (first_day + timedelta(hours=9)).isoformat(), "to": str(today)}  # today included
+    counted = ok(client.get("/api/v1/reports/summary/", days))
+    assert not RolledUpDay.objects.exists()
+
+    now = timezone.now()
+    assert rollups.roll_up_settled_days(now=now) >= 3
+    # Then the hours after the last settled day, up to the last settled one (today's, mostly).
+    after_days = rollups.hour_start(rollups.day_start(rollups.last_settled_day(now) + timedelta(days=1)))
+    live_from = rollups.last_settled_hour(now) + rollups.HOUR
+    assert rollups.roll_up_settled_hours(now=now) == (live_from - after_days) // rollups.HOUR
+    assert ok(client.get("/api/v1/reports/summary/", days)) == counted
+
+    # Every message before the last unsettled hours is read from a rollup now: removing them
+    # changes nothing...
+    assert Message.objects.filter(created_at__lt=live_from, conversation=scenario["c1"]).exists()
+    Message.objects.filter(created_at__lt=live_from).delete()
+    assert ok(client.get("/api/v1/reports/summary/", days)) == counted
+    # ...and what arrives now is counted from the messages.
+    sales = _sales(client, **days)
+    _message(scenario["c3"], at=timezone.now())
+    assert _sales(client, **days)["messages_received"] == sales["messages_received"] + 1
+
+
+def test_only_settled_hours_after_the_last_settled_day_are_rolled_up(demo: dict[str, Any]) -> None:
+    line = Line.objects.get(number="+15550100001")
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000006",
+                                               status=Conversation.Status.CLOSED)
+    midnight = rollups.day_start(timezone.localdate())
+    _message(conversation, at=midnight - timedelta(hours=1, minutes=30))  # 22:30 yesterday
+    # Half an hour after midnight, yesterday is not settled: its hours are, but for the last one.
+    assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=30)) == 23
+    assert RolledUpHour.objects.order_by("hour").last().hour == midnight - timedelta(hours=2)
+    counts = HourlyMessageCount.objects.get()
+    assert (counts.hour.hour, counts.campaign_id, counts.direction, counts.sender_id, counts.count) == (
+        midnight - timedelta(hours=2), line.campaign_id, "in", None, 1)
+    assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=30)) == 0  # nothing left
+    # Once yesterday settles, its rollup counts its hours again (replaced, never doubled).
+    assert rollups.roll_up_settled_days(now=midnight + timedelta(minutes=90)) == 1
+    assert RolledUpHour.objects.filter(hour__gte=midnight - timedelta(days=1), hour__lt=midnight).count() == 24
+    assert HourlyMessageCount.objects.get().count == 1
+    assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=90)) == 0  # 00:00 ends at 01:00
+    assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=121)) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -175,3 +177,44 @@ def test_documented_in_openapi(path: str, demo: dict[str, Any]) -> None:
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert path in schema.json()["paths"]
+
+
+def test_durations_are_medians_and_averages_of_the_clamped_values(demo: dict[str, Any]) -> None:
+    """Medians (odd and even counts), averages, sub-second values and clocks that disagree (a
+    duration below zero counts as zero), as statistics.median/fmean of the seconds give them."""
+    sales = Campaign.objects.get(name="Sales")
+    line = Line.objects.filter(campaign=sales).first()
+    assert line is not None
+    agent1, agent2 = User.objects.get(username="agent1"), User.objects.get(username="agent2")
+    t0 = timezone.now() - timedelta(hours=2)
+    # (outbound, agent, to capture, to first response, to close), in seconds
+    rows = [(False, agent1, -30, 45.5, 100), (False, agent1, 10, -2, 200), (False, agent2, 20.25, 61, 300.5),
+            (False, agent2, 35, None, 401), (False, None, None, None, -5), (True, agent1, 400, 3, 1000),
+            (False, agent2, 400, 7.125, None)]
+    for n, (outbound, agent, capture, reply, close) in enumerate(rows):
+        Conversation.objects.create(
+            line=line, campaign=sales, customer_phone=f"+54911777{n:05d}", agent=agent, is_outbound=outbound,
+            status=Conversation.Status.CLOSED if close is not None else Conversation.Status.ATTENDED,
+            attended_at=t0 + timedelta(seconds=capture) if capture is not None else None,
+            first_response_at=t0 + timedelta(seconds=reply) if reply is not None else None,
+            closed_at=t0 + timedelta(seconds=close) if close is not None else None)
+    Conversation.objects.filter(campaign=sales).update(created_at=t0)
+
+    def figures(seconds: list[float]) -> dict[str, Any]:
+        values = [max(s, 0.0) for s in seconds]
+        return {"count": len(values), "median": round(statistics.median(values), 1),
+                "average": round(statistics.fmean(values), 1)}
+
+    result = {s.name: s for s in selectors.summary(Campaign.objects.all(), selectors.parse_range(None, None))}
+    summary = result["Sales"]
+    inbound = [r for r in rows if not r[0]]
+    assert asdict(summary.time_to_capture) == figures([r[2] for r in inbound if r[2] is not None])
+    assert asdict(summary.first_response) == figures([r[3] for r in inbound if r[3] is not None])
+    assert asdict(summary.resolution) == figures([r[4] for r in rows if r[4] is not None])  # outbound too
+    assert summary.time_to_capture.median == 20.2 and summary.resolution.median == 250.2  # odd, even count
+    assert summary.first_response.average == round((45.5 + 0 + 61 + 7.125) / 4, 1)
+    agents = {a.agent_id: a for a in summary.agents}
+    assert agents[agent1.pk].first_response_avg == round((45.5 + 0) / 2, 1)  # inbound only
+    assert agents[agent2.pk].first_response_avg == round((61 + 7.125) / 2, 1)
+    assert (agents[agent1.pk].conversations, agents[agent1.pk].closed) == (3, 3)
+    assert (summary.conversations, summary.conversations_outbound, summary.attended, summary.closed) == (7, 1, 6, 6)

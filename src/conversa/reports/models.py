@@ -42,3 +42,37 @@ class MessageCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day_id} {self.campaign_id} {self.direction} {self.sender_id}: {self.count}"
+
+
+class RolledUpHour(models.Model):
+    """An hour (UTC hours: whole in every time zone but a few with half-hour offsets) whose messages
+    are counted in HourlyMessageCount: the reports read them for the parts of a range that are not
+    whole rolled-up days (today, a partial first or last day) instead of the messages."""
+
+    hour = models.DateTimeField(_("hour"), unique=True)  # its start
+    rolled_up_at = models.DateTimeField(_("rolled up at"))
+
+    class Meta:
+        verbose_name = _("rolled-up hour")
+        verbose_name_plural = _("rolled-up hours")
+
+    def __str__(self) -> str:
+        return self.hour.isoformat()
+
+
+class HourlyMessageCount(models.Model):
+    """Messages of one hour, campaign, direction and sender (None: the customer or the system)."""
+
+    hour = models.ForeignKey(RolledUpHour, on_delete=models.CASCADE, related_name="counts")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    direction = models.CharField(max_length=3)
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="+")
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("hourly message count")
+        verbose_name_plural = _("hourly message counts")
+
+    def __str__(self) -> str:
+        return f"{self.hour_id} {self.campaign_id} {self.direction} {self.sender_id}: {self.count}"

@@ -6,13 +6,14 @@ agents (#12874) because they looped. The query count of `summary()` and `live_sn
 depend on how many conversations, agents or campaigns there are (tests/reports/test_summary.py,
 test_query_count_does_not_grow, holds this).
 
-Nor does their cost grow with the whole history: message counts come from daily rollups
-(reports.rollups) with only the days not rolled up counted from the messages, and conversation
-figures from one slim row per conversation of the range (its first response stored on it,
-`first_response_at`), read from one covering index on PostgreSQL (`conv_report_idx`). Durations
-are computed in Python from those rows: datetime subtraction and medians differ between SQLite and
-PostgreSQL, and a median needs the values anyway. That query's row count grows with the range,
-its number does not.
+Nor does their cost grow with the whole history: message counts come from daily and hourly
+rollups (reports.rollups) with only the last unsettled hour or two (and anything not rolled up)
+counted from the messages, and conversation figures are aggregated by the database over the
+range's conversations (their first response stored on them, `first_response_at`), read from one
+covering index on PostgreSQL (`conv_report_idx`): a few dozen rows come back, not one per
+conversation. Durations are subtracted and clamped at zero by the database and their medians are
+PostgreSQL's percentile_cont (a Python aggregate registered on SQLite, which has none). That
+work grows with the range's conversations; the number of queries does not.
 """
 
 from __future__ import annotations
@@ -25,14 +26,30 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FilteredRelation,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from conversa.accounts.selectors import AnyUser, is_supervisor
-from conversa.campaigns.models import Campaign, Disposition, DispositionOption
+from conversa.campaigns.models import Campaign
 from conversa.campaigns.selectors import campaigns_for
 from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
@@ -129,11 +146,12 @@ class Durations:
     average: float | None = None
 
     @classmethod
-    def of(cls, seconds: list[float]) -> Durations:
-        if not seconds:
+    def of_aggregate(cls, count: int, median: timedelta | None, total: timedelta | None) -> Durations:
+        """From the database's count, median and sum of the (clamped) durations."""
+        if not count or total is None:
             return cls()
-        values = [s if s > 0.0 else 0.0 for s in seconds]  # clocks disagreeing never make it negative
-        return cls(len(values), round(statistics.median(values), 1), round(statistics.fmean(values), 1))
+        return cls(count, round(median.total_seconds(), 1) if median is not None else None,
+                   round(total.total_seconds() / count, 1))
 
 
 @dataclass
@@ -176,16 +194,62 @@ class CampaignSummary:
     agents: list[AgentFigures] = field(default_factory=list)
 
 
-def _since_created(name: str) -> ExpressionWrapper:
-    """How long after the conversation's creation `name` happened (None when it did not)."""
-    return ExpressionWrapper(F(name) - F("created_at"), output_field=DurationField())
+def _since_created(name: str) -> Case:
+    """How long after the conversation's creation `name` happened (None when it did not; never
+    negative: clocks disagreeing make it zero)."""
+    return Case(When(**{f"{name}__lt": F("created_at")}, then=Value(timedelta(0))),
+                default=ExpressionWrapper(F(name) - F("created_at"), output_field=DurationField()),
+                output_field=DurationField())
+
+
+class Median(Aggregate):
+    """The median of a column (for an even count, the mean of the two middle values, as
+    statistics.median): PostgreSQL's percentile_cont; on SQLite a Python aggregate the reports app
+    registers on every connection (reports.apps)."""
+
+    function = "PERCENTILE_CONT"
+    name = "Median"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    allow_distinct = False
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        clone = self.copy()
+        clone.function, clone.template = SQLITE_MEDIAN, "%(function)s(%(expressions)s)"
+        return clone.as_sql(compiler, connection, **extra_context)
+
+
+SQLITE_MEDIAN = "CONVERSA_MEDIAN"
+
+
+class SqliteMedian:
+    """SQLite's side of Median (sqlite3.Connection.create_aggregate)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
 
 
 def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSummary]:
     """The general report, one entry per campaign. Conversations count when created in the range,
-    messages when sent or received in it. Eight queries, whatever the volume; none reads messages
-    of days that are rolled up (reports.rollups)."""
-    by_campaign = {pk: CampaignSummary(pk, name) for pk, name in _campaign_list(campaigns)}
+    messages when sent or received in it. Ten queries at most, whatever the volume; none reads
+    messages of days or hours that are rolled up (reports.rollups)."""
+    # The campaigns with their disposition options, in one query.
+    by_campaign: dict[int, CampaignSummary] = {}
+    options: list[tuple[int, int, str, bool, bool]] = []
+    for pk, name, option_id, option_name, positive, active in (
+            Campaign.objects.filter(pk__in=campaigns.values("pk"))
+            .order_by("name", "pk", "disposition_options__order", "disposition_options__name")
+            .values_list("pk", "name", "disposition_options__pk", "disposition_options__name",
+                         "disposition_options__positive", "disposition_options__active")):
+        by_campaign.setdefault(pk, CampaignSummary(pk, name))
+        if option_id is not None:
+            options.append((pk, option_id, option_name, positive, active))
     ids = list(by_campaign)
     if not ids:
         return []
@@ -206,74 +270,76 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
             if sender_id is not None:
                 agent(campaign_id, sender_id).messages_sent += n
 
-    # One slim row per conversation, read from conv_report_idx alone on PostgreSQL; the counts and
-    # durations are summed here. Durations are subtracted by the database: loading timestamps into
-    # Python costs far more than loading intervals. First response = the first message a person
-    # wrote (stored as first_response_at; welcome and goodbye messages have no sender). Outbound
-    # conversations start with the agent's template, so first response and capture time are
-    # measured on inbound ones.
+    # The conversation figures are aggregated by the database from conv_report_idx (PostgreSQL reads
+    # that index alone), grouped by campaign, agent and disposition: a few dozen rows, not one per
+    # conversation. Durations are subtracted by the database and clamped at zero (clocks disagreeing
+    # never make one negative). First response = the first message a person wrote (stored as
+    # first_response_at; welcome and goodbye messages have no sender). Outbound conversations start
+    # with the agent's template, so first response and capture time are measured on inbound ones.
+    # A disposition is recorded when its conversation closes, in the conversation's campaign: none of
+    # a conversation created in the range is older than the range, so the created_at bound lets the
+    # join skip older history.
     conversations = Conversation.objects.filter(campaign_id__in=ids, created_at__gte=rng.start,
                                                 created_at__lt=rng.end)
-    rows = conversations.values_list(
-        "campaign_id", "agent_id", "status", "is_outbound", "closed_by_system", "expired_at",
-        _since_created("attended_at"), _since_created("closed_at"), _since_created("first_response_at"),
-    ).order_by()
-    first: dict[int, list[float]] = defaultdict(list)
-    capture: dict[int, list[float]] = defaultdict(list)
-    resolution: dict[int, list[float]] = defaultdict(list)
-    agent_first: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for campaign_id, agent_id, status, is_outbound, by_system, expired_at, to_capture, to_close, to_reply in rows:
+    inbound = Q(is_outbound=False)
+    groups = (conversations
+              .annotate(recorded=FilteredRelation("disposition", condition=Q(
+                  disposition__campaign_id__in=ids, disposition__created_at__gte=rng.start)))
+              .values_list("campaign_id", "agent_id", "recorded__campaign_id", "recorded__option_id")
+              .annotate(n=Count("pk"), outbound=Count("pk", filter=Q(is_outbound=True)),
+                        attended=Count("attended_at"), new=Count("pk", filter=Q(status=Conversation.Status.NEW)),
+                        closed=Count("pk", filter=Q(status=Conversation.Status.CLOSED)),
+                        by_system=Count("pk", filter=Q(closed_by_system=True)), expired=Count("expired_at"),
+                        replied=Count("first_response_at", filter=inbound),
+                        reply_total=Sum(_since_created("first_response_at"), filter=inbound))
+              .order_by())
+    disposition_counts: dict[tuple[int, int], int] = defaultdict(int)
+    agent_reply: dict[tuple[int, int], tuple[int, timedelta]] = {}
+    for (campaign_id, agent_id, disposition_campaign, option_id, n, outbound, attended, new, closed, by_system,
+         expired, replied, reply_total) in groups:
         s = by_campaign[campaign_id]
-        s.conversations += 1
-        closed = status == Conversation.Status.CLOSED
-        if is_outbound:
-            s.conversations_outbound += 1
-        if to_capture is not None:
-            s.attended += 1
-        if status == Conversation.Status.NEW:
-            s.not_attended += 1
-        if closed:
-            s.closed += 1
-        if by_system:
-            s.closed_by_system += 1
-        if expired_at is not None:
-            s.expired += 1
+        s.conversations += n
+        s.conversations_outbound += outbound
+        s.attended += attended
+        s.not_attended += new
+        s.closed += closed
+        s.closed_by_system += by_system
+        s.expired += expired
+        if option_id is not None:
+            disposition_counts[(disposition_campaign, option_id)] += n
+            by_campaign[disposition_campaign].not_dispositioned -= n
         if agent_id is not None:
             a = agent(campaign_id, agent_id)
-            a.conversations += 1
+            a.conversations += n
             a.closed += closed
-        if to_close is not None:
-            resolution[campaign_id].append(to_close.total_seconds())
-        if is_outbound:
-            continue
-        if to_capture is not None:
-            capture[campaign_id].append(to_capture.total_seconds())
-        if to_reply is not None:
-            reply = to_reply.total_seconds()
-            first[campaign_id].append(reply)
-            if agent_id is not None:
-                agent_first[(campaign_id, agent_id)].append(reply)
+            if replied:
+                count, total = agent_reply.get((campaign_id, agent_id), (0, timedelta(0)))
+                agent_reply[(campaign_id, agent_id)] = (count + replied, total + reply_total)
     for s in by_campaign.values():
         s.conversations_inbound = s.conversations - s.conversations_outbound
-
-    # A disposition is recorded when its conversation closes, in the conversation's campaign: none of
-    # a conversation created in the range is older than the range, so the created_at bound lets its
-    # index skip older history.
-    disposition_counts: dict[tuple[int, int], int] = {}
-    dispositioned = (Disposition.objects.filter(created_at__gte=rng.start, campaign_id__in=ids,
-                                                conversation__in=conversations.values("pk"))
-                     .values_list("campaign_id", "option_id").annotate(n=Count("id")).order_by())
-    for campaign_id, option_id, n in dispositioned:
-        disposition_counts[(campaign_id, option_id)] = n
-        by_campaign[campaign_id].not_dispositioned -= n
-    for s in by_campaign.values():
         s.not_dispositioned += s.conversations
-    options = DispositionOption.objects.filter(campaign_id__in=ids).order_by("order", "name")
-    for option in options.values("pk", "campaign_id", "name", "positive", "active"):
-        n = disposition_counts.get((option["campaign_id"], option["pk"]), 0)
-        if option["active"] or n:  # a retired option still shows while it has history in range
-            by_campaign[option["campaign_id"]].dispositions.append(
-                DispositionCount(option["pk"], option["name"], option["positive"], n))
+
+    # Medians need every value: the database sorts them (a median aggregate per campaign).
+    durations = (conversations.values_list("campaign_id").annotate(
+        capture_n=Count("attended_at", filter=inbound),
+        capture_median=Median(_since_created("attended_at"), filter=inbound),
+        capture_total=Sum(_since_created("attended_at"), filter=inbound),
+        close_n=Count("closed_at"), close_median=Median(_since_created("closed_at")),
+        close_total=Sum(_since_created("closed_at")),
+        reply_n=Count("first_response_at", filter=inbound),
+        reply_median=Median(_since_created("first_response_at"), filter=inbound),
+        reply_total=Sum(_since_created("first_response_at"), filter=inbound),
+    ).order_by())
+    for campaign_id, *aggregates in durations:
+        s = by_campaign[campaign_id]
+        s.time_to_capture = Durations.of_aggregate(*aggregates[0:3])
+        s.resolution = Durations.of_aggregate(*aggregates[3:6])
+        s.first_response = Durations.of_aggregate(*aggregates[6:9])
+
+    for campaign_id, option_id, option_name, positive, active in options:
+        n = disposition_counts.get((campaign_id, option_id), 0)
+        if active or n:  # a retired option still shows while it has history in range
+            by_campaign[campaign_id].dispositions.append(DispositionCount(option_id, option_name, positive, n))
 
     # A transferred conversation counts for every agent who held it (closing and first response stay
     # with whoever did them); the transfers' audit entries say who held it before its last agent.
@@ -283,13 +349,10 @@ def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSumma
     names = _names(agent_id for _c, agent_id in agents)
     for (campaign_id, agent_id), figures in sorted(agents.items()):
         figures.name = names.get(agent_id, str(agent_id))
-        values = agent_first.get((campaign_id, agent_id))
-        figures.first_response_avg = Durations.of(values).average if values else None
+        replies = agent_reply.get((campaign_id, agent_id))
+        figures.first_response_avg = Durations.of_aggregate(replies[0], None, replies[1]).average if replies else None
         by_campaign[campaign_id].agents.append(figures)
-    for campaign_id, s in by_campaign.items():
-        s.first_response = Durations.of(first[campaign_id])
-        s.time_to_capture = Durations.of(capture[campaign_id])
-        s.resolution = Durations.of(resolution[campaign_id])
+    for s in by_campaign.values():
         s.agents.sort(key=lambda a: (-a.conversations, a.name))
     return list(by_campaign.values())
 
