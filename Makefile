@@ -46,7 +46,7 @@ run-prod: $(STAMP)
 	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn conversa.asgi:application --app-dir src --host $(HOST) \
 	  --port $(PORT) --workers $(WEB_WORKERS) --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 20 \
-	  --ws-per-message-deflate false
+	  --ws websockets-sansio --ws-per-message-deflate false
 
 worker: $(STAMP)
 	$(PY) manage.py conversa_worker

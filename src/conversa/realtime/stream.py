@@ -37,6 +37,8 @@ class Audience:
     def admits(self, event_type: str, targets: Iterable[str], payload: Payload) -> bool:
         if self.event_prefixes is not None and not event_type.startswith(self.event_prefixes):
             return False
+        if not self.scoped_groups:  # the common case, asked once per socket per event: no new sets
+            return not self.groups.isdisjoint(targets)
         mine = self.groups.intersection(targets)
         if not mine:
             return False
