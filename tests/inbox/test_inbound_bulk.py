@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversa.campaigns.models import Campaign, TimeGroup
+from conversa.inbox.actions.inbound_bulk import insert_rows
 from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.outreach.models import BulkRecipient, BulkSend, OptOut
 from conversa.realtime.models import StreamEvent
@@ -174,3 +175,37 @@ def test_replies_to_a_bulk_send_are_linked_with_one_read_per_batch(demo: dict[st
                             "dani": (line.campaign_id, line.campaign_id, False, False),
                             "eva": (line.campaign_id, line.campaign_id, False, False)}
     assert bulk_recipient_reads(batch) == 1
+
+
+def test_rows_inserted_set_based_read_back_as_bulk_create_wrote_them(demo: dict[str, Any]) -> None:
+    """insert_rows (one INSERT … FROM unnest on PostgreSQL) stores every column as Django's
+    bulk_create does, and gives each object its own row's id."""
+    line = demo["sales_line"]
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491155550999")
+    sent_at = datetime.datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=datetime.UTC)
+
+    def message(n: int, suffix: str) -> Message:
+        return Message(conversation=conversation, line=line, direction=Message.Direction.INBOUND,
+                       kind=Message.Kind.LOCATION if n % 2 else Message.Kind.TEXT,
+                       body=f"ñandú <b>'{n}'</b> \"{{}}\" \\ {suffix}", payload={"n": n, "list": [1, "ü", None]},
+                       media_filename="" if n % 2 else "recibo.pdf", provider_message_id=f"wamid.rows-{suffix}-{n}",
+                       status=Message.Status.RECEIVED, provider_timestamp=sent_at if n % 2 else None)
+
+    django_made = [message(n, "django") for n in range(3)]
+    Message.objects.bulk_create(django_made)
+    ours = [message(n, "ours") for n in range(3)]
+    insert_rows(ours)
+    assert [m.pk for m in ours] == sorted(m.pk for m in ours) and all(not m._state.adding for m in ours)
+    skipped = {"id", "created_at", "body", "provider_message_id"}
+    for theirs, mine in zip(django_made, ours, strict=True):
+        stored_theirs = Message.objects.get(pk=theirs.pk)
+        stored_mine = Message.objects.get(pk=mine.pk)
+        assert stored_mine.provider_message_id == mine.provider_message_id  # its own row's id
+        assert stored_mine.body == mine.body
+        assert stored_mine.created_at is not None and stored_mine.created_at == mine.created_at
+        for f in Message._meta.concrete_fields:
+            if f.name not in skipped:
+                assert getattr(stored_mine, f.attname) == getattr(stored_theirs, f.attname), f.name
+    audit = [AuditEntry(kind=AuditEntry.Kind.CREATED, conversation=conversation, data={"via": "inbound", "x": [1.5]})]
+    insert_rows(audit)
+    assert AuditEntry.objects.get(pk=audit[0].pk).data == {"via": "inbound", "x": [1.5]}

@@ -36,7 +36,15 @@ def notify(*, channel: str) -> None:
     if connection.vendor == "postgresql":
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, '')", [channel])
+                if connection.in_atomic_block:
+                    cursor.execute("SELECT pg_notify(%s, '')", [channel])
+                else:
+                    # A transaction of its own holding nothing durable: its commit need not wait for
+                    # a WAL flush (a NOTIFY assigns a transaction id, so it would), and the
+                    # notification is delivered at commit either way. One flush fewer per webhook
+                    # batch; `SET LOCAL` ends with this statement's transaction.
+                    cursor.execute("SELECT pg_notify(%s, ''), set_config('synchronous_commit', 'off', true)",
+                                   [channel])
         except DatabaseError:
             if connection.in_atomic_block:
                 raise  # the transaction is broken anyway: its caller must know

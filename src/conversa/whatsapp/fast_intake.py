@@ -9,7 +9,9 @@ on it once (one INSERT that commits by itself) before resolving each request's f
 writer a batch waited for the previous one's commit (its WAL flush); with two, one batch is
 written while the next gathers, and PostgreSQL flushes concurrent commits together. Every answer
 is sent after its batch committed; a database outage is 503 with Retry-After (`intake`), never
-200, never a traceback. The GET handshake and anything else go to Django.
+200, never a traceback. The GET handshake and anything else go to Django. Per batch the writers
+no longer read the lines (kept LINE_FRESH_FOR s, `intake.KnownLines`) and wake the workers after
+answering, one NOTIFY in flight per process (`_announce`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from django.db import connection
 
 from conversa.whatsapp.intake import (
     IncomingWebhook,
+    KnownLines,
     WebhookAnswer,
     receive_webhooks,
     unavailable_answer,
     webhook_body_limit,
 )
+from conversa.whatsapp.services import announce_stored_events
 
 logger = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -43,6 +47,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 WEBHOOK_PATH = re.compile(r"/webhooks/(?P<kind>[^/]+)/(?P<line_id>[0-9]+)/")
 # The most requests one INSERT stores: bounds a statement's parameters and a batch's latency.
 MAX_BATCH = 500
+# Seconds a writer trusts a line it read (intake.KnownLines): a config change is seen within this.
+LINE_FRESH_FOR = 1.0
 # Headers every Django answer carries (SecurityMiddleware, XFrameOptionsMiddleware).
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"same-origin"), (b"cross-origin-opener-policy", b"same-origin")]
@@ -89,6 +95,11 @@ class GroupCommitWriter:
         # Database errors met by any writer: after an outage (a PostgreSQL restart) every writer's
         # kept connection is suspect, not only the one that found out.
         self._failures = 0
+        self.known = KnownLines(fresh_for=LINE_FRESH_FOR)
+        # Waking the workers (a NOTIFY, a round trip): one writer at a time sends it, once more
+        # for whatever was committed while it was sending (see _announce).
+        self._unannounced: list[int] = []
+        self._announcing = False
 
     async def submit(self, request: IncomingWebhook) -> WebhookAnswer:
         loop = asyncio.get_running_loop()
@@ -130,10 +141,11 @@ class GroupCommitWriter:
 
     def write(self, batch: list[_Pending]) -> None:
         try:
-            answers = receive_webhooks(requests=[p.request for p in batch])
+            answers = receive_webhooks(requests=[p.request for p in batch], known=self.known, announce=False)
         except Exception:
             logger.exception("webhook intake failed for a batch of %d", len(batch))
             answers = [unavailable_answer() for _ in batch]
+            self.known.forget()  # a line deleted meanwhile fails the INSERT: read them again
         finally:
             # The writer keeps its pooled connection between batches; a broken one goes back now.
             if connection.errors_occurred or connection.needs_rollback:
@@ -146,6 +158,33 @@ class GroupCommitWriter:
             by_loop.setdefault(pending.loop, []).append((pending.future, answer))
         for loop, resolved in by_loop.items():
             loop.call_soon_threadsafe(_resolve, resolved)
+        stored = [answer.body["event"] for answer in answers
+                  if answer.status == 200 and answer.body.get("status") == "stored"]
+        if stored:
+            self._announce(stored)
+
+    def _announce(self, event_ids: list[int]) -> None:
+        """Wake the workers for events committed before this call. When another writer is sending a
+        notification right now, it may have sent it before our commit: it sends one more after
+        for what it finds waiting, so there is at most one NOTIFY in flight per process, and never
+        a committed event without one sent after its commit."""
+        with self._lock:
+            self._unannounced.extend(event_ids)
+            if self._announcing:
+                return
+            self._announcing = True
+        try:
+            while True:
+                with self._lock:
+                    waiting, self._unannounced = self._unannounced, []
+                    if not waiting:
+                        self._announcing = False
+                        return
+                announce_stored_events(event_ids=waiting)
+        except BaseException:
+            with self._lock:
+                self._announcing = False
+            raise
 
 
 def _resolve(resolved: list[tuple[asyncio.Future[WebhookAnswer], WebhookAnswer]]) -> None:
