@@ -4,6 +4,7 @@ contact's history by its contact — and not the whole tables."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -86,4 +87,5 @@ def test_report_queries_read_covering_indexes(api: Any, demo: dict[str, Any]) ->
     assert len(page) == 1
     plan = _plan(page[0])
     # Read by its contact index: a contact's few dispositions, sorted (no index needed for that).
-    assert "Index Cond: (contact_id = " in plan and "Seq Scan on campaigns_disposition" not in plan, plan
+    # (A sequential scan of the few disposition options may be chosen; of the dispositions, never.)
+    assert "Index Cond: (contact_id = " in plan and not re.search(r"Seq Scan on campaigns_disposition\b", plan), plan
