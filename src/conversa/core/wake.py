@@ -36,7 +36,7 @@ def notify(*, channel: str) -> None:
     if connection.vendor == "postgresql":
         try:
             with connection.cursor() as cursor:
-                if connection.in_atomic_block:
+                if connection.in_atomic_block or not connection.get_autocommit():
                     cursor.execute("SELECT pg_notify(%s, '')", [channel])
                 else:
                     # A transaction of its own holding nothing durable: its commit need not wait for
