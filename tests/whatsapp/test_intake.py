@@ -15,11 +15,12 @@ import httpx
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from tests.servers import running_server, server_env
 
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters.base import hmac_sha256_signature
-from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES
+from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES, KnownLines
 from conversa.whatsapp.models import Line, RejectedWebhook, WebhookEvent
 
 from .conftest import META_APP_SECRET, meta_payload
@@ -139,3 +140,24 @@ def test_the_handshake_and_other_methods_still_go_to_django(server: str, meta_li
                                        "hub.challenge": "1158201444"}, timeout=10)
     assert (challenge.status_code, challenge.text) == (200, "1158201444")
     assert httpx.put(url, content=b"{}", timeout=10).status_code == 405
+
+
+def test_known_lines_are_read_once_per_interval_and_an_unknown_one_every_time(meta_line: Line) -> None:
+    """The writers' line cache (decisions #67): a kept line costs no query within `fresh_for`, an
+    id no line has is asked again (a line created meanwhile is found at once), and a stale one is
+    read again."""
+    known = KnownLines(fresh_for=60)
+    missing = meta_line.pk + 1000
+    with CaptureQueriesContext(connection) as first:
+        assert set(known.lines({meta_line.pk, missing})) == {meta_line.pk}
+    with CaptureQueriesContext(connection) as kept:
+        found = known.lines({meta_line.pk})
+    assert len(first) == 1 and len(kept) == 0
+    assert found[meta_line.pk].provider.kind == "meta"
+    with CaptureQueriesContext(connection) as unknown:
+        assert known.lines({missing}) == {}
+    assert len(unknown) == 1
+    stale = KnownLines(fresh_for=0)
+    stale.lines({meta_line.pk})
+    Line.objects.filter(pk=meta_line.pk).update(name="Renamed")
+    assert stale.lines({meta_line.pk})[meta_line.pk].name == "Renamed"
