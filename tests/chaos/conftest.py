@@ -38,7 +38,7 @@ def _postgres_only(request: pytest.FixtureRequest) -> None:
         pytest.skip("needs PostgreSQL (set DATABASE_URL; CI runs it there)")
 
 
-def poll(what: str, check: Callable[[], T | None], *, deadline: float = 30.0,
+def poll(what: str, check: Callable[[], T | None], *, deadline: float = 90.0,
          alive: Callable[[], None] | None = None) -> T:
     """check() until it returns something truthy, failing with `what` after `deadline` seconds."""
     end = time.monotonic() + deadline
