@@ -180,7 +180,9 @@ class GroupCommitWriter:
                     if not waiting:
                         self._announcing = False
                         return
-                announce_stored_events(event_ids=waiting)
+                announce_stored_events(event_ids=waiting)  # logs a database error, never raises one
+                if connection.errors_occurred:
+                    connection.close()  # broken: back to the pool now, not into the next batch
         except BaseException:
             with self._lock:
                 self._announcing = False
