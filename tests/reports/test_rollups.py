@@ -243,3 +243,29 @@ def test_only_settled_hours_after_the_last_settled_day_are_rolled_up(demo: dict[
     assert HourlyMessageCount.objects.get().count == 1
     assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=90)) == 0  # 00:00 ends at 01:00
     assert rollups.roll_up_settled_hours(now=midnight + timedelta(minutes=121)) == 1
+
+
+def test_the_upgrade_counts_the_hours_of_days_rolled_up_before_hours_were(demo: dict[str, Any]) -> None:
+    line = Line.objects.get(number="+15550100001")
+    agent = User.objects.get(username="agent1")
+    conversation = Conversation.objects.create(line=line, campaign=line.campaign, customer_phone="+5491100000007",
+                                               status=Conversation.Status.CLOSED)
+    day = timezone.localdate() - timedelta(days=3)
+    start = rollups.day_start(day)
+    _message(conversation, at=start + timedelta(hours=3, minutes=10))
+    _message(conversation, at=start + timedelta(hours=3, minutes=50), direction="out", sender=agent)
+    _message(conversation, at=start + timedelta(hours=15))
+    _message(conversation, at=start - timedelta(minutes=5))  # the day before: not this day's
+    assert rollups.roll_up_day(day)
+    expected = sorted(HourlyMessageCount.objects.values_list("hour__hour", "campaign_id", "direction", "sender_id",
+                                                             "count"))
+    assert sum(row[-1] for row in expected) == 3
+    RolledUpHour.objects.all().delete()  # as a day rolled up before hourly rollups existed
+
+    migration = importlib.import_module("conversa.reports.migrations.0003_hours_of_days_rolled_up_before")
+    migration.count_hours_of_rolled_up_days(django_apps, None)
+    assert sorted(HourlyMessageCount.objects.values_list("hour__hour", "campaign_id", "direction", "sender_id",
+                                                         "count")) == expected
+    assert RolledUpHour.objects.filter(hour__gte=start, hour__lt=start + timedelta(days=1)).count() == 24
+    migration.count_hours_of_rolled_up_days(django_apps, None)  # again: nothing doubled
+    assert HourlyMessageCount.objects.count() == len(expected)

@@ -14,8 +14,8 @@ each rolled up once it ended ROLLUP_SETTLE ago: rolling up a day counts its hour
 and the sweep rolls up the hours after the last settled day one by one.
 
 History loaded into days already rolled up (an import by SQL) is not seen until
-`manage.py rollup_reports --rebuild` counts every day (and hour) again; days rolled up before hours
-were have none until then (a range's partial first day among them is counted from the messages).
+`manage.py rollup_reports --rebuild` counts every day (and hour) again. The days rolled up before hours
+were got theirs from the data migration reports/0003.
 """
 
 from __future__ import annotations
