@@ -127,3 +127,18 @@ def test_a_holder_outside_the_conversations_campaign_is_named_only_to_who_shares
     assert stranger.status_code == 409
     assert stranger.json()["extra"] == {"agent": None, "agent_name": "another agent"}
     assert "Olga" not in stranger.content.decode()
+
+
+def test_a_supervisor_captures_and_finds_taken_like_an_agent(api, customer_says):
+    """A supervisor's campaigns are a DISTINCT query (hers to supervise or to attend): the capture's
+    visibility subquery must still select one column (it selected the ordering column too: a 500)."""
+    conversation = customer_says("Hola")
+    taken = api("agent2").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert taken.status_code == 200
+    lost = api("supervisor").post(f"/api/v1/conversations/{conversation.pk}/capture/")
+    assert lost.status_code == 409, lost.content
+    assert "Martín Pérez" in lost.json()["message"]
+    waiting = customer_says("Otra consulta", phone="+5491100000999")
+    answer = api("supervisor").post(f"/api/v1/conversations/{waiting.pk}/capture/")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["status"] == "attended"
