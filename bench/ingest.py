@@ -12,7 +12,10 @@ Phases, on a production-shape stack (harness.Stack: 2 uvicorn processes, Postgre
    already have a conversation) posted at full speed with 1, 2, 4 task workers: messages stored per
    second from first ack to last message, and the drain time after the last ack;
 4. latency: an agent's websocket (/ws/agent/) while customers write 100 messages/s: webhook POST →
-   message.created frame p50/p99, with 2 task workers.
+   message.created frame p50/p99, with 2 task workers;
+5. paced (only with `--phases paced`): `--paced-rate` webhooks/s (1,000) for `--paced-seconds` (30)
+   over keep-alive connections, with 2 task workers: processed per second over the inflow and the
+   drain after the last ack (the processing phase posts as fast as it is answered instead).
 Loopback only; every loop bounded in count and time.
 """
 
@@ -33,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from harness import PYTHON, Stack, emit, free_port, log, percentiles
@@ -47,6 +51,7 @@ NEW_CUSTOMER_SHARE = 0.2
 DRAIN_DEADLINE = 90.0  # seconds a processing phase may take after its last ack
 LATENCY_RATE = 100  # messages per second
 LATENCY_SECONDS = 10
+PACED_CONNECTIONS = 32  # the paced phase's keep-alive connections
 
 # wrk cycles through this thread's pre-generated bodies (file <prefix><thread id>: "<signature>\t<body>"
 # per line); with a stop count it stops after that many answers (a fixed number of messages).
@@ -346,6 +351,76 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
             **{k.replace("per_request", "per_message"): v for k, v in per_request_cpu(used, stored).items()}}
 
 
+async def _paced_posts(*, url: str, bodies: list[bytes], rate: float, connections: int) -> dict[str, Any]:
+    """Post `bodies` at `rate` per second over `connections` keep-alive HTTP/1.1 connections (body n
+    is due at start + n / rate; a late connection sends at once). Hand-written HTTP: an HTTP client
+    library costs more CPU per request than the server's acknowledgement on these shared cores."""
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+    errors = 0
+    late: list[float] = []
+    start = time.monotonic() + 0.2
+
+    async def connection(first: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for n in range(first, len(bodies), connections):
+                due = start + n / rate
+                now = time.monotonic()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                else:
+                    late.append(now - due)
+                body = bodies[n]
+                writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                errors += status != 200
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection(c) for c in range(connections)))
+    seconds = time.monotonic() - start
+    return {"posted": len(bodies), "post_errors": errors, "posting_seconds": round(seconds, 2),
+            "posted_per_s": round(len(bodies) / seconds, 1), "posts_late": len(late),
+            "posts_late_max_ms": round(max(late, default=0.0) * 1000, 1)}
+
+
+def paced_phase(stack: Stack, *, line_id: int, rate: int, seconds: int, workers: int,
+                phones: list[str]) -> dict[str, Any]:
+    """Webhooks arriving at `rate` per second for `seconds` (not as fast as they are answered, as in
+    the processing phase): processed per second over the inflow, and the drain after the last ack."""
+    tag = f"bench-paced{rate}-"
+    rng = random.Random(rate)
+    bodies = [sandbox_body(f"{tag}{n}", f"+5491180{n:07d}" if rng.random() < NEW_CUSTOMER_SHARE
+                           else rng.choice(phones), f"Mensaje {n}") for n in range(rate * seconds)]
+    forget_backlog(stack)
+    stack.start_workers(workers)
+    stack.wait_for_workers(workers)
+    before = last_event_id(stack)
+    posted = asyncio.run(_paced_posts(url=f"{stack.url}/webhooks/sandbox/{line_id}/", bodies=bodies, rate=rate,
+                                      connections=PACED_CONNECTIONS))
+    acked_at = time.monotonic()
+    while messages_like(stack, f"{tag}%") < len(bodies) and time.monotonic() - acked_at < DRAIN_DEADLINE:
+        time.sleep(0.1)  # polling the workers' progress
+    stored = messages_like(stack, f"{tag}%")
+    (first_ack, last_ack), = stack.sql("SELECT min(received_at), max(received_at) FROM whatsapp_webhookevent "
+                                       "WHERE id > %s", before)
+    last_message = stack.sql("SELECT max(created_at) FROM inbox_message WHERE provider_message_id LIKE %s",
+                             f"{tag}%")[0][0]
+    stack.stop_workers()
+    span = (last_message - first_ack).total_seconds() if last_message and first_ack else None
+    return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, "processed": stored,
+            "processed_per_s": round(stored / span, 1) if span else None,
+            "drain_after_last_ack_s": (round((last_message - last_ack).total_seconds(), 2)
+                                       if stored == len(bodies) and last_ack else None)}
+
+
 async def socket_latency(stack: Stack, *, line_id: int, phones: list[str]) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.post(f"{stack.url}/api/v1/auth/token/", data={"username": "agent1", "password": "demo"})
@@ -397,6 +472,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="task worker counts for the processing phase")
     parser.add_argument("--phases", default="acks,processing,latency", help="which phases to run")
     parser.add_argument("--ack-budget", type=int, default=20_000, help="unique bodies generated per second of phase")
+    parser.add_argument("--paced-rate", type=int, default=1000, help="webhooks per second of the paced phase")
+    parser.add_argument("--paced-seconds", type=int, default=30, help="seconds of the paced phase (10-60)")
     args = parser.parse_args()
     seconds = max(5, min(30, args.seconds))
     phases = set(args.phases.split(","))
@@ -421,7 +498,7 @@ def main() -> None:
             acks["acks_per_pgbench_tps"] = round(acks["requests_per_s"] / pgbench, 3)
             acks["acks_per_bare_asgi"] = round(acks["requests_per_s"] / bare["requests_per_s"], 3)
             result[f"acks_{kind}"] = acks
-        if phases & {"processing", "latency"}:
+        if phases & {"processing", "latency", "paced"}:
             forget_backlog(stack)
             log("warming customers")
             phones = warm_customers(stack, line_ids["sandbox"])
@@ -431,6 +508,10 @@ def main() -> None:
                 log(f"processing with {workers} worker(s)")
                 result["processing"].append(processing_phase(stack, line_id=line_ids["sandbox"], workers=workers,
                                                              messages=args.messages, phones=phones))
+        if "paced" in phases:
+            log(f"{args.paced_rate} webhooks/s for {args.paced_seconds} s (2 workers)")
+            result["paced"] = paced_phase(stack, line_id=line_ids["sandbox"], rate=args.paced_rate,
+                                          seconds=max(10, min(60, args.paced_seconds)), workers=2, phones=phones)
         if "latency" in phases:
             log("webhook → agent socket at 100 msg/s (2 workers)")
             forget_backlog(stack)
