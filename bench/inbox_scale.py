@@ -248,6 +248,14 @@ def plans(stack: Stack, fixture: Fixture, users: dict[str, int]) -> dict[str, st
         "reports_conversations_30_days": "SELECT campaign_id, agent_id, status, closed_at - created_at FROM "
                                          f"inbox_conversation WHERE campaign_id IN ({fixture.sales}, "
                                          f"{fixture.support}) AND created_at >= now() - interval '30 days'",
+        # The live report (reports.selectors.live_snapshot): waiting with the oldest, attended, open per agent.
+        "live_waiting": "SELECT campaign_id, count(id), min(created_at) FROM inbox_conversation WHERE campaign_id IN "
+                        f"({fixture.sales}, {fixture.support}) AND status = 'new' AND agent_id IS NULL "
+                        "GROUP BY campaign_id",
+        "live_attended": "SELECT campaign_id, count(id) FROM inbox_conversation WHERE campaign_id IN "
+                         f"({fixture.sales}, {fixture.support}) AND status = 'attended' GROUP BY campaign_id",
+        "live_open_per_agent": "SELECT agent_id, count(id) FROM inbox_conversation WHERE agent_id IN (SELECT user_id "
+                               "FROM campaigns_campaign_agents) AND status = 'attended' GROUP BY agent_id",
     }
     out = {}
     for name, sql in shapes.items():
