@@ -330,25 +330,32 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
     with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
         posted = wrk(stack, url=f"{stack.url}/webhooks/sandbox/{line_id}/", prefix=prefix, header="",
                      seconds=120, until=lambda: events_after(stack, before) >= messages)
-        acked_at = time.monotonic()
-        while messages_like(stack, f"{tag}%") < messages and time.monotonic() - acked_at < DRAIN_DEADLINE:
-            time.sleep(0.1)  # polling the workers' progress
+        drained = wait_for_drain(stack, tag=tag, messages=messages, events_after_id=before)
         used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
+    stack.stop_workers()
+    return {"workers": workers, "messages": messages, **drained, "ack_errors": posted["errors"],
+            "all_processed_within_s": DRAIN_DEADLINE if drained["processed"] < messages else None,
+            **{k.replace("per_request", "per_message"): v
+               for k, v in per_request_cpu(used, drained["processed"]).items()}}
+
+
+def wait_for_drain(stack: Stack, *, tag: str, messages: int, events_after_id: int) -> dict[str, Any]:
+    """Once the last webhook is answered: wait (bounded) until the `messages` tagged `tag` are
+    stored, then the rates from the first ack to the last message and the drain after the last ack."""
+    acked_at = time.monotonic()
+    while messages_like(stack, f"{tag}%") < messages and time.monotonic() - acked_at < DRAIN_DEADLINE:
+        time.sleep(0.1)  # polling the workers' progress
     stored = messages_like(stack, f"{tag}%")
     (first_ack, last_ack), = stack.sql("SELECT min(received_at), max(received_at) FROM whatsapp_webhookevent "
-                                       "WHERE id > %s", before)
+                                       "WHERE id > %s", events_after_id)
     last_message = stack.sql("SELECT max(created_at) FROM inbox_message WHERE provider_message_id LIKE %s",
                              f"{tag}%")[0][0]
-    stack.stop_workers()
     span = (last_message - first_ack).total_seconds() if last_message and first_ack else None
     acking = (last_ack - first_ack).total_seconds() if last_ack and first_ack else None
-    return {"workers": workers, "messages": messages, "processed": stored,
-            "acks_per_s": round(messages / acking, 1) if acking else None, "ack_errors": posted["errors"],
+    return {"processed": stored, "acks_per_s": round(messages / acking, 1) if acking else None,
             "processed_per_s": round(stored / span, 1) if span else None,
             "drain_after_last_ack_s": (round((last_message - last_ack).total_seconds(), 2)
-                                       if stored == messages and last_ack else None),
-            "all_processed_within_s": DRAIN_DEADLINE if stored < messages else None,
-            **{k.replace("per_request", "per_message"): v for k, v in per_request_cpu(used, stored).items()}}
+                                       if stored == messages and last_ack else None)}
 
 
 async def _paced_posts(*, url: str, bodies: list[bytes], rate: float, connections: int) -> dict[str, Any]:
@@ -405,20 +412,9 @@ def paced_phase(stack: Stack, *, line_id: int, rate: int, seconds: int, workers:
     before = last_event_id(stack)
     posted = asyncio.run(_paced_posts(url=f"{stack.url}/webhooks/sandbox/{line_id}/", bodies=bodies, rate=rate,
                                       connections=PACED_CONNECTIONS))
-    acked_at = time.monotonic()
-    while messages_like(stack, f"{tag}%") < len(bodies) and time.monotonic() - acked_at < DRAIN_DEADLINE:
-        time.sleep(0.1)  # polling the workers' progress
-    stored = messages_like(stack, f"{tag}%")
-    (first_ack, last_ack), = stack.sql("SELECT min(received_at), max(received_at) FROM whatsapp_webhookevent "
-                                       "WHERE id > %s", before)
-    last_message = stack.sql("SELECT max(created_at) FROM inbox_message WHERE provider_message_id LIKE %s",
-                             f"{tag}%")[0][0]
+    drained = wait_for_drain(stack, tag=tag, messages=len(bodies), events_after_id=before)
     stack.stop_workers()
-    span = (last_message - first_ack).total_seconds() if last_message and first_ack else None
-    return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, "processed": stored,
-            "processed_per_s": round(stored / span, 1) if span else None,
-            "drain_after_last_ack_s": (round((last_message - last_ack).total_seconds(), 2)
-                                       if stored == len(bodies) and last_ack else None)}
+    return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, **drained}
 
 
 async def socket_latency(stack: Stack, *, line_id: int, phones: list[str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from conversa.accounts.selectors import display_name
 from conversa.core.api import datetime_writer
 from conversa.core.media import signed_path
 from conversa.inbox.models import Conversation, Message
-from conversa.inbox.selectors import customer_name_of
+from conversa.inbox.selectors import customer_name_of, row_values
 from conversa.inbox.window import is_window_open, window_expires_at
 
 
@@ -170,26 +170,8 @@ def message_payload(message: Message) -> dict[str, Any]:
 
 def conversation_list(conversations: Iterable[Conversation]) -> list[dict[str, Any]]:
     """`ConversationSerializer(conversations, many=True).data` for rows read with their campaign,
-    line, agent and contact (the inbox selectors' rows)."""
-    now, _datetime = timezone.now(), datetime_writer()
-    rows = []
-    for c in conversations:
-        expires = window_expires_at(c)
-        rows.append({
-            "id": c.pk, "campaign": c.campaign_id, "campaign_name": _text(c.campaign.name), "line": c.line_id,
-            "line_number": _text(c.line.number), "customer_phone": _text(c.customer_phone),
-            "customer_name": _text(c.customer_name), "customer_profile_name": _text(c.customer_profile_name),
-            "customer_user_id": _text(c.customer_user_id), "customer_username": _text(c.customer_username),
-            "contact": c.contact_id, "agent": c.agent_id,
-            "agent_name": display_name(c.agent) if c.agent else None,
-            "status": _text(c.status), "is_outbound": c.is_outbound, "created_at": _datetime(c.created_at),
-            "attended_at": _datetime(c.attended_at), "closed_at": _datetime(c.closed_at),
-            "last_inbound_at": _datetime(c.last_inbound_at), "last_message_at": _datetime(c.last_message_at),
-            "last_message_preview": _text(c.last_message_preview), "unread_count": c.unread_count,
-            "window_open": expires is not None and now < expires,
-            "window_expires_at": expires.isoformat() if expires else None, "expired": c.expired,
-        })
-    return rows
+    line, agent and contact (search results): their plain rows, built as the inbox pages build theirs."""
+    return conversation_rows(row_values(c) for c in conversations)
 
 
 def conversation_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
