@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
@@ -35,6 +36,7 @@ from conversa.inbox.models import Message
 from conversa.reports.models import HourlyMessageCount, MessageCount, RolledUpDay, RolledUpHour
 
 ROLLUP_SETTLE = timedelta(hours=1)
+Period = TypeVar("Period", date, datetime)  # a day, or an hour's start
 HOUR = timedelta(hours=1)
 # A sweep stops starting new days after this long (the first run after an upgrade or an import
 # rolls up a long history over several sweeps; `rollup_reports` has no budget).
@@ -140,15 +142,8 @@ def roll_up_settled_hours(*, now: datetime | None = None, budget_seconds: float 
     latest = RolledUpHour.objects.aggregate(latest=Max("hour"))["latest"]
     if latest is not None and latest + HOUR > hour:
         hour = latest + HOUR
-    last = last_settled_hour(now)
-    started = time.monotonic()
-    rolled = 0
-    while hour <= last:
-        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
-            break
-        rolled += roll_up_hour(hour, now=now)
-        hour += HOUR
-    return rolled
+    return _roll_up_each(first=hour, last=last_settled_hour(now), step=HOUR, roll_up=lambda h: roll_up_hour(h, now=now),
+                         budget_seconds=budget_seconds)
 
 
 def roll_up_settled_days(*, now: datetime | None = None, budget_seconds: float | None = None,
@@ -167,14 +162,22 @@ def roll_up_settled_days(*, now: datetime | None = None, budget_seconds: float |
         if first is None:
             return 0
         day = timezone.localdate(first)
-    last = last_settled_day(now)
+    return _roll_up_each(first=day, last=last_settled_day(now), step=timedelta(days=1),
+                         roll_up=lambda d: roll_up_day(d, now=now), budget_seconds=budget_seconds)
+
+
+def _roll_up_each(*, first: Period, last: Period, step: timedelta, roll_up: Callable[[Period], bool],
+                  budget_seconds: float | None) -> int:
+    """roll_up(first), then each `step` on to `last`, starting none after `budget_seconds`; how many
+    were rolled up (a period another process rolled up at the same time does not count)."""
     started = time.monotonic()
     rolled = 0
-    while day <= last:
+    period = first
+    while period <= last:
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             break
-        rolled += roll_up_day(day, now=now)
-        day += timedelta(days=1)
+        rolled += roll_up(period)
+        period += step  # type: ignore[assignment]
     return rolled
 
 
