@@ -24,16 +24,25 @@ class RolledUpDay(models.Model):
         return self.day.isoformat()
 
 
-class MessageCount(models.Model):
-    """Messages of one day, campaign, direction and sender (None: the customer or the system)."""
+class _CountOfMessages(models.Model):
+    """The columns a rollup counts messages by: campaign, direction and sender (None: the customer
+    or the system)."""
 
-    day = models.ForeignKey(RolledUpDay, on_delete=models.CASCADE, related_name="counts")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     direction = models.CharField(max_length=3)
     # As Message.sender: a deleted user's messages still count for the campaign, for no agent.
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="+")
     count = models.PositiveIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class MessageCount(_CountOfMessages):
+    """Messages of one day, campaign, direction and sender."""
+
+    day = models.ForeignKey(RolledUpDay, on_delete=models.CASCADE, related_name="counts")
 
     class Meta:
         verbose_name = _("message count")
@@ -60,15 +69,10 @@ class RolledUpHour(models.Model):
         return self.hour.isoformat()
 
 
-class HourlyMessageCount(models.Model):
-    """Messages of one hour, campaign, direction and sender (None: the customer or the system)."""
+class HourlyMessageCount(_CountOfMessages):
+    """Messages of one hour, campaign, direction and sender."""
 
     hour = models.ForeignKey(RolledUpHour, on_delete=models.CASCADE, related_name="counts")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
-    direction = models.CharField(max_length=3)
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                               related_name="+")
-    count = models.PositiveIntegerField()
 
     class Meta:
         verbose_name = _("hourly message count")
