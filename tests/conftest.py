@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from conversa.accounts.models import AgentProfile
+from conversa.accounts.tokens import token_lifetime
 from conversa.core.worker import make_worker
 from conversa.inbox.models import Conversation
 from conversa.web.demo import load_demo
@@ -47,11 +48,17 @@ def demo() -> dict[str, Any]:
     }
 
 
-def token_client(username: str) -> APIClient:
+def api_token(username: str) -> str:
+    """A fresh API token for the user, as a login at the token endpoint would give her (without
+    counting toward her limit of live tokens)."""
     user = get_user_model().objects.get(username=username)
-    token, _ = Token.objects.get_or_create(user=user)
+    _token, key = AuthToken.objects.create(user=user, expiry=token_lifetime())
+    return str(key)
+
+
+def token_client(username: str) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(username)}")
     return client
 
 

@@ -72,7 +72,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "axes",
     "drf_spectacular",
     "channels",
@@ -327,8 +327,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # API tokens (`Authorization: Token <key>`) expire this many hours after they are issued; the token
-# endpoint then issues a new one. Logging out of the console revokes the user's token.
+# endpoint issues a new one on every login. Logging out of the console revokes the user's tokens.
+# Only a SHA-512 digest of each token is stored (django-rest-knox; decisions #68).
 CONVERSA_API_TOKEN_TTL_HOURS = float(os.environ.get("CONVERSA_API_TOKEN_TTL_HOURS", "12"))
+# Live tokens one user may hold (one per device or script); a login beyond it revokes her oldest.
+CONVERSA_API_TOKENS_PER_USER = int(os.environ.get("CONVERSA_API_TOKENS_PER_USER", "10"))
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token"}
 
 # The sandbox customer simulator (/sandbox/ and its websocket) needs no login: it is the demo.
 # On by default only in the embedded demo; a production deployment turns it on explicitly.

@@ -12,7 +12,7 @@ def test_token_login(demo):
     ok = client.post("/api/v1/auth/token/", {"username": "agent1", "password": "demo"}, format="json")
     bad = client.post("/api/v1/auth/token/", {"username": "agent1", "password": "nope"}, format="json")
     missing = client.post("/api/v1/auth/token/", {"username": "agent1"}, format="json")
-    assert ok.status_code == 200 and len(ok.json()["token"]) == 40
+    assert ok.status_code == 200 and len(ok.json()["token"]) == 64
     assert bad.status_code == 400
     assert missing.status_code == 400 and missing.json()["field"] == "password"
     client.credentials(HTTP_AUTHORIZATION=f"Token {ok.json()['token']}")

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
@@ -51,7 +51,7 @@ def _make_agents(count: int) -> list[str]:
         user = User.objects.create_user(f"racer{n}", password="x")
         AgentProfile.objects.create(user=user, group=group)
         sales.agents.add(user)
-        tokens.append(Token.objects.create(user=user).key)
+        tokens.append(api_token(user.username))
     return tokens
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 
 from conftest import drain_tasks
 from conversa.accounts.models import AgentGroup, AgentProfile
@@ -72,11 +72,11 @@ def test_session_socket_from_a_foreign_or_missing_origin_is_refused(demo, open_s
 
 
 def test_token_in_query_authenticates_an_api_client_without_origin(demo, open_socket):
-    token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username="agent1"))
-    socket = open_socket(None, path=f"/ws/agent/?token={token.key}", origin=None)
+    key = api_token("agent1")
+    socket = open_socket(None, path=f"/ws/agent/?token={key}", origin=None)
     assert socket.hello == {"event": "hello", "payload": {"last_event_id": current_event_id()}}
 
-    header = open_socket(None, origin=None, headers=[(b"authorization", f"Token {token.key}".encode())])
+    header = open_socket(None, origin=None, headers=[(b"authorization", f"Token {key}".encode())])
     assert header.hello["event"] == "hello"
 
     bad = open_socket(None, path="/ws/agent/?token=nope", origin=None, connect=False)

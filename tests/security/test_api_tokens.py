@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from conversa.accounts.tokens import user_for_token
@@ -36,7 +36,7 @@ def test_a_token_expires_after_its_lifetime_and_a_new_one_is_issued(demo: dict[s
     assert abs(expires_at - (timezone.now() + timedelta(hours=2))) < timedelta(minutes=1)
     assert me(first["token"]).status_code == 200
 
-    Token.objects.filter(key=first["token"]).update(created=timezone.now() - timedelta(hours=2, minutes=1))
+    AuthToken.objects.filter(user__username="agent1").update(expiry=timezone.now() - timedelta(minutes=1))
     expired = me(first["token"])
     assert expired.status_code == 401
     assert "expired" in expired.json()["detail"].lower()
@@ -54,18 +54,19 @@ def test_logging_out_of_the_console_revokes_the_api_token(demo: dict[str, Any]) 
     assert me(token).status_code == 200
     assert console.post("/logout/").status_code == 302
     assert me(token).status_code == 401
-    assert not Token.objects.filter(user__username="agent2").exists()
+    assert not AuthToken.objects.filter(user__username="agent2").exists()
 
 
 def test_admins_list_and_revoke_tokens(demo: dict[str, Any]) -> None:
     token = issued("agent3")["token"]
     admin = Client()
     admin.force_login(get_user_model().objects.get(username="admin"))
-    listing = admin.get("/admin/authtoken/tokenproxy/")
+    listing = admin.get("/admin/knox/authtoken/")
     assert listing.status_code == 200
     page = listing.content.decode()
     assert "agent3" in page and 'class="field-expires_at' in page
-    revoked = admin.post("/admin/authtoken/tokenproxy/", {"action": "revoke", "_selected_action": [token]})
+    digest = AuthToken.objects.get(user__username="agent3").digest
+    revoked = admin.post("/admin/knox/authtoken/", {"action": "revoke", "_selected_action": [digest]})
     assert revoked.status_code == 302
     assert me(token).status_code == 401
 
@@ -74,4 +75,4 @@ def test_agents_cannot_see_tokens_in_the_admin(demo: dict[str, Any]) -> None:
     issued("agent3")
     agent = Client()
     agent.force_login(get_user_model().objects.get(username="agent1"))
-    assert agent.get("/admin/authtoken/tokenproxy/").status_code == 302  # to the admin login
+    assert agent.get("/admin/knox/authtoken/").status_code == 302  # to the admin login

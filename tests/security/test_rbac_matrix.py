@@ -27,7 +27,7 @@ from django.db import models, transaction
 from django.http import HttpResponseBase
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign, DispositionOption
@@ -429,8 +429,7 @@ def _new_client(role: str, fixture: Fixture) -> Client:
     if role == "anonymous":
         return Client()
     user = fixture.users[role]
-    token, _ = Token.objects.get_or_create(user=user)
-    client = Client(headers={"Authorization": f"Token {token.key}"})
+    client = Client(headers={"Authorization": f"Token {api_token(user.username)}"})
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     return client
 

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 from tests.servers import running_server, server_env
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -76,11 +75,10 @@ def real_ids_config(api: Any, customer_says: Any) -> str:
 @pytest.mark.parametrize("username", ["agent1", "supervisor"])
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api_server: str, ids_config: Path,
                                                                    username: str, tmp_path: Path) -> None:
-    token, _ = Token.objects.get_or_create(user=get_user_model().objects.get(username=username))
     command = [
         str(SCHEMATHESIS), "--config-file", str(ids_config), "run", f"{api_server}/api/schema/",
         "--checks", CHECKS,
-        "--header", f"Authorization: Token {token.key}",
+        "--header", f"Authorization: Token {api_token(username)}",
         "--max-examples", str(MAX_EXAMPLES),
         "--max-time", str(MAX_SECONDS),
         "--phases", "examples,coverage,fuzzing",

@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import BrowserContext, Locator, Page, expect
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 from tests.servers import REPO
 from tests.web.test_console import customer_writes, new_row
 
@@ -309,8 +308,7 @@ def conversation_of(phone: str, *, deadline: float = 15.0) -> Conversation:
 
 def capture_and_reply(server_url: str, *, username: str, phone: str, text: str) -> Conversation:
     conversation = conversation_of(phone)
-    token, _created = Token.objects.get_or_create(user=get_user_model().objects.get(username=username))
-    headers = {"Authorization": f"Token {token.key}"}
+    headers = {"Authorization": f"Token {api_token(username)}"}
     base = f"{server_url}/api/v1/conversations/{conversation.pk}"
     assert httpx.post(f"{base}/capture/", headers=headers, timeout=10).status_code == 200
     response = httpx.post(f"{base}/messages/", headers=headers, timeout=10, json={"text": text})

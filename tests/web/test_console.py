@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, Route, expect
-from rest_framework.authtoken.models import Token
+from tests.conftest import api_token
 from tests.inbox.relay import Relay, relay_server
 
 from conversa.campaigns.models import Disposition
@@ -427,9 +426,8 @@ def test_a_live_re_render_keeps_the_text_caret_and_focus(
     laura.keyboard.press("Home")  # she goes back to the start to add a greeting...
     # ...when something else changes the conversation: identified through the API, the pane re-renders.
     conversation = Conversation.objects.get(customer_phone="+5491155550131")
-    token, _created = Token.objects.get_or_create(user=get_user_model().objects.get(username="agent1"))
     response = httpx.post(f"{server_url}/api/v1/conversations/{conversation.pk}/identify/", timeout=10,
-                          headers={"Authorization": f"Token {token.key}"}, json={"first_name": "Sara Ruiz"})
+                          headers={"Authorization": f"Token {api_token('agent1')}"}, json={"first_name": "Sara Ruiz"})
     assert response.status_code == 200, response.text
     expect(laura.locator("#conv-name")).to_have_text("Sara Ruiz")
     laura.keyboard.type("Sara, ")  # same focus, same caret

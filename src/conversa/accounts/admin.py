@@ -13,8 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from rest_framework.authtoken.admin import TokenAdmin
-from rest_framework.authtoken.models import TokenProxy
+from knox.models import AuthToken
 
 from conversa.accounts.models import WHATSAPP_SKILL, AgentGroup, AgentProfile, PauseReason
 from conversa.accounts.tokens import revoke_token_set, token_expires_at, token_is_expired
@@ -116,27 +115,39 @@ class ConversaUserAdmin(UserAdmin):
 
 
 # --------------------------------------------------------------------------- API tokens
-# DRF's token admin, with the expiry shown and a bulk "revoke" action: revoking deletes the token,
-# so its holder must log in again.
-if admin.site.is_registered(TokenProxy):
-    admin.site.unregister(TokenProxy)
+# Who holds a token and until when, with a bulk "revoke" action: revoking deletes the token, so its
+# holder must log in again. Only digests are stored, so there is no key to show, and admins do not
+# mint tokens for others (people log in at the token endpoint).
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
 
 
-@admin.register(TokenProxy)
-class ApiTokenAdmin(TokenAdmin):
+@admin.register(AuthToken)
+class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("user", "created", "expires_at", "expired")
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    ordering = ("-created",)
+    fields = ("user", "created", "expiry")
+    readonly_fields = ("user", "created", "expiry")
     actions = ["revoke"]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuthToken | None = None) -> bool:
+        return False
+
     @admin.display(description=_("expires"))
-    def expires_at(self, obj: TokenProxy) -> datetime:
+    def expires_at(self, obj: AuthToken) -> datetime:
         return token_expires_at(token=obj)
 
     @admin.display(description=_("expired"), boolean=True)
-    def expired(self, obj: TokenProxy) -> bool:
+    def expired(self, obj: AuthToken) -> bool:
         return token_is_expired(token=obj)
 
     @admin.action(description=_("Revoke selected tokens"), permissions=["delete"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[TokenProxy]) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[AuthToken]) -> None:
         count = revoke_token_set(tokens=queryset)
         self.message_user(request, ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
                           % {"count": count})

@@ -1,12 +1,17 @@
-"""API tokens: DRF's one token per user, with a lifetime (CONVERSA_API_TOKEN_TTL_HOURS).
+"""API tokens: django-rest-knox's hashed tokens, with a lifetime (CONVERSA_API_TOKEN_TTL_HOURS).
 
-An expired token authenticates nobody (401 naming the expiry) and the token endpoint replaces it;
-logging out of the console revokes it; admins list and revoke tokens in the admin.
+Only a SHA-512 digest of each token is stored, so a copy of the database (a backup, a replica, a
+leaked dump) lets nobody call the API. Every login at the token endpoint issues a new token (one per
+device or script, at most CONVERSA_API_TOKENS_PER_USER live ones); an expired token authenticates
+nobody (401 naming the expiry); logging out of the console revokes the user's tokens; admins list
+and revoke tokens in the admin.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from hmac import compare_digest
 from typing import Any
 
 from django.conf import settings
@@ -18,20 +23,22 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from knox.auth import TokenAuthentication
+from knox.crypto import hash_token
+from knox.models import AuthToken
+from knox.settings import CONSTANTS
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 
 
 def token_lifetime() -> timedelta:
     return timedelta(hours=settings.CONVERSA_API_TOKEN_TTL_HOURS)
 
 
-def token_expires_at(*, token: Token) -> datetime:
-    return token.created + token_lifetime()
+def token_expires_at(*, token: AuthToken) -> datetime:
+    return token.expiry or token.created + token_lifetime()
 
 
-def token_is_expired(*, token: Token) -> bool:
+def token_is_expired(*, token: AuthToken) -> bool:
     return timezone.now() >= token_expires_at(token=token)
 
 
@@ -40,37 +47,68 @@ class TokenExpired(exceptions.AuthenticationFailed):
     default_code = "token_expired"
 
 
-class ExpiringTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <key>` as before, refused once the token is older than its lifetime."""
+def _stored_token(*, key: str) -> AuthToken | None:
+    """The stored token whose digest is this key's (one indexed read by the key's first characters;
+    the digests are compared in constant time), expired or not."""
+    if not key or len(key) > 256:  # a hostile header is hashed by no one
+        return None
+    digest = hash_token(key)
+    for candidate in AuthToken.objects.select_related("user").filter(token_key=key[:CONSTANTS.TOKEN_KEY_LENGTH]):
+        if compare_digest(digest, candidate.digest):
+            return candidate
+    return None
 
-    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        user, token = super().authenticate_credentials(key)
-        if token_is_expired(token=token):
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>`, refused once the token is past its expiry. Unlike knox's own
+    check it reads one row per request and writes nothing: expired tokens are deleted when their
+    user logs in again (issue_token), not on the read path."""
+
+    def authenticate_credentials(self, token: bytes) -> tuple[Any, AuthToken]:
+        try:
+            key = token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
+        stored = _stored_token(key=key)
+        if stored is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        if token_is_expired(token=stored):
             raise TokenExpired()
-        return user, token
+        user, auth_token = self.validate_user(stored)
+        return user, auth_token
 
 
 def user_for_token(*, key: str) -> User | None:
     """The active user a valid, unexpired token belongs to (the websocket's token check)."""
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active or token_is_expired(token=token):
+    stored = _stored_token(key=key)
+    if stored is None or not stored.user.is_active or token_is_expired(token=stored):
         return None
-    return token.user
+    return stored.user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    key: str  # shown once, to whoever logged in; only its digest is stored
+    expires_at: datetime
 
 
 @transaction.atomic
-def issue_token(*, user: User) -> Token:
-    """The user's current token, or a new one if she has none or hers has expired."""
-    token = Token.objects.select_for_update().filter(user=user).first()
-    if token is not None and not token_is_expired(token=token):
-        return token
-    if token is not None:
-        token.delete()
-    return Token.objects.create(user=user)
+def issue_token(*, user: User) -> IssuedToken:
+    """A new token for the user. Her expired tokens go, and so do her oldest live ones beyond
+    CONVERSA_API_TOKENS_PER_USER (their holders must log in again)."""
+    now = timezone.now()
+    mine = AuthToken.objects.select_for_update().filter(user=user)
+    mine.filter(expiry__lte=now).delete()
+    live = list(mine.order_by("-created").values_list("pk", flat=True))
+    keep = max(settings.CONVERSA_API_TOKENS_PER_USER - 1, 0)
+    if len(live) > keep:
+        AuthToken.objects.filter(pk__in=live[keep:]).delete()
+    token, key = AuthToken.objects.create(user=user, expiry=token_lifetime())
+    return IssuedToken(key=key, expires_at=token_expires_at(token=token))
 
 
 def revoke_tokens(*, user: User) -> int:
-    return revoke_token_set(tokens=Token.objects.filter(user=user))
+    return revoke_token_set(tokens=AuthToken.objects.filter(user=user))
 
 
 def revoke_token_set(*, tokens: QuerySet[Any]) -> int:
