@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from conversa.campaigns.models import Campaign
+from conversa.contacts import selectors
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.contacts.selectors import search_contacts
 
@@ -61,6 +62,60 @@ def test_matches_a_fragment_of_any_field(api: Callable[[str], APIClient], demo: 
     everyone = _search(client, campaign)
     assert {"+5491160000001", "+5491160000002", "+5491155550009"} <= _phones(everyone)
     assert set(everyone) == {"next", "results"}  # no count: nothing is counted
+
+
+@pytest.mark.parametrize("typed", [
+    "+54 9 11 6000-0001", "+5491160000001", "5491160000001", "(11) 6000 0001", "11-6000-0001", "6000.0001",
+    "60000001", "  1160000001 ", "9 11 6000\u00a00001",
+])
+def test_a_phone_number_is_found_however_its_digits_are_typed(api: Callable[[str], APIClient],
+                                                              demo: dict[str, Any], typed: str) -> None:
+    campaign, database = _sales()
+    _add(database, "+5491160000001", "María", "Gómez")
+    _add(database, "+5491160000011", "Bruno", "Díaz")
+    _add(ContactDatabase.objects.get(name="Support contacts"), "+5491160000001", "Otra", "Base")
+    assert _phones(_search(api("agent1"), campaign, q=typed)) == {"+5491160000001"}
+
+
+def test_a_phone_term_matches_phones_only(api: Callable[[str], APIClient], demo: dict[str, Any]) -> None:
+    """Digits typed as a phone number are a phone number: an email's digits do not match them (a
+    term with a letter in it is text, matched against every field as before)."""
+    campaign, database = _sales()
+    _add(database, "+5491160000002", "Bruno", "Díaz", "bruno2024@correo.ar")
+    _add(database, "+5491160002024", "Carla", "Paz")
+    client = api("agent1")
+    assert _phones(_search(client, campaign, q="2024")) == {"+5491160002024"}
+    assert _phones(_search(client, campaign, q="bruno2024")) == {"+5491160000002"}
+    assert _phones(_search(client, campaign, q="+54 91160 00000 2")) == {"+5491160000002"}
+    assert _phones(_search(client, campaign, q="1160-0000-09")) == set()  # no such number
+    assert _phones(_search(client, campaign, q="+54+11")) == set()  # a second "+" is not a phone number
+
+
+@pytest.mark.parametrize("bounded", [3, 2000])
+def test_phone_pages_follow_next_in_name_order_without_gaps(api: Callable[[str], APIClient], demo: dict[str, Any],
+                                                            monkeypatch: pytest.MonkeyPatch, bounded: int) -> None:
+    """Whether the matches are few enough to be sorted (2000) or the name order is walked (more than
+    3), the pages are the name order's, with ties broken by id, and stop at the last match."""
+    monkeypatch.setattr(selectors, "BOUNDED_MATCHES", bounded)
+    campaign, database = _sales()
+    names = [("Ana", "Paz"), ("Ana", "Paz"), ("Ana", "Ríos"), ("Ana", ""), ("Beto", "Paz"), ("Ana", "Paz"),
+             ("Carla", "Ávila"), ("Ana", "Ríos"), ("Ana", "Paz")]
+    for n, (first, last) in enumerate(names):
+        _add(database, f"+5491170077{n:03d}", first, last)
+    _add(database, "+5491170088001", "Aaron", "Otro")  # not a match
+    expected = [c.pk for c in Contact.objects.filter(phone__contains="70077").order_by("first_name", "last_name", "id")]
+    client = api("agent1")
+    for limit in (1, 2, 4, 9, 200):
+        seen: list[int] = []
+        body = _search(client, campaign, q="+54 9 11 70077", limit=limit)
+        while True:
+            seen += [row["id"] for row in body["results"]]
+            if body["next"] is None:
+                break
+            response = client.get(body["next"])
+            assert response.status_code == 200, response.content
+            body = response.json()
+        assert seen == expected, limit
 
 
 def test_pages_follow_next_in_name_order_without_gaps(api: Callable[[str], APIClient],
@@ -133,6 +188,10 @@ def test_a_page_is_one_query(api: Callable[[str], APIClient], demo: dict[str, An
         _search(api("agent1"), campaign, q="nombre")
     contact_queries = [q["sql"] for q in ctx.captured_queries if "contacts_contact" in q["sql"]]
     assert len(contact_queries) == 1 and "COUNT(" not in contact_queries[0].upper()
+    with CaptureQueriesContext(connection) as ctx:
+        body = _search(api("agent1"), campaign, q="+54 9 11 8000", limit=10)
+    assert len(body["results"]) == 10 and body["next"] is not None
+    assert len([q for q in ctx.captured_queries if "contacts_contact" in q["sql"]]) == 1
 
 
 def _plan(sql: str) -> str:
@@ -166,6 +225,37 @@ def test_postgresql_serves_the_match_with_the_trigram_index(demo: dict[str, Any]
         plan = plan_of(term)
         assert "contact_by_name_idx" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.postgres_only
+def test_postgresql_reads_a_phone_terms_few_matches_from_the_trigram_index(demo: dict[str, Any]) -> None:
+    """A phone term with few matches (here 0.5 % of 20,000 contacts) reads them from the trigram index
+    and sorts them: the name order is not walked (the planner walked it, reading ~200 contacts per
+    row of the page). A common one stops reading matches early and walks the name order. Never a
+    whole table's rows."""
+    _campaign, database = _sales()
+    firsts = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Facundo", "Gabriela", "Hernán", "Inés", "Juan"]
+    Contact.objects.bulk_create(
+        Contact(database=database, phone=f"+54119{9000000 + n:07d}", first_name=firsts[n % 10], last_name=f"Pérez {n}")
+        for n in range(20_000))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE contacts_contact")
+
+    def executed_plan(term: str) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            page = search_contacts(database_id=database.pk, term=term, after=None, limit=100)
+        assert len(page.contacts) == 100
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {ctx.captured_queries[0]['sql']}")
+            return [row[0] for row in cursor.fetchall()]
+
+    few = executed_plan("+54 11 990 123")  # +5411990 12300 to 12399: 100 matches
+    assert any("Bitmap Index Scan on contact_search_trgm_idx" in line for line in few), few
+    assert all("never executed" in line for line in few if "contact_by_name_idx" in line), few
+    common = executed_plan("5411")
+    assert any("contact_by_name_idx" in line and "never executed" not in line for line in common), common
+    for plan in (few, common):
+        assert max(int(rows) for line in plan for rows in re.findall(r"rows=(\d+)", line)) < 20_000, plan
 
 
 def test_every_api_route_the_readme_names_exists() -> None:

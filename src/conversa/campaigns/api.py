@@ -26,8 +26,8 @@ from conversa.accounts.selectors import (
 from conversa.accounts.services import set_status
 from conversa.campaigns.models import Campaign, DispositionOption, QuickReply
 from conversa.campaigns.selectors import campaigns_for
-from conversa.contacts.api import ContactSerializer, contact_list
-from conversa.contacts.selectors import decode_name_cursor, search_contacts
+from conversa.contacts.api import ContactSerializer, contact_rows
+from conversa.contacts.selectors import decode_name_cursor, search_contact_rows
 from conversa.core.api import current_user, request_object
 from conversa.core.errors import NotFound
 
@@ -146,14 +146,15 @@ class CampaignContactsView(APIView):
         campaign = _campaign(request, pk)
         params = ContactSearchParams(data=request.query_params)
         params.is_valid(raise_exception=True)
-        page = search_contacts(database_id=campaign.contact_database_id, term=params.validated_data["q"].strip(),
-                               after=decode_name_cursor(params.validated_data["cursor"], field="cursor"),
-                               limit=params.validated_data["limit"])
+        page = search_contact_rows(database_id=campaign.contact_database_id,
+                                   term=params.validated_data["q"].strip(),
+                                   after=decode_name_cursor(params.validated_data["cursor"], field="cursor"),
+                                   limit=params.validated_data["limit"])
         next_url = None
         if page.next is not None:
             next_url = remove_query_param(
                 replace_query_param(request.build_absolute_uri(), "cursor", page.next.encode()), "page")
-        return Response({"next": next_url, "results": contact_list(page.contacts)})
+        return Response({"next": next_url, "results": contact_rows(page.rows)})
 
 
 # --------------------------------------------------------------------------- the signed-in user

@@ -30,12 +30,14 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def contact_list(contacts: Iterable[Contact]) -> list[dict[str, Any]]:
-    """`ContactSerializer(contacts, many=True).data` without DRF's per-field cost (a search page is
-    100 of them; the serializer stays the schema and the single-contact answers)."""
+def contact_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`ContactSerializer(contacts, many=True).data` of plain rows (`contacts.selectors.ROW_FIELDS`),
+    without DRF's per-field cost or a model instance per contact (a search page is 100 of them; the
+    serializer stays the schema and the single-contact answers)."""
     _datetime = datetime_writer()
     return [{
-        "id": c.pk, "database": c.database_id, "phone": str(c.phone), "first_name": str(c.first_name),
-        "last_name": str(c.last_name), "full_name": c.full_name, "email": str(c.email) if c.email else None,
-        "custom": c.custom, "created_at": _datetime(c.created_at), "updated_at": _datetime(c.updated_at),
-    } for c in contacts]
+        "id": r["id"], "database": r["database_id"], "phone": r["phone"], "first_name": r["first_name"],
+        "last_name": r["last_name"], "full_name": f"{r['first_name']} {r['last_name']}".strip(),
+        "email": r["email"] or None, "custom": r["custom"], "created_at": _datetime(r["created_at"]),
+        "updated_at": _datetime(r["updated_at"]),
+    } for r in rows]

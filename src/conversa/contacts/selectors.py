@@ -9,6 +9,15 @@ UPPER(email) (`contact_search_trgm_idx`, migration 0002) serves the substring ma
 expressions Django's `icontains` compares — and the btree `contact_by_name_idx` serves the order
 when the term is short or common; the planner picks whichever reads less. Matching is what it
 always was: a case-insensitive substring of any of the four fields (accents as typed).
+
+A term typed as a phone number — digits, with or without a leading `+`, spaces, dashes, dots or
+parentheses — matches the phone's digits (stored E.164: `+` and digits), so "+54 11 5555-0001" finds
++541155550001 as "1155550001" does. Its page is read by `_PHONE_PAGE_KEYS`, one statement: at most
+`BOUNDED_MATCHES` + 1 matching keys from the trigram index; when there are no more than that, they
+are sorted for the page, otherwise the name order is walked until the page is full (the term is then
+common, so the walk is short). Left to itself the planner walked the name order for a term matching
+1 % of the contacts, reading ~100 contacts per row of the page: it prices a walk's rows as nearly free
+(decisions #NN).
 """
 
 from __future__ import annotations
@@ -16,11 +25,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from conversa.contacts.models import Contact, ContactDatabase, ContactImport, ContactImportProblem
@@ -30,6 +42,13 @@ from conversa.core.errors import InvalidInput
 # No field is longer than this (email, 254): a longer term cannot match anything.
 MAX_TERM = 254
 SEARCH_FIELDS = ("first_name", "last_name", "phone", "email")
+NAME_ORDER = ("first_name", "last_name", "id")
+# What a page of the API and of the contacts page shows of a contact (plain rows, decisions #64).
+ROW_FIELDS = ("id", "database_id", "phone", "first_name", "last_name", "email", "custom", "created_at", "updated_at")
+# A phone term with at most this many matches is sorted; a commoner one walks the name order.
+BOUNDED_MATCHES = 2000
+_PHONE_TERM = re.compile(r"\+?[0-9\s().-]*[0-9][0-9\s().-]*")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,18 @@ class ContactPage:
     next: NameCursor | None  # where the next page starts; None on the last page
 
 
+@dataclass(frozen=True)
+class ContactRowPage:
+    rows: list[dict[str, Any]]  # ROW_FIELDS of each contact
+    next: NameCursor | None  # where the next page starts; None on the last page
+
+
+def phone_digits(term: str) -> str:
+    """The digits of a term typed as a phone number ("+54 9 11 5555-0001", "(011) 5555 0001",
+    "55550001"); "" for any other term."""
+    return _NOT_DIGIT.sub("", term) if _PHONE_TERM.fullmatch(term) else ""
+
+
 def _after(cursor: NameCursor) -> Q:
     """Rows strictly after `cursor`. The `first_name >=` bound lets the index scan start there; the
     OR only breaks ties."""
@@ -79,29 +110,91 @@ def _after(cursor: NameCursor) -> Q:
         | Q(first_name=cursor.first_name, last_name=cursor.last_name, id__gt=cursor.id))
 
 
-def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int,
-                    custom: dict[str, Any] | None = None) -> ContactPage:
-    """Contacts of the database whose name, phone or email contains `term` (every contact when it is
-    empty), in name order, `limit` at most: one query. `custom`: only contacts whose custom value of
-    each named field equals the given one (the contacts page's filter)."""
+# The keys of a phone term's page (see the module's docstring). `matched` holds the first
+# BOUNDED_MATCHES + 1 matches in no order (the trigram index's bitmap, or a scan stopped early when
+# the term is common); one of the two branches runs, chosen by its size. UPPER(phone) is the
+# trigram index's expression; a phone has no letters, so it is the phone. {after}: the cursor.
+_PHONE_PAGE_KEYS = """
+WITH matched AS MATERIALIZED (
+    SELECT id, first_name, last_name FROM contacts_contact
+    WHERE database_id = %s AND UPPER(phone) LIKE %s {after} LIMIT %s)
+SELECT id FROM (
+    SELECT id FROM matched WHERE (SELECT COUNT(*) FROM matched) <= %s
+    ORDER BY first_name, last_name, id LIMIT %s) AS few
+UNION ALL
+SELECT id FROM (
+    SELECT id FROM contacts_contact
+    WHERE database_id = %s AND UPPER(phone) LIKE %s {after} AND (SELECT COUNT(*) FROM matched) > %s
+    ORDER BY first_name, last_name, id LIMIT %s) AS many
+"""
+# Strictly after the cursor in (first_name, last_name, id) order: the name index's range.
+_AFTER_ROW = "AND (first_name, last_name, id) > (%s, %s, %s)"
+
+
+def _in_phone_page(*, database_id: int, digits: str, after: NameCursor | None, rows: int) -> RawSQL:
+    """The condition "the contact is one of the phone term's page" (`_PHONE_PAGE_KEYS`)."""
+    pattern = f"%{digits}%"  # digits only: nothing to escape
+    cursor = [after.first_name, after.last_name, after.id] if after is not None else []
+    sql = _PHONE_PAGE_KEYS.format(after=_AFTER_ROW if after is not None else "")
+    params = [database_id, pattern, *cursor, BOUNDED_MATCHES + 1, BOUNDED_MATCHES, rows,
+              database_id, pattern, *cursor, BOUNDED_MATCHES, rows]
+    # A condition, not `pk__in=`: the `in` lookup would drop the repeated parameters. On PostgreSQL
+    # the keys are an array, read once, then by the primary key: with IN the planner may instead
+    # hash-join them with a scan of every contact.
+    keys = f"= ANY(ARRAY({sql}))" if connection.vendor == "postgresql" else f"IN ({sql})"
+    return RawSQL(f"contacts_contact.id {keys}", params,  # noqa: S611 (constant SQL, values as parameters)
+                  output_field=BooleanField())
+
+
+def _page_query(*, database_id: int, term: str, after: NameCursor | None, limit: int,
+                custom: dict[str, Any] | None) -> QuerySet[Contact] | None:
+    """The query of a page: `limit + 1` contacts in name order (the extra one only tells that there
+    is more); None when no contact can match."""
     if len(term) > MAX_TERM or "\x00" in term:  # no stored text holds it (PostgreSQL refuses NUL)
-        return ContactPage(contacts=[], next=None)
+        return None
+    digits = phone_digits(term)
+    if digits and not custom:
+        page = _in_phone_page(database_id=database_id, digits=digits, after=after, rows=limit + 1)
+        return Contact.objects.filter(page).order_by(*NAME_ORDER)
     qs = Contact.objects.filter(database_id=database_id)
     for name, value in (custom or {}).items():
         qs = qs.filter(**{f"custom__{name}": value})
-    if term:
+    if digits:
+        qs = qs.filter(phone__icontains=digits)
+    elif term:
         match = Q()
         for name in SEARCH_FIELDS:
             match |= Q(**{f"{name}__icontains": term})
         qs = qs.filter(match)
     if after is not None:
         qs = qs.filter(_after(after))
-    rows = list(qs.order_by("first_name", "last_name", "id")[: limit + 1])
+    return qs.order_by(*NAME_ORDER)[: limit + 1]
+
+
+def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int,
+                    custom: dict[str, Any] | None = None) -> ContactPage:
+    """Contacts of the database whose name, phone or email contains `term` (every contact when it is
+    empty; a phone number's digits when it is typed as one), in name order, `limit` at most: one
+    query. `custom`: only contacts whose custom value of each named field equals the given one (the
+    contacts page's filter)."""
+    query = _page_query(database_id=database_id, term=term, after=after, limit=limit, custom=custom)
+    contacts = list(query) if query is not None else []
+    more = len(contacts) > limit
+    contacts = contacts[:limit]
+    last = contacts[-1] if more else None
+    return ContactPage(contacts=contacts,
+                       next=NameCursor(last.first_name, last.last_name, last.pk) if last is not None else None)
+
+
+def search_contact_rows(*, database_id: int, term: str, after: NameCursor | None, limit: int) -> ContactRowPage:
+    """`search_contacts` as plain rows of ROW_FIELDS (no model instance per contact): the API's page."""
+    query = _page_query(database_id=database_id, term=term, after=after, limit=limit, custom=None)
+    rows = list(query.values(*ROW_FIELDS)) if query is not None else []
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None
-    return ContactPage(contacts=rows,
-                       next=NameCursor(last.first_name, last.last_name, last.pk) if last is not None else None)
+    return ContactRowPage(rows=rows, next=NameCursor(last["first_name"], last["last_name"], last["id"])
+                          if last is not None else None)
 
 
 def contact_for_customer(*, database_id: int, phone: str, user_id: str) -> Contact | None:
