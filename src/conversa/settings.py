@@ -382,6 +382,9 @@ PROVIDER_HTTP_TIMEOUT = float(os.environ.get("PROVIDER_HTTP_TIMEOUT", "15"))
 CONVERSA_IMPORT_MAX_BYTES = int(os.environ.get("CONVERSA_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 CONVERSA_IMPORT_MAX_ROWS = int(os.environ.get("CONVERSA_IMPORT_MAX_ROWS", "1000000"))
 CONVERSA_IMPORT_BATCH = int(os.environ.get("CONVERSA_IMPORT_BATCH", "1000"))
+# A failed or never-mapped import's uploaded file (customers' names and phones) is kept this long for
+# a retry or a mapping, then deleted; a finished import's file goes at once (contacts.imports).
+CONVERSA_IMPORT_FILE_RETENTION_HOURS = float(os.environ.get("CONVERSA_IMPORT_FILE_RETENTION_HOURS", "168"))
 # Upload limits, per WhatsApp's media limits.
 CONVERSA_MEDIA_LIMITS = {
     "image": (5 * 1024 * 1024, ["image/jpeg", "image/png", "image/webp"]),

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils.timezone import now as timezone_now
 
 from conversa.contacts import imports
 from conversa.contacts.models import Contact, ContactDatabase, ContactImport, ContactImportProblem
@@ -271,3 +272,52 @@ def test_only_supervisors_of_the_database_and_admins_reach_it(demo):
     assert _client("admin").get(f"/supervisor/contacts/{other.pk}/").status_code == 200
     listing = _client("supervisor").get("/supervisor/contacts/").content.decode()
     assert "Support contacts" in listing and "Nobody&#x27;s" not in listing and "Nobody's" not in listing
+
+
+def test_an_import_file_is_deleted_once_nothing_needs_it(demo, run_tasks, settings, django_capture_on_commit_callbacks):
+    """Uploaded files hold customers' names and phones: a finished import's goes at the next sweep, a
+    failed or unmapped one's after the retention (time to retry or map it), a deleted import's at once."""
+    from conversa.core.worker import sweep
+
+    settings.CONVERSA_IMPORT_FILE_RETENTION_HOURS = 24
+    client = _client("supervisor")
+    database = _support()
+    finished = _import(client, database, (HEADER + "+5491155550301;Ana;;;;;\n").encode(), run_tasks)
+    _upload(client, database, "later.csv", (HEADER + "+5491155550302;Bea;;;;;\n").encode())
+    unmapped = ContactImport.objects.latest("id")
+    _upload(client, database, "failing.csv", (HEADER + "+5491155550303;Carla;;;;;\n").encode())
+    failing = ContactImport.objects.latest("id")
+    imports.configure_import(contact_import=failing, mapping=failing.mapping, default_country="AR",
+                             on_duplicate="skip", enqueue=False)
+    imports.begin_run(import_id=failing.pk)
+    imports.end_run(import_id=failing.pk, message="the worker gave up")
+    stored = {i.pk: i.file.name for i in (finished, unmapped, failing)}
+    storage = finished.file.storage
+    assert finished.status == "done" and all(storage.exists(name) for name in stored.values())
+
+    assert sweep()["contact_import_files"] == 1  # only the finished import's
+    finished.refresh_from_db()
+    assert not finished.file and not storage.exists(stored[finished.pk])
+    assert (finished.status, finished.created) == ("done", 1)  # its record stays
+    assert storage.exists(stored[unmapped.pk]) and storage.exists(stored[failing.pk])
+
+    past = timezone_now() - datetime.timedelta(hours=25)
+    ContactImport.objects.filter(pk=unmapped.pk).update(created_at=past)
+    ContactImport.objects.filter(pk=failing.pk).update(finished_at=past)
+    assert sweep()["contact_import_files"] == 2
+    assert not any(storage.exists(name) for name in stored.values())
+    assert not ContactImport.objects.exclude(file="").exists()
+    # A retry after that says why it cannot run, rather than failing silently.
+    failing.refresh_from_db()
+    imports.retry_import(contact_import=failing)
+    imports.run_import(import_id=failing.pk)
+    failing.refresh_from_db()
+    assert failing.status == "failed" and "no longer stored" in failing.message
+
+    _upload(client, database, "dropped.csv", (HEADER + "+5491155550304;Dora;;;;;\n").encode())
+    dropped = ContactImport.objects.latest("id")
+    name = dropped.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        dropped.delete()  # in the admin, say: its file goes with it
+    assert not ContactImport.objects.filter(pk=dropped.pk).exists()
+    assert not storage.exists(name)

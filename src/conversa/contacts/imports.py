@@ -10,11 +10,13 @@ one bulk update, one insert of problems, the checkpoint), never one per row."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -24,6 +26,9 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,7 +38,10 @@ from conversa.contacts.phones import InvalidPhone, country_choices, normalize_ph
 from conversa.contacts.tabular import TableError, format_of, inspect_table, read_rows
 from conversa.core.errors import InvalidInput
 
+logger = logging.getLogger(__name__)
+
 STANDARD_TARGETS = ("phone", "first_name", "last_name", "email")
+SPENT_FILES_PER_SWEEP = 200
 MAX_NAME = 100
 # Header spellings matched to the standard columns (after lower-casing, accents and punctuation off).
 SYNONYMS = {
@@ -356,6 +364,9 @@ def run_import(*, import_id: int) -> str:
     def spent() -> float:
         return earlier + time.monotonic() - started
 
+    if not imp.file:  # discarded after its retention (discard_spent_files)
+        end_run(import_id=import_id, message=_("The uploaded file is no longer stored."), run_seconds=spent())
+        return "failed: file discarded"
     try:
         with imp.file.storage.open(imp.file.name, "rb") as stored:
             rows = read_rows(binary=_binary(stored), file_format=imp.file_format, encoding=imp.encoding,
@@ -377,3 +388,40 @@ def _binary(stored: File) -> IO[bytes]:
     """The storage's own binary stream under Django's File wrapper (what csv and zipfile read best)."""
     inner = stored.file
     return inner if inner is not None and hasattr(inner, "readable") else stored  # type: ignore[return-value]
+
+
+def discard_spent_files() -> int:
+    """An uploaded file holds customers' names and phones, and nothing needs it once its import is
+    over: a finished import's file goes at the next sweep; a failed one's (it may be retried) or one
+    never mapped after CONVERSA_IMPORT_FILE_RETENTION_HOURS. The import's row, its counts and its
+    problem report stay. Returns the files discarded (bounded per sweep)."""
+    cutoff = timezone.now() - timedelta(hours=settings.CONVERSA_IMPORT_FILE_RETENTION_HOURS)
+    spent = list(ContactImport.objects.exclude(file="").filter(
+        Q(status=ContactImport.Status.DONE)
+        | Q(status=ContactImport.Status.FAILED, finished_at__lt=cutoff)
+        | Q(status=ContactImport.Status.MAPPING, created_at__lt=cutoff),
+    ).order_by("pk").values_list("pk", "file")[:SPENT_FILES_PER_SWEEP])
+    storage = ContactImport._meta.get_field("file").storage  # type: ignore[union-attr]
+    for pk, name in spent:
+        # The file first: a failure here leaves the row pointing at it, for the next sweep; never a
+        # stored file that no row names. (A run started meanwhile ends "file no longer stored".)
+        storage.delete(name)
+        ContactImport.objects.filter(pk=pk, file=name).update(file="")
+    return len(spent)
+
+
+@receiver(post_delete, sender=ContactImport, dispatch_uid="conversa.contacts.imports.file_of_deleted_import")
+def _discard_file_of_deleted_import(sender: Any, instance: ContactImport, **kwargs: Any) -> None:
+    """An import deleted (its database deleted in the admin, say) takes its file along, once the
+    deletion commits."""
+    name = instance.file.name if instance.file else ""
+    if name:
+        storage = instance.file.storage
+        transaction.on_commit(lambda: _delete_quietly(storage=storage, name=name))
+
+
+def _delete_quietly(*, storage: Any, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError:
+        logger.warning("contact import file %s could not be deleted", name, exc_info=True)
