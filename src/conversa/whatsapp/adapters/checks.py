@@ -53,6 +53,8 @@ def clean_text(text: str) -> str:
     "\\ud83d" without its pair, which no UTF-8 encoder accepts) replaced with U+FFFD."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.isascii():  # most values of a burst: no surrogate possible, no regex run
+        return text
     # A JSON reader already joins valid pairs, so any surrogate left stands alone.
     return _SURROGATE.sub("\ufffd", text)
 
