@@ -26,7 +26,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,8 @@ from conversa.core.errors import InvalidInput
 
 # No field is longer than this (email, 254): a longer term cannot match anything.
 MAX_TERM = 254
-SEARCH_FIELDS = ("first_name", "last_name", "phone", "email")
+# A term with a letter or a sign in it is not a phone number, and a phone (E.164) has nothing else.
+SEARCH_FIELDS = ("first_name", "last_name", "email")
 NAME_ORDER = ("first_name", "last_name", "id")
 # What a page of the API and of the contacts page shows of a contact (plain rows, decisions #64).
 ROW_FIELDS = ("id", "database_id", "phone", "first_name", "last_name", "email", "custom", "created_at", "updated_at")
@@ -138,11 +139,16 @@ def _in_phone_page(*, database_id: int, digits: str, after: NameCursor | None, r
     sql = _PHONE_PAGE_KEYS.format(after=_AFTER_ROW if after is not None else "")
     params = [database_id, pattern, *cursor, BOUNDED_MATCHES + 1, BOUNDED_MATCHES, rows,
               database_id, pattern, *cursor, BOUNDED_MATCHES, rows]
-    # A condition, not `pk__in=`: the `in` lookup would drop the repeated parameters. On PostgreSQL
-    # the keys are an array, read once, then by the primary key: with IN the planner may instead
-    # hash-join them with a scan of every contact.
+    return _one_of_keys(sql, params)
+
+
+def _one_of_keys(sql: str, params: Sequence[Any]) -> RawSQL:
+    """The condition "the contact's id is one of those `sql` selects" (a page's keys). A condition,
+    not `pk__in=`: the `in` lookup would drop repeated parameters. On PostgreSQL the keys are an
+    array, read once, then by the primary key: with IN the planner may instead hash-join them with
+    a scan of every contact."""
     keys = f"= ANY(ARRAY({sql}))" if connection.vendor == "postgresql" else f"IN ({sql})"
-    return RawSQL(f"contacts_contact.id {keys}", params,  # noqa: S611 (constant SQL, values as parameters)
+    return RawSQL(f"contacts_contact.id {keys}", params,  # noqa: S611 (SQL compiled or constant, values as parameters)
                   output_field=BooleanField())
 
 
@@ -168,7 +174,10 @@ def _page_query(*, database_id: int, term: str, after: NameCursor | None, limit:
         qs = qs.filter(match)
     if after is not None:
         qs = qs.filter(_after(after))
-    return qs.order_by(*NAME_ORDER)[: limit + 1]
+    # The page's keys first, then its rows by key: walking the name order to test the match then
+    # reads the index alone (it holds every field matched), not a table row per contact passed.
+    keys, params = qs.order_by(*NAME_ORDER).values("id")[: limit + 1].query.sql_with_params()
+    return Contact.objects.filter(_one_of_keys(keys, params)).order_by(*NAME_ORDER)
 
 
 def search_contacts(*, database_id: int, term: str, after: NameCursor | None, limit: int,
