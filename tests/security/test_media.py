@@ -353,3 +353,45 @@ def test_a_missing_file_is_marked_failed_on_the_message_and_in_the_console(
     console.force_login(User.objects.get(username="agent1"))
     page = console.get(f"/console/c/{conversation.pk}/messages/").content.decode()
     assert 'data-testid="media-error"' in page and "gone.pdf" in page and "404" in page
+
+
+# --------------------------------------------------------------------------- byte ranges
+def test_a_byte_range_is_served_as_a_206_with_the_same_safe_headers(attended: Conversation) -> None:
+    """Browsers seek in voice notes and videos with Range requests: one range is a 206 carrying
+    exactly those bytes; what cannot be a range is the whole file or a 416, never a 500."""
+    content = PNG + bytes(range(256)) * 40  # 10,312 bytes of a PNG
+    message = sent_file(attended, "photo.png", content, "image/png")
+    size = len(content)
+    client = token_client("agent1")
+
+    def ranged(header: str, **extra: str) -> Any:
+        return client.get(f"/api/v1/messages/{message.pk}/media/", HTTP_RANGE=header, **extra)
+
+    whole = get_media(message)
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes" and body_of(whole) == content
+
+    for header, first, last in [("bytes=0-99", 0, 99), ("bytes=10000-", 10000, size - 1),
+                                ("bytes=-12", size - 12, size - 1), ("bytes=5000-999999", 5000, size - 1)]:
+        response = ranged(header)
+        assert response.status_code == 206, header
+        assert response["Content-Range"] == f"bytes {first}-{last}/{size}", header
+        assert int(response["Content-Length"]) == last - first + 1
+        assert body_of(response) == content[first:last + 1], header
+        assert response["Content-Type"] == "image/png"
+        assert_safe_headers(response)
+
+    for header in ["bytes=99999-", "bytes=-0"]:
+        refused = ranged(header)
+        assert refused.status_code == 416 and refused["Content-Range"] == f"bytes */{size}", header
+    for header in ["bytes=0-1,5-9", "lines=1-2", "bytes=9-3", "bytes=abc", "bytes=-"]:
+        ignored = ranged(header)
+        assert ignored.status_code == 200 and body_of(ignored) == content, header
+    # An If-Range we keep nothing to check against: the whole file.
+    conditional = ranged("bytes=0-9", HTTP_IF_RANGE='"some-etag"')
+    assert conditional.status_code == 200 and body_of(conditional) == content
+    # Other agents still get a 404, range or not.
+    assert token_client("agent2").get(f"/api/v1/messages/{message.pk}/media/", HTTP_RANGE="bytes=0-9").status_code == 404
+
+    link = media.signed_path(message.media.name, display_name=message.media_filename)
+    linked = Client().get(link, HTTP_RANGE="bytes=0-7")
+    assert linked.status_code == 206 and body_of(linked) == content[:8]

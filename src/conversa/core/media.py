@@ -8,9 +8,10 @@ display name. Media is served with headers that stop a browser from running it o
 from __future__ import annotations
 
 import codecs
+import re
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -19,7 +20,7 @@ import filetype
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import NoReverseMatch, resolve, reverse
 from django.urls.exceptions import Resolver404
@@ -150,10 +151,79 @@ def download_name(*, storage_name: str, display_name: str) -> str:
     return name
 
 
-def media_response(*, storage_name: str, display_name: str) -> HttpResponseBase:
+RANGE_CHUNK = 64 * 1024
+_SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str, *, size: int) -> tuple[int, int] | None:
+    """The (first, last) bytes a `Range: bytes=…` header asks of a `size`-byte file, clamped to it;
+    None to serve the whole file (no header, a malformed one, several ranges: RFC 9110 lets a
+    server ignore Range). Raises ValueError when the range lies wholly past the end (a 416)."""
+    match = _SINGLE_RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "":  # "bytes=-N": the last N bytes
+        suffix = int(last_text)
+        if suffix == 0:
+            raise ValueError("empty suffix range")
+        return max(size - suffix, 0), size - 1
+    first = int(first_text)
+    last = size - 1 if last_text == "" else min(int(last_text), size - 1)
+    if first > last:
+        if last_text != "" and int(last_text) < first:
+            return None  # "bytes=9-3" is malformed: ignored
+        raise ValueError("range starts past the end")
+    return first, last
+
+
+def _read_range(stored: Any, *, first: int, last: int) -> Iterator[bytes]:
+    try:
+        stored.seek(first)
+        left = last - first + 1
+        while left > 0:
+            chunk = stored.read(min(RANGE_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        stored.close()
+
+
+def requested_range(request: HttpRequest) -> str:
+    """The request's Range header, or "" when an If-Range makes it conditional: we keep no
+    validators to check it against, so the whole file is the safe answer (RFC 9110 13.1.5)."""
+    return "" if "If-Range" in request.headers else request.headers.get("Range", "")
+
+
+def _whole_or_range(stored: Any, *, mime: str, range_header: str) -> HttpResponseBase:
+    size = stored.size
+    response: HttpResponseBase
+    try:
+        wanted = byte_range(range_header, size=size) if range_header else None
+    except ValueError:
+        stored.close()
+        response = HttpResponse(status=416, content_type=mime)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if wanted is None:
+        response = FileResponse(stored, content_type=mime)
+    else:
+        first, last = wanted
+        response = StreamingHttpResponse(_read_range(stored, first=first, last=last), status=206, content_type=mime)
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Content-Length"] = str(last - first + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+def media_response(*, storage_name: str, display_name: str, range_header: str = "") -> HttpResponseBase:
     """Serve a stored file safely: the type we sniffed, attachment unless it is a whitelisted
     image/audio/video/pdf, nosniff, and a sandbox CSP so nothing in it runs with our origin.
-    With CONVERSA_MEDIA_ACCEL_REDIRECT_PREFIX set, nginx sends the bytes (X-Accel-Redirect)."""
+    A single byte range is served as a 206 (browsers seek in voice notes and videos that way).
+    With CONVERSA_MEDIA_ACCEL_REDIRECT_PREFIX set, nginx sends the bytes (X-Accel-Redirect) and
+    answers ranges itself."""
     mime = stored_mime(storage_name)
     inline = mime in INLINE_MIMES
     prefix = settings.CONVERSA_MEDIA_ACCEL_REDIRECT_PREFIX
@@ -167,7 +237,7 @@ def media_response(*, storage_name: str, display_name: str) -> HttpResponseBase:
         except FileNotFoundError as exc:
             # The row outlived its file (restored backup, manual cleanup): nothing to serve.
             raise Http404("The file of this message is no longer stored.") from exc
-        response = FileResponse(stored, content_type=mime)
+        response = _whole_or_range(stored, mime=mime, range_header=range_header)
     if mime.startswith("text/"):
         response["Content-Type"] = f"{mime}; charset=utf-8"
     disposition = content_disposition_header(

@@ -39,4 +39,5 @@ def media_link(request: HttpRequest, token: str) -> HttpResponseBase:
     linked = media.linked_file(token)
     if linked is None or not default_storage.exists(linked.storage_name):
         raise Http404("Unknown or expired media link.")
-    return media.media_response(storage_name=linked.storage_name, display_name=linked.display_name)
+    return media.media_response(storage_name=linked.storage_name, display_name=linked.display_name,
+                                range_header=media.requested_range(request))

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from conversa.core.api import MAX_ID, AwareDateTimeField, SafeJSONParser, current_user, id_field, request_object
 from conversa.core.errors import InvalidInput
-from conversa.core.media import media_response
+from conversa.core.media import media_response, requested_range
 from conversa.inbox import selectors
 from conversa.inbox.actions import assignment, closing, contacts, delivery, outbound, replies
 from conversa.inbox.keyset import decode_cursor, parse_limit
@@ -308,4 +308,5 @@ class MessageMediaView(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The file.")})
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         message = selectors.visible_media_message(current_user(request), pk)
-        return media_response(storage_name=message.media.name, display_name=message.media_filename)
+        return media_response(storage_name=message.media.name, display_name=message.media_filename,
+                              range_header=requested_range(request))
