@@ -230,10 +230,12 @@ def measure(client: httpx.Client, path: str, *, requests: int) -> dict[str, Any]
 
 def plans(stack: Stack, fixture: Fixture, users: dict[str, int]) -> dict[str, str]:
     """The plan PostgreSQL picks for each inbox/thread query shape (node types, top-down)."""
+    campaigns = f"{fixture.sales}, {fixture.support}"
+    agents = ", ".join(str(row[0]) for row in stack.sql("SELECT DISTINCT user_id FROM campaigns_campaign_agents"))
     shapes = {
-        "general_inbox": f"SELECT id FROM inbox_conversation WHERE status = 'new' AND agent_id IS NULL AND "
-                         f"campaign_id = {fixture.sales} AND last_message_at IS NOT NULL "
-                         "ORDER BY last_message_at, id LIMIT 101",
+        # The first page's rows (every column: read from the table, as the page's are).
+        "general_inbox": f"SELECT * FROM inbox_conversation WHERE status = 'new' AND agent_id IS NULL AND "
+                         f"campaign_id = {fixture.sales} ORDER BY last_message_at ASC NULLS LAST, id LIMIT 101",
         "personal_inbox": f"SELECT id FROM inbox_conversation WHERE agent_id = {users['agent1']} AND NOT "
                           "(status = 'closed') AND last_message_at IS NOT NULL "
                           "ORDER BY last_message_at DESC, id DESC LIMIT 101",
@@ -248,14 +250,14 @@ def plans(stack: Stack, fixture: Fixture, users: dict[str, int]) -> dict[str, st
         "reports_conversations_30_days": "SELECT campaign_id, agent_id, status, closed_at - created_at FROM "
                                          f"inbox_conversation WHERE campaign_id IN ({fixture.sales}, "
                                          f"{fixture.support}) AND created_at >= now() - interval '30 days'",
-        # The live report (reports.selectors.live_snapshot): waiting with the oldest, attended, open per agent.
-        "live_waiting": "SELECT campaign_id, count(id), min(created_at) FROM inbox_conversation WHERE campaign_id IN "
-                        f"({fixture.sales}, {fixture.support}) AND status = 'new' AND agent_id IS NULL "
-                        "GROUP BY campaign_id",
-        "live_attended": "SELECT campaign_id, count(id) FROM inbox_conversation WHERE campaign_id IN "
-                         f"({fixture.sales}, {fixture.support}) AND status = 'attended' GROUP BY campaign_id",
-        "live_open_per_agent": "SELECT agent_id, count(id) FROM inbox_conversation WHERE agent_id IN (SELECT user_id "
-                               "FROM campaigns_campaign_agents) AND status = 'attended' GROUP BY agent_id",
+        # The live report's counts, one statement (reports.selectors._live_counts): waiting with the
+        # oldest, attended per campaign, open per agent.
+        "live_counts": "SELECT campaign_id, 0, count(*), min(created_at) FROM inbox_conversation WHERE campaign_id IN "
+                       f"({campaigns}) AND status = 'new' AND agent_id IS NULL GROUP BY campaign_id UNION ALL "
+                       "SELECT campaign_id, 1, count(*), NULL FROM inbox_conversation WHERE campaign_id IN "
+                       f"({campaigns}) AND status = 'attended' GROUP BY campaign_id UNION ALL "
+                       "SELECT agent_id, 2, count(*), NULL FROM "
+                       f"inbox_conversation WHERE agent_id IN ({agents}) AND status = 'attended' GROUP BY agent_id",
     }
     out = {}
     for name, sql in shapes.items():

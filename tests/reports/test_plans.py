@@ -89,3 +89,31 @@ def test_report_queries_read_covering_indexes(api: Any, demo: dict[str, Any]) ->
     # Read by its contact index: a contact's few dispositions, sorted (no index needed for that).
     # (A sequential scan of the few disposition options may be chosen; of the dispositions, never.)
     assert "Index Cond: (contact_id = " in plan and not re.search(r"Seq Scan on campaigns_disposition\b", plan), plan
+
+
+def test_live_counts_are_one_statement_of_index_scans(demo: dict[str, Any]) -> None:
+    """The live report's counts (waiting with the oldest, attended per campaign, open per agent) are
+    one statement. Waiting reads the general inbox's partial index alone (it holds `created_at`);
+    the attended counts are COUNT(*), which their indexes answer alone where the visibility map
+    allows it (the planner picks that or the status index by how much of the table is all-visible,
+    which a shared test server's other sessions may hold back); none scans the table."""
+    line = Line.objects.get(number="+15550100001")
+    sales = Campaign.objects.get(name="Sales")
+    agents = list(User.objects.filter(username__in=["agent1", "agent2", "agent3"]))
+    Conversation.objects.bulk_create(
+        Conversation(line=line, campaign=sales, customer_phone=f"+54911{n:08d}",
+                     status="new" if n % 50 == 0 else "attended" if n % 50 in (1, 2) else "closed",
+                     agent=None if n % 50 == 0 else agents[n % 3])
+        for n in range(CONVERSATIONS))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE inbox_conversation")
+    with CaptureQueriesContext(connection) as ctx:
+        [live, _support] = selectors.live_snapshot(Campaign.objects.order_by("name"))
+    assert (live.name, live.waiting, live.attended) == ("Sales", CONVERSATIONS // 50, CONVERSATIONS * 2 // 50)
+    assert sum(agent.open for agent in live.agents) == CONVERSATIONS * 2 // 50
+    [counts] = [q["sql"] for q in ctx.captured_queries if 'FROM "inbox_conversation"' in q["sql"]]
+    assert counts.count("COUNT(*)") == 3 and "COUNT(\"inbox_conversation\".\"id\")" not in counts
+    plan = _plan(counts)
+    scans = re.findall(r"(\w[\w ]*Scan)(?: using (\w+))? on inbox_conversation", plan)
+    assert len(scans) == 3 and ("Index Only Scan", "conv_new_by_campaign_idx") in scans, plan
+    assert not {kind for kind, _index in scans} & {"Seq Scan", "Bitmap Heap Scan"}, plan

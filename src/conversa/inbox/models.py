@@ -82,10 +82,15 @@ class Conversation(models.Model):
             models.Index(fields=["campaign", "status", "last_message_at"], name="conv_general_inbox_idx"),
             models.Index(fields=["agent", "status", "last_message_at"], name="conv_personal_inbox_idx"),
             # The inboxes' exact ORDER BY, one ordered range per campaign / agent (inbox.selectors).
+            # `created_at` included: the live report's waiting count and longest wait read this
+            # index alone (reports.selectors.live_snapshot, decisions #70).
             models.Index(fields=["campaign", "last_message_at", "id"], name="conv_new_by_campaign_idx",
-                         condition=Q(status="new", agent__isnull=True)),
+                         include=["created_at"], condition=Q(status="new", agent__isnull=True)),
+            # Assigned rows only: a waiting one is in no personal inbox, and with it the planner took
+            # this index for `agent_id IS NULL` (misestimated: statistics hold no index's share of
+            # NULLs), reading every waiting row for the general inbox and the live report (#70).
             models.Index(fields=["agent", "last_message_at", "id"], name="conv_open_by_agent_idx",
-                         condition=~Q(status="closed")),
+                         condition=~Q(status="closed") & Q(agent__isnull=False)),
             # The reports' conversations of a date range (reports.selectors): on PostgreSQL an
             # index-only scan, every figure they read included.
             models.Index(fields=["campaign", "created_at"], name="conv_report_idx",
