@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversa.contacts.selectors import contact_for_customer
+from conversa.core import media as stored_media
 from conversa.core.errors import Conflict
 from conversa.inbox.models import Conversation, Message
 from conversa.outreach import selectors
@@ -66,10 +67,19 @@ def create_bulk_send(*, user: User, request: selectors.BulkRequest) -> BulkSend:
             contact_database=plan.database if request.source == BulkSend.Source.DATABASE else None,
             contact_filter=request.contact_filter.as_dict(),
             source_name=(request.csv_file.name or "")[:255] if request.csv_file else "",
-            skip_open_conversations=request.skip_open_conversations, rate_per_second=plan.rate, created_by=user)
+            skip_open_conversations=request.skip_open_conversations, rate_per_second=plan.rate, created_by=user,
+            button_params=request.button_params)
+        if plan.header is not None:
+            # Stored as an outbound message's file is: a random name, the sniffed type.
+            header = plan.header
+            job.header_kind, job.header_mime = header.kind, header.sniffed.mime
+            job.header_filename = (stored_media.clean_display_name(header.upload.name or "")
+                                   or f"file.{header.sniffed.extension}")
+            job.header_media.save(stored_media.new_storage_name(header.sniffed), header.upload, save=False)
+            job.save(update_fields=["header_kind", "header_mime", "header_filename", "header_media"])
         now = timezone.now()
         rows = [BulkRecipient(job=job, line=plan.line, row=r.row, phone=r.phone, contact_id=r.contact_id,
-                              params=r.params, body=r.body, reason=r.reason, error_title=r.error,
+                              params=r.params, buttons=r.buttons, body=r.body, reason=r.reason, error_title=r.error,
                               status=Status.SKIPPED if r.reason else Status.PENDING,
                               status_changed_at=now if r.reason else None)
                 for r in plan.recipients]

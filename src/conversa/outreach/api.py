@@ -31,6 +31,11 @@ class BulkSendCreateSerializer(serializers.Serializer):
     filter_field = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
     filter_value = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     file = serializers.FileField(required=False, help_text="The CSV file (multipart), for source=csv.")
+    header_file = serializers.FileField(required=False, help_text="For a template with a media header "
+                                        "(multipart): the image, video or document every recipient gets.")
+    button_params = serializers.ListField(
+        child=serializers.CharField(max_length=1000, allow_blank=True), max_length=10, default=list,
+        help_text="One value per link button with a variable URL; {placeholders} as in params.")
     skip_open_conversations = serializers.BooleanField(default=True)
     rate_per_second = serializers.IntegerField(min_value=1, max_value=selectors.MAX_RATE, required=False)
 
@@ -55,7 +60,8 @@ class BulkSendSerializer(serializers.ModelSerializer):
     class Meta:
         model = BulkSend
         fields = ["id", "name", "line", "campaign", "template", "params", "source", "contact_database",
-                  "contact_filter", "source_name", "skip_open_conversations", "rate_per_second", "status",
+                  "contact_filter", "source_name", "header_kind", "header_filename", "button_params",
+                  "skip_open_conversations", "rate_per_second", "status",
                   "created_at", "finished_at", "backoff_until", "backoff_reason", "progress"]
         read_only_fields = fields
 
@@ -88,6 +94,7 @@ class BulkSendsView(APIView):
         if hasattr(request.data, "getlist"):  # a form (multipart, with the CSV file): one value a key
             body = {key: request.data.get(key) for key in request.data}
             body["params"] = request.data.getlist("params")
+            body["button_params"] = request.data.getlist("button_params")
         else:
             body = request_object(request)
         payload = BulkSendCreateSerializer(data=body)
@@ -99,7 +106,8 @@ class BulkSendsView(APIView):
             contact_filter=sources.ContactFilter(text=data["filter_text"], field=data["filter_field"],
                                                  value=data["filter_value"]),
             csv_file=data.get("file"), skip_open_conversations=data["skip_open_conversations"],
-            rate_per_second=data.get("rate_per_second")))
+            rate_per_second=data.get("rate_per_second"), header_file=data.get("header_file"),
+            button_params=data["button_params"]))
         return Response(BulkSendSerializer(_with_progress([job])[0]).data, status=status.HTTP_201_CREATED)
 
 

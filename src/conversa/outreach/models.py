@@ -36,6 +36,14 @@ class BulkSend(models.Model):
     template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="bulk_sends")
     # One text per template parameter, with {placeholders} filled from each recipient's values.
     params = models.JSONField(default=list, blank=True)
+    # A template with a media header: the one file every recipient gets as its header (checked and
+    # stored as an outbound message's file is; providers fetch it by a signed link).
+    header_media = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    header_kind = models.CharField(max_length=20, blank=True)  # image | video | document
+    header_mime = models.CharField(max_length=100, blank=True)
+    header_filename = models.CharField(max_length=255, blank=True)
+    # One text per link button with a value ({placeholders} as in params).
+    button_params = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices)
     contact_database = models.ForeignKey(ContactDatabase, on_delete=models.SET_NULL, null=True, blank=True,
                                          related_name="+")
@@ -90,6 +98,8 @@ class BulkRecipient(models.Model):
     phone = models.CharField(max_length=40)  # E.164 once valid; as given when not
     contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     params = models.JSONField(default=list, blank=True)
+    # Its buttons' values as sent: [{"index", "sub_type", "value"}] (inbox.actions.replies.template_buttons).
+    buttons = models.JSONField(default=list, blank=True)
     body = models.TextField(blank=True)  # the template as rendered for this recipient
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=30, choices=Reason.choices, blank=True)

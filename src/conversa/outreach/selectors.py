@@ -21,7 +21,8 @@ from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact, ContactDatabase
 from conversa.contacts.phones import InvalidPhone, normalize_phone
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
-from conversa.inbox.actions.replies import approved_template, prepare_template, validate_params
+from conversa.inbox.actions.common import CheckedUpload
+from conversa.inbox.actions.replies import approved_template, prepare_template, template_buttons, validate_params
 from conversa.inbox.models import Conversation
 from conversa.outreach import sources
 from conversa.outreach.models import BulkRecipient, BulkSend, OptOut
@@ -49,6 +50,8 @@ class BulkRequest:
     csv_file: UploadedFile | None = None
     skip_open_conversations: bool = True
     rate_per_second: int | None = None
+    header_file: UploadedFile | None = None  # for a template with a media header: every recipient's
+    button_params: list[str] = field(default_factory=list)  # one per link button with a value
 
 
 @dataclass
@@ -58,6 +61,7 @@ class PlannedRecipient:
     contact_id: int | None
     params: list[str]
     body: str
+    buttons: list[dict[str, object]] = field(default_factory=list)
     reason: str = ""  # why it is skipped ("" when it is sent)
     error: str = ""  # the parameter problem, for bad_parameters
 
@@ -71,6 +75,7 @@ class Plan:
     template: MessageTemplate
     rate: int
     recipients: list[PlannedRecipient]
+    header: CheckedUpload | None = None  # the template's media header file, checked
 
     @property
     def to_send(self) -> list[PlannedRecipient]:
@@ -113,11 +118,12 @@ def plan_bulk_send(*, user: User, request: BulkRequest) -> Plan:
                            % {"template": template.name, "expected": template.param_count,
                               "given": len(request.params)}, field="params")
     try:
-        prepare_template(template=template, params=["x"] * template.param_count, header_file=None,
-                         button_params=None)
+        # The header file and the button values as given (each recipient's are checked in _planned).
+        prepared = prepare_template(template=template, params=["x"] * template.param_count,
+                                    header_file=request.header_file, button_params=request.button_params)
     except InvalidInput as exc:
-        raise InvalidInput(_("Templates with a media header or button values cannot be sent in bulk yet."),
-                           field="template") from exc
+        # "file" is the CSV of recipients here: name the header's own field.
+        raise InvalidInput(exc.message, field="header_file" if exc.field == "file" else exc.field) from exc
     rate = request.rate_per_second or BulkSend._meta.get_field("rate_per_second").get_default()
     if not 1 <= rate <= MAX_RATE:
         raise InvalidInput(_("The rate must be between 1 and %(max)d messages per second.") % {"max": MAX_RATE},
@@ -130,11 +136,12 @@ def plan_bulk_send(*, user: User, request: BulkRequest) -> Plan:
         database = found
     rows = _source_rows(request=request, database=database)
     recipients = list(_planned(rows, line=line, template=template, params=request.params,
-                               skip_open=request.skip_open_conversations, database_id=database.pk))
+                               button_params=request.button_params, skip_open=request.skip_open_conversations,
+                               database_id=database.pk))
     if not recipients:
         raise InvalidInput(_("There is nobody to send to."), field="file" if request.csv_file else "source")
     return Plan(request=request, line=line, campaign=campaign, database=database, template=template,
-                rate=int(rate), recipients=recipients)
+                rate=int(rate), recipients=recipients, header=prepared.header)
 
 
 def _source_rows(*, request: BulkRequest, database: ContactDatabase) -> list[sources.SourceRow]:
@@ -148,7 +155,7 @@ def _source_rows(*, request: BulkRequest, database: ContactDatabase) -> list[sou
 
 
 def _planned(rows: list[sources.SourceRow], *, line: Line, template: MessageTemplate, params: list[str],
-             skip_open: bool, database_id: int) -> Iterator[PlannedRecipient]:
+             button_params: list[str], skip_open: bool, database_id: int) -> Iterator[PlannedRecipient]:
     seen: set[str] = set()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
@@ -167,7 +174,8 @@ def _planned(rows: list[sources.SourceRow], *, line: Line, template: MessageTemp
                                        body="", reason=Reason.INVALID_NUMBER)
                 continue
             contact_id = source_row.contact_id or known.get(e164)
-            rendered = sources.render_params(params, {**source_row.values, "phone": e164})
+            values = {**source_row.values, "phone": e164}
+            rendered = sources.render_params(params, values)
             planned = PlannedRecipient(row=source_row.row, phone=e164, contact_id=contact_id, params=rendered,
                                        body="")
             if e164 in seen:
@@ -180,6 +188,8 @@ def _planned(rows: list[sources.SourceRow], *, line: Line, template: MessageTemp
                 try:
                     planned.params = validate_params(template, rendered)
                     planned.body = template.render(planned.params)
+                    planned.buttons = template_buttons(
+                        template=template, values=sources.render_params(button_params, values)).get("buttons", [])
                 except InvalidInput as exc:
                     planned.reason, planned.error = Reason.BAD_PARAMETERS, exc.message
             seen.add(e164)

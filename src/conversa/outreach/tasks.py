@@ -18,11 +18,19 @@ from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 
+from conversa.core import media as stored_media
 from conversa.inbox.tasks import backoff_delay
 from conversa.outreach import actions
 from conversa.outreach.models import BulkRecipient, BulkSend
 from conversa.whatsapp.adapters import get_adapter
-from conversa.whatsapp.adapters.base import ProviderAdapter, SendError, TemplateExtras, pooled_http
+from conversa.whatsapp.adapters.base import (
+    OutboundMedia,
+    ProviderAdapter,
+    SendError,
+    TemplateButtonValue,
+    TemplateExtras,
+    pooled_http,
+)
 from conversa.whatsapp.services import flag_line_problem
 
 logger = logging.getLogger(__name__)
@@ -36,15 +44,26 @@ class Outcome:
     crashed: str = ""  # an unexpected exception: the provider may have the message
 
 
-def _send_one(adapter: ProviderAdapter, job: BulkSend, recipient: BulkRecipient, client: httpx.Client) -> Outcome:
+def _header(job: BulkSend) -> OutboundMedia | None:
+    """The job's media header, by a signed link made now (it outlives this slice, not the job)."""
+    if not job.header_media:
+        return None
+    return OutboundMedia(kind=job.header_kind, mime=job.header_mime, filename=job.header_filename,
+                         url=stored_media.signed_url(job.header_media.name, display_name=job.header_filename))
+
+
+def _send_one(adapter: ProviderAdapter, job: BulkSend, recipient: BulkRecipient, client: httpx.Client,
+              header: OutboundMedia | None) -> Outcome:
     template = job.template
+    buttons = [TemplateButtonValue(index=int(b["index"]), sub_type=str(b["sub_type"]), value=str(b["value"]))
+               for b in recipient.buttons]
     try:
         with pooled_http(client):  # in the pool's thread: the context is per thread
             result = adapter.send_template(
                 to=recipient.phone.lstrip("+"), template_name=template.name,
                 template_id=template.provider_template_id, language=template.language,
                 params=list(recipient.params), reference=actions.send_reference(recipient_id=recipient.pk),
-                extras=TemplateExtras(param_names=template.param_names))
+                extras=TemplateExtras(param_names=template.param_names, header=header, buttons=buttons))
     except SendError as exc:
         return Outcome(recipient_id=recipient.pk, error=exc)
     except Exception as exc:  # a bug or an unexpected answer, possibly after the provider took it
@@ -92,6 +111,7 @@ def run_bulk_send(job_id: int) -> str:
     deadline = time.monotonic() + settings.CONVERSA_BULK_SLICE_SECONDS
     sent = 0
     backoff_at = None
+    header = _header(job)
     try:
         with (httpx.Client(limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=5)) as client,
               ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk") as pool):
@@ -100,7 +120,7 @@ def run_bulk_send(job_id: int) -> str:
                 batch = actions.claim_round(job_id=job.pk, runner=runner, size=concurrency)
                 if not batch:
                     break
-                outcomes = list(pool.map(lambda r: _send_one(adapter, job, r, client), batch))
+                outcomes = list(pool.map(lambda r: _send_one(adapter, job, r, client, header), batch))
                 wait = _record(job, runner, outcomes)
                 sent += sum(1 for o in outcomes if o.provider_message_id)
                 if wait is not None:

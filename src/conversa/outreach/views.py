@@ -90,7 +90,8 @@ def _request_from(request: HttpRequest) -> selectors.BulkRequest:
                                              field=post.get("filter_field", "").strip(),
                                              value=post.get("filter_value", "").strip()),
         csv_file=request.FILES.get("file"), skip_open_conversations=post.get("skip_open") == "on",
-        rate_per_second=_int(post.get("rate"), field="rate_per_second"))
+        rate_per_second=_int(post.get("rate"), field="rate_per_second"), header_file=request.FILES.get("header_file"),
+        button_params=[p.strip() for p in post.get("button_params", "").splitlines() if p.strip()])
 
 
 @bulk_view

@@ -142,7 +142,7 @@ def check_upload(upload: UploadedFile) -> CheckedUpload:
                        field="file")
 
 
-def _template_buttons(template: MessageTemplate, values: list[str] | None) -> dict[str, list[dict[str, object]]]:
+def template_buttons(*, template: MessageTemplate, values: list[str] | None) -> dict[str, list[dict[str, object]]]:
     """The variable parts of the template's buttons, as the send needs them: each dynamic URL button
     ({{1}} in its URL) takes the next of `values`; each quick-reply button sends back its text."""
     buttons: list[dict[str, object]] = []
@@ -203,7 +203,7 @@ def prepare_template(*, template: MessageTemplate, params: list[str] | None, hea
     cleaned = validate_params(template, params)
     header = _template_header(template, header_file)
     payload: dict[str, object] = {"params": cleaned, **({"header_kind": header.kind} if header else {}),
-                                  **_template_buttons(template, button_params)}
+                                  **template_buttons(template=template, values=button_params)}
     return PreparedTemplate(body=template.render(cleaned), payload=payload, header=header)
 
 
