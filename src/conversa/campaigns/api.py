@@ -121,7 +121,9 @@ class CampaignAgentsView(generics.ListAPIView):
 
 class ContactSearchParams(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, default="",
-                              help_text="name, phone or email fragment (case-insensitive); empty lists them all")
+                              help_text="name or email fragment (case-insensitive), or a phone number's digits "
+                                        "(spaces, dashes, dots, parentheses and a leading + ignored); "
+                                        "empty lists them all")
     cursor = serializers.CharField(required=False, allow_blank=True, default="",
                                    help_text="Continue after the previous page: the `next` link's cursor (opaque). "
                                              "A malformed cursor is a 400 naming `cursor`.")
