@@ -122,6 +122,40 @@ def test_another_agents_conversation_is_a_404_for_notes(api, attended):
     assert not Note.objects.exists()
 
 
+def test_a_mentioned_colleague_reads_the_conversation_and_answers_in_a_note_but_never_writes_to_the_customer(
+        api, attended, demo):
+    """The notification's link must open: @agent2 reads the thread and the notes and answers in a
+    note; replying to the customer, closing or transferring stays the holder's."""
+    assert api("agent2").get(f"/api/v1/conversations/{attended.pk}/").status_code == 404  # not yet
+    assert api("agent1").post(f"/api/v1/conversations/{attended.pk}/notes/", {"body": "@agent2 ¿lo ves?"},
+                              format="json").status_code == 201
+    agent2 = api("agent2")
+    assert agent2.get(f"/api/v1/conversations/{attended.pk}/").status_code == 200
+    assert agent2.get(f"/api/v1/conversations/{attended.pk}/messages/").status_code == 200
+    assert [n["body"] for n in agent2.get(f"/api/v1/conversations/{attended.pk}/notes/").json()] == ["@agent2 ¿lo ves?"]
+    pane = console("agent2").get(f"/console/c/{attended.pk}/")
+    assert pane.status_code == 200 and b'name="text"' not in pane.content  # no composer: read only
+    assert b'name="text"' in console("agent1").get(f"/console/c/{attended.pk}/").content  # the holder's has one
+    answer = agent2.post(f"/api/v1/conversations/{attended.pk}/notes/", {"body": "@agent1 sí, es el plan oro"},
+                         format="json")
+    assert answer.status_code == 201 and answer.json()["mentions"] == [uid("agent1")]
+    reply = agent2.post(f"/api/v1/conversations/{attended.pk}/messages/", {"text": "Hola"}, format="json")
+    assert reply.status_code in (403, 404) and not Message.objects.filter(conversation=attended, body="Hola").exists()
+    assert agent2.post(f"/api/v1/conversations/{attended.pk}/close/", {}, format="json").status_code in (400, 403, 404)
+    attended.refresh_from_db()
+    assert attended.status == Conversation.Status.ATTENDED and attended.agent.username == "agent1"
+    # Colleagues nobody mentioned, and agents of other campaigns, still get a 404.
+    assert api("agent3").get(f"/api/v1/conversations/{attended.pk}/").status_code == 404
+
+
+def test_a_mention_opens_nothing_once_the_colleague_leaves_the_campaign(api, attended, demo):
+    assert api("agent1").post(f"/api/v1/conversations/{attended.pk}/notes/", {"body": "@agent2 mirá"},
+                              format="json").status_code == 201
+    assert api("agent2").get(f"/api/v1/conversations/{attended.pk}/").status_code == 200
+    attended.campaign.agents.remove(uid("agent2"))
+    assert api("agent2").get(f"/api/v1/conversations/{attended.pk}/").status_code == 404
+
+
 # --------------------------------------------------------------------------- search and history
 def test_search_by_name_phone_and_text_closed_ones_included(api, attended, customer_says):
     other = customer_says("Necesito una factura", phone="+5491155550002", name="Bruno Díaz")

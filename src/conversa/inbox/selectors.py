@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db.models import F, ForeignKey, Model, Q, QuerySet
+from django.db.models import Exists, F, ForeignKey, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -26,7 +26,7 @@ from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.errors import NotFound
 from conversa.inbox.keyset import Cursor, cursor_of, merge, seek
-from conversa.inbox.models import AuditEntry, Conversation, Message
+from conversa.inbox.models import AuditEntry, Conversation, Message, Note
 
 T = TypeVar("T")
 
@@ -274,16 +274,26 @@ def personal_inbox_values(user: AnyUser, *, after: Cursor | None = None,
 
 def visible_conversations(user: AnyUser) -> QuerySet[Conversation]:
     """What a user may open: supervisors their campaigns; agents the general inbox of their
-    campaigns plus every conversation assigned to them (closed ones included, for history)."""
+    campaigns, every conversation assigned to them (closed ones included, for history), and those
+    of their campaigns in which a colleague's note @mentions them (to read it and answer in a note;
+    only its holder writes to the customer)."""
     if is_admin(user):
         return Conversation.objects.all()
     if is_supervisor(user):
         return Conversation.objects.filter(campaign__in=campaigns_for(user))
     if not has_whatsapp_skill(user):
         return Conversation.objects.none()
+    mentioned = Exists(Note.mentions.through.objects.filter(note__conversation=OuterRef("pk"), user=user.pk))
     return Conversation.objects.filter(
-        Q(agent=user.pk) | Q(status=Conversation.Status.NEW, agent__isnull=True, campaign__in=campaigns_for(user))
+        Q(agent=user.pk)
+        | Q(Q(status=Conversation.Status.NEW, agent__isnull=True) | mentioned, campaign__in=campaigns_for(user))
     )
+
+
+def mentions_user(*, conversation_id: int, user: AnyUser) -> bool:
+    """Whether a note of the conversation @mentions the user."""
+    return user.pk is not None and Note.mentions.through.objects.filter(
+        note__conversation_id=conversation_id, user_id=user.pk).exists()
 
 
 def _may_open(user: AnyUser, conversation: Conversation) -> bool:
@@ -298,7 +308,9 @@ def _may_open(user: AnyUser, conversation: Conversation) -> bool:
         return False
     if user.pk is not None and conversation.agent_id == user.pk:
         return True
-    return conversation.status == Conversation.Status.NEW and conversation.agent_id is None and in_campaigns()
+    waiting = conversation.status == Conversation.Status.NEW and conversation.agent_id is None
+    return ((waiting or mentions_user(conversation_id=conversation.pk, user=user))
+            and in_campaigns())
 
 
 def get_visible_conversation(user: AnyUser, conversation_id: int, *, with_related: bool = True) -> Conversation:
