@@ -48,7 +48,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from harness import emit  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
 
 from conversa.contacts.models import Contact  # noqa: E402
 from conversa.inbox.models import Conversation, Message  # noqa: E402
@@ -97,8 +97,8 @@ def clients() -> dict[str, Client]:
     made: dict[str, Client] = {}
     for username in ("agent1", "agent3", "supervisor"):
         user = User.objects.get(username=username)
-        token, _ = Token.objects.get_or_create(user=user)
-        made[username] = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _token, key = AuthToken.objects.create(user=user)  # knox: the clear key is returned once (decisions #68)
+        made[username] = Client(HTTP_AUTHORIZATION=f"Token {key}")
         console = Client()
         console.force_login(user)
         made[f"console:{username}"] = console
