@@ -24,7 +24,7 @@ from harness import Stack, emit, log, percentiles
 MAKE_AGENTS = """
 import json
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
 group = AgentGroup.objects.get(name="WhatsApp agents")
@@ -35,7 +35,7 @@ users = list(User.objects.filter(username__startswith="bench").order_by("usernam
 AgentProfile.objects.bulk_create([AgentProfile(user=u, group=group, status=AgentProfile.Status.READY)
                                   for u in users])
 sales.agents.add(*users)
-print(json.dumps([Token.objects.create(user=u).key for u in users]))
+print(json.dumps([AuthToken.objects.create(user=u)[1] for u in users]))
 """
 
 

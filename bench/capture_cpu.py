@@ -47,7 +47,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from harness import emit  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
 
 from conversa.accounts.models import AgentGroup, AgentProfile  # noqa: E402
 from conversa.campaigns.models import Campaign  # noqa: E402
@@ -70,7 +70,7 @@ def load() -> list[Client]:
     AgentProfile.objects.bulk_create([AgentProfile(user=u, group=group, status=AgentProfile.Status.READY)
                                       for u in users])
     sales.agents.add(*users)
-    return [Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=u).key}") for u in users]
+    return [Client(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=u)[1]}") for u in users]
 
 
 def waiting_conversation() -> int:

@@ -34,7 +34,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from conversa.inbox.actions import inbound  # noqa: E402
@@ -99,13 +99,13 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     load_demo()
     line = Line.objects.get(number="+15550100001")
-    token, _ = Token.objects.get_or_create(user__username="agent1", defaults={
-        "user": __import__("django.contrib.auth.models", fromlist=["User"]).User.objects.get(username="agent1")})
+    agent1 = __import__("django.contrib.auth.models", fromlist=["User"]).User.objects.get(username="agent1")
+    _token, key = AuthToken.objects.create(user=agent1)  # knox: the key is returned once
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     ingest = bench_ingest(line, int(os.environ.get("BENCH_MESSAGES", "5000")))
     inbox = bench_general_inbox(client, rounds=30)
-    capture = bench_capture(client, token.user_id, 300)
+    capture = bench_capture(client, agent1.pk, 300)
     print(json.dumps({"benchmark": "inbox", "database": connection.vendor, "ingest": ingest,
                       "general_inbox": inbox, "capture": capture}, indent=2))
 

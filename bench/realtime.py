@@ -57,7 +57,7 @@ PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
 MAKE_AGENTS = """
 import json
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from conversa.accounts.models import AgentGroup, AgentProfile
 from conversa.campaigns.models import Campaign
 from conversa.whatsapp.models import Line
@@ -67,11 +67,11 @@ User.objects.bulk_create([User(username=f"rt{n:04d}", first_name="Bench", last_n
 users = list(User.objects.filter(username__startswith="rt").order_by("username"))
 AgentProfile.objects.bulk_create([AgentProfile(user=u, group=group, status=AgentProfile.Status.READY) for u in users])
 sales.agents.add(*users)
-tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
+keys = [AuthToken.objects.create(user=u)[1] for u in users]  # knox: the key is returned once
 line = Line.objects.get(number="+15550100001")
 line.provider.webhook_secret = "{secret}"
 line.provider.save(update_fields=["webhook_secret"])
-print(json.dumps({"tokens": [t.key for t in tokens], "line": line.pk, "campaign": sales.pk}))
+print(json.dumps({"tokens": keys, "line": line.pk, "campaign": sales.pk}))
 """
 
 

@@ -44,7 +44,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 from django_tasks_db.models import DBTaskResult  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from conversa.core.models import WorkerHeartbeat  # noqa: E402
@@ -157,11 +157,11 @@ def main() -> None:
     if conversation.agent is None:
         agent1 = APIClient()
         user = get_user_model().objects.get(username="agent1")
-        agent1.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        agent1.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=user)[1]}")
         agent1.post(f"/api/v1/conversations/{conversation.pk}/capture/")
         conversation.refresh_from_db()
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=conversation.agent)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=conversation.agent)[1]}")
 
     workers = start_workers(worker_count)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -16,6 +18,16 @@ from rest_framework.views import APIView
 from conversa.accounts.lockout import LoginLocked, is_locked_out
 from conversa.accounts.tokens import issue_token
 from conversa.core.api import SafeJSONParser
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """`Authorization: Token <key>` in the OpenAPI schema (as DRF's token scheme was: same name)."""
+
+    target_class = "conversa.accounts.tokens.ExpiringTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return dict(build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token"))
 
 
 class TokenView(APIView):
