@@ -54,7 +54,7 @@ class Contact(models.Model):
             # The search's order (contacts.selectors): pages are ranges of it. The substring match
             # has a trigram index on PostgreSQL, created by migration 0002 only there. Phone and
             # email ride along (PostgreSQL only) so that walking the order to test the match
-            # reads no table row (an index-only scan; decisions #NN).
+            # reads no table row (an index-only scan; decisions #74).
             models.Index(fields=["database", "first_name", "last_name", "id"], include=["phone", "email"],
                          name="contact_by_name_idx"),
         ]

@@ -17,7 +17,7 @@ parentheses — matches the phone's digits (stored E.164: `+` and digits), so "+
 are sorted for the page, otherwise the name order is walked until the page is full (the term is then
 common, so the walk is short). Left to itself the planner walked the name order for a term matching
 1 % of the contacts, reading ~100 contacts per row of the page: it prices a walk's rows as nearly free
-(decisions #NN).
+(decisions #74).
 """
 
 from __future__ import annotations
