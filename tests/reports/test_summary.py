@@ -131,6 +131,35 @@ def test_live_snapshot(api: Callable[[str], APIClient], scenario: dict[str, Any]
     assert live["Support"]["waiting"] == 0 and live["Support"]["longest_wait_seconds"] is None
 
 
+def test_live_counts_an_agents_conversations_in_every_campaign(scenario: dict[str, Any]) -> None:
+    """An agent's open count takes her attended conversations in campaigns the supervisor does not
+    see (capacity is per agent); a campaign's attended count takes those held by non-members."""
+    only_sales = User.objects.create_user("sales_sup", first_name="Sam")
+    AgentProfile.objects.create(user=only_sales, role=AgentProfile.Role.SUPERVISOR)
+    Campaign.objects.get(name="Sales").supervisors.add(only_sales)
+    client = token_client("sales_sup")
+
+    def sales() -> dict[str, Any]:
+        [campaign] = ok(client.get("/api/v1/reports/live/"))["campaigns"]
+        assert campaign["name"] == "Sales"
+        return campaign  # type: ignore[no-any-return]
+
+    before = sales()
+    support_line = Line.objects.get(number="+15550100002")
+    agent1 = User.objects.get(username="agent1")
+    outsider = User.objects.create_user("outsider", first_name="Otro", last_name="Agente")
+    Conversation.objects.create(line=support_line, campaign=support_line.campaign, customer_phone="+5491177770001",
+                                status=Conversation.Status.ATTENDED, agent=agent1)
+    sales_line = Line.objects.get(number="+15550100001")
+    Conversation.objects.create(line=sales_line, campaign=sales_line.campaign, customer_phone="+5491177770002",
+                                status=Conversation.Status.ATTENDED, agent=outsider)
+    after = sales()
+    assert after["attended"] == before["attended"] + 1  # the outsider's, in Sales
+    opened = {a["agent_id"]: a["open"] for a in after["agents"]}
+    assert opened == {a["agent_id"]: a["open"] + (a["agent_id"] == agent1.pk) for a in before["agents"]}
+    assert outsider.pk not in opened
+
+
 def _bulk(n: int) -> None:
     """n closed conversations with two messages each, spread over agents, straight into the DB."""
     sales = Campaign.objects.get(name="Sales")

@@ -35,6 +35,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FilteredRelation,
+    IntegerField,
     Min,
     OuterRef,
     Q,
@@ -434,30 +435,31 @@ class CampaignLive:
 AGENT_STATUSES = ("ready", "paused", "offline")
 
 
-# What each row of `_live_counts` counts: its key is a campaign for the first two, an agent for the third.
-_WAITING, _ATTENDED, _OPEN = 0, 1, 2
+# What each row of `_live_counts` counts: a campaign's waiting conversations, or a campaign's attended
+# ones held by one agent.
+_WAITING, _ATTENDED = 0, 1
 
 
-def _live_counts(*, campaign_ids: list[int], agent_ids: set[int]) -> list[tuple[int, int, int, datetime | None]]:
-    """(kind, campaign or agent, count, oldest creation) of the waiting and attended conversations of
-    the campaigns and the agents' attended ones, in one statement (one round trip). Each part is
-    `COUNT(*)` over columns an index holds, so on PostgreSQL each can be an index-only scan (of
-    the rows on pages the visibility map has as all-visible): waiting `conv_new_by_campaign_idx`
-    (it includes `created_at`), attended per campaign `conv_general_inbox_idx`, per agent
-    `conv_personal_inbox_idx` (decisions #70; `COUNT(id)` read every counted row from the table,
-    the id being in neither of the last two)."""
-    attended = Conversation.objects.filter(status=Conversation.Status.ATTENDED).order_by()
-    no_time = Value(None, output_field=DateTimeField())
+def _live_counts(*, campaign_ids: list[int],
+                 agent_ids: set[int]) -> list[tuple[int, int, int | None, int, datetime | None]]:
+    """(kind, campaign, agent, count, oldest creation): the campaigns' waiting conversations, and
+    the attended ones of the campaigns or of the agents by campaign and agent — one statement (one
+    round trip), reading each open conversation once (decisions #70). Waiting is `COUNT(*)` of
+    `conv_new_by_campaign_idx`, which includes `created_at` (an index-only scan, visiting the table
+    only for pages changed since the last vacuum); attended rows are few (open ones), read once
+    for both the campaigns' and the agents' figures."""
     waiting = (Conversation.objects.filter(campaign_id__in=campaign_ids, status=Conversation.Status.NEW,
                                            agent__isnull=True).order_by()
-               .values_list("campaign_id").annotate(kind=Value(_WAITING), n=Count("*"), oldest=Min("created_at")))
-    per_campaign = (attended.filter(campaign_id__in=campaign_ids).values_list("campaign_id")
-                    .annotate(kind=Value(_ATTENDED), n=Count("*"), oldest=no_time))
-    per_agent = (attended.filter(agent_id__in=agent_ids).values_list("agent_id")
-                 .annotate(kind=Value(_OPEN), n=Count("*"), oldest=no_time))
-    parts = [waiting, per_campaign, per_agent] if agent_ids else [waiting, per_campaign]
-    combined = parts[0].union(*parts[1:], all=True)
-    return [(kind, key, n, oldest) for key, kind, n, oldest in combined]
+               .values_list("campaign_id")
+               .annotate(kind=Value(_WAITING), agent=Value(None, output_field=IntegerField()), n=Count("*"),
+                         oldest=Min("created_at")))
+    mine = Q(campaign_id__in=campaign_ids) | Q(agent_id__in=agent_ids) if agent_ids else Q(campaign_id__in=campaign_ids)
+    attended = (Conversation.objects.filter(mine, status=Conversation.Status.ATTENDED).order_by()
+                .values_list("campaign_id")
+                .annotate(kind=Value(_ATTENDED), agent=F("agent_id"), n=Count("*"),
+                          oldest=Value(None, output_field=DateTimeField())))
+    return [(kind, campaign, agent, n, oldest) for campaign, kind, agent, n, oldest
+            in waiting.union(attended, all=True)]
 
 
 def live_snapshot(campaigns: QuerySet[Campaign], *, now: datetime | None = None) -> list[CampaignLive]:
@@ -474,16 +476,18 @@ def live_snapshot(campaigns: QuerySet[Campaign], *, now: datetime | None = None)
                                 "user__username", "user__profile__status", "user__profile__capacity",
                                 "user__profile__pause_reason__name"))
     # Capacity is per agent across campaigns, so her open conversations count everywhere.
-    open_counts: dict[int, int] = {}
-    for kind, key, n, oldest in _live_counts(campaign_ids=ids, agent_ids={m[1] for m in members}):
+    agent_ids = {m[1] for m in members}
+    open_counts: dict[int, int] = defaultdict(int)
+    for kind, campaign_id, agent_id, n, oldest in _live_counts(campaign_ids=ids, agent_ids=agent_ids):
         if kind == _WAITING:
-            by_campaign[key].waiting = n
+            by_campaign[campaign_id].waiting = n
             assert oldest is not None  # the oldest of at least one row
-            by_campaign[key].longest_wait_seconds = int(max((now - oldest).total_seconds(), 0))
-        elif kind == _ATTENDED:
-            by_campaign[key].attended = n
-        else:
-            open_counts[key] = n
+            by_campaign[campaign_id].longest_wait_seconds = int(max((now - oldest).total_seconds(), 0))
+            continue
+        if campaign_id in by_campaign:
+            by_campaign[campaign_id].attended += n
+        if agent_id in agent_ids:
+            open_counts[agent_id] += n
     for campaign_id, user_id, first, last, username, status, capacity, reason in members:
         status = status or "offline"
         live = by_campaign[campaign_id]
