@@ -251,13 +251,12 @@ def plans(stack: Stack, fixture: Fixture, users: dict[str, int]) -> dict[str, st
                                          f"inbox_conversation WHERE campaign_id IN ({fixture.sales}, "
                                          f"{fixture.support}) AND created_at >= now() - interval '30 days'",
         # The live report's counts, one statement (reports.selectors._live_counts): waiting with the
-        # oldest, attended per campaign, open per agent.
-        "live_counts": "SELECT campaign_id, 0, count(*), min(created_at) FROM inbox_conversation WHERE campaign_id IN "
-                       f"({campaigns}) AND status = 'new' AND agent_id IS NULL GROUP BY campaign_id UNION ALL "
-                       "SELECT campaign_id, 1, count(*), NULL FROM inbox_conversation WHERE campaign_id IN "
-                       f"({campaigns}) AND status = 'attended' GROUP BY campaign_id UNION ALL "
-                       "SELECT agent_id, 2, count(*), NULL FROM "
-                       f"inbox_conversation WHERE agent_id IN ({agents}) AND status = 'attended' GROUP BY agent_id",
+        # oldest per campaign; attended by campaign and agent (for both the campaigns and the agents).
+        "live_counts": "SELECT campaign_id, 0, NULL::int, count(*), min(created_at) FROM inbox_conversation WHERE "
+                       f"campaign_id IN ({campaigns}) AND status = 'new' AND agent_id IS NULL GROUP BY campaign_id "
+                       "UNION ALL SELECT campaign_id, 1, agent_id, count(*), NULL FROM inbox_conversation WHERE "
+                       f"(campaign_id IN ({campaigns}) OR agent_id IN ({agents})) AND status = 'attended' "
+                       "GROUP BY campaign_id, agent_id",
     }
     out = {}
     for name, sql in shapes.items():
