@@ -7,7 +7,9 @@ Phases, on a production-shape stack (harness.Stack: 2 uvicorn processes, Postgre
 1. baselines: pgbench single-row INSERT+COMMIT at 64 clients; a bare ASGI app (answers every POST
    200 without looking at it) under the same wrk load as the webhooks;
 2. acknowledgements: wrk at concurrency 64 posting pre-generated unique bodies (signed Meta text
-   messages; sandbox messages), no task worker running: acks/s, p50/p99, errors, ack/pgbench;
+   messages; sandbox messages), no task worker running: acks/s, p50/p99, errors, web and
+   PostgreSQL CPU per ack, and acks/pgbench against pgbench measured right before and right after
+   the phase (`acks_per_pgbench_tps`: to their mean; also to each, and to the run start's);
 3. processing: `--messages` sandbox messages (20 % from new customers, the rest from customers who
    already have a conversation) posted at full speed with 1, 2, 4 task workers: messages stored per
    second from first ack to last message, and the drain time after the last ack;
@@ -488,12 +490,25 @@ def main() -> None:
                        seconds=seconds)
         bare.update(per_request_cpu({"web_s": used["web_s"]}, bare["requests"]))
         result["baseline_bare_asgi"] = bare
+        # pgbench again right before and right after each acknowledgement phase (the phase after
+        # shares the one before it): the machine's state moves within a run, and one baseline
+        # taken a minute earlier moved the ratio more than the acknowledgements did. The ratio
+        # is to the mean of the two; each side's is printed too, and the run start's.
+        pgbench_before = stack.insert_tps(clients=CONCURRENCY, seconds=seconds) if "acks" in phases else pgbench
         for kind in ("meta", "sandbox") if "acks" in phases else ():
             log(f"{kind} acknowledgements")
             acks = ack_phase(stack, kind=kind, line_id=line_ids[kind], seconds=seconds, budget_per_s=args.ack_budget)
-            acks["acks_per_pgbench_tps"] = round(acks["requests_per_s"] / pgbench, 3)
+            log("pgbench after")
+            pgbench_after = stack.insert_tps(clients=CONCURRENCY, seconds=seconds)
+            around = (pgbench_before + pgbench_after) / 2
+            acks.update({"pgbench_before_tps": round(pgbench_before, 1), "pgbench_after_tps": round(pgbench_after, 1),
+                         "acks_per_pgbench_tps": round(acks["requests_per_s"] / around, 3),
+                         "acks_per_pgbench_before": round(acks["requests_per_s"] / pgbench_before, 3),
+                         "acks_per_pgbench_after": round(acks["requests_per_s"] / pgbench_after, 3),
+                         "acks_per_pgbench_run_start": round(acks["requests_per_s"] / pgbench, 3)})
             acks["acks_per_bare_asgi"] = round(acks["requests_per_s"] / bare["requests_per_s"], 3)
             result[f"acks_{kind}"] = acks
+            pgbench_before = pgbench_after
         if phases & {"processing", "latency", "paced"}:
             forget_backlog(stack)
             log("warming customers")

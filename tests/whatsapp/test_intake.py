@@ -161,3 +161,60 @@ def test_known_lines_are_read_once_per_interval_and_an_unknown_one_every_time(me
     stale.lines({meta_line.pk})
     Line.objects.filter(pk=meta_line.pk).update(name="Renamed")
     assert stale.lines({meta_line.pk})[meta_line.pk].name == "Renamed"
+
+
+def test_an_acknowledgement_is_django_s_json_answer_byte_for_byte(server: str, meta_line: Line) -> None:
+    from django.http import JsonResponse
+
+    url = f"{server}/webhooks/meta/{meta_line.pk}/"
+    body = text_body(11)
+    first, replay = (httpx.post(url, content=body, headers=signed(body), timeout=30) for _ in range(2))
+    event = WebhookEvent.objects.get(line=meta_line, body=body).pk
+    assert first.status_code == replay.status_code == 200
+    assert first.content == JsonResponse({"status": "stored", "event": event}).content
+    assert replay.content == JsonResponse({"status": "duplicate", "event": event}).content
+
+
+def _signed_meta_bodies_the_fast_reader_hands_to_json() -> list[tuple[str, bytes, str]]:
+    """(case, body, what the 400 must say): bodies orjson refuses and the standard library decides."""
+    deep = b'{"object": "whatsapp_business_account", "entry": ' + b"[" * 70 + b"]" * 70 + b"}"
+    return [
+        ("NaN", b'{"object": "whatsapp_business_account", "entry": [], "n": NaN}', "NaN is not valid JSON"),
+        ("overflowing number", b'{"object": "whatsapp_business_account", "entry": [1e999]}', "number out of range"),
+        ("too deep", deep, "nested deeper than 64 levels"),
+        ("truncated", text_body(12)[:-3], "not valid JSON"),
+        ("not UTF-8", b'{"entry": ["\xff"]}', "not valid JSON"),
+    ]
+
+
+@pytest.mark.parametrize("case", [c for c, _, _ in _signed_meta_bodies_the_fast_reader_hands_to_json()])
+def test_signed_bodies_that_are_not_json_we_accept_are_refused_400_naming_the_problem(
+        server: str, meta_line: Line, case: str) -> None:
+    [(_, body, said)] = [c for c in _signed_meta_bodies_the_fast_reader_hands_to_json() if c[0] == case]
+    response = httpx.post(f"{server}/webhooks/meta/{meta_line.pk}/", content=body, headers=signed(body), timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body"
+    assert said in response.json()["message"]
+    assert not WebhookEvent.objects.exists()  # nothing acknowledged, nothing stored
+    assert RejectedWebhook.objects.get().status_code == 400
+
+
+def test_unsigned_and_missigned_bodies_are_refused_401_before_being_read(server: str, meta_line: Line) -> None:
+    url = f"{server}/webhooks/meta/{meta_line.pk}/"
+    body = text_body(13)
+    unsigned = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+    missigned = httpx.post(url, content=body, headers=signed(body + b" "), timeout=30)
+    not_json = httpx.post(url, content=b"{", headers={"content-type": "application/json"}, timeout=30)
+    for response in (unsigned, missigned, not_json):  # the signature first: a forger learns nothing of the body
+        assert response.status_code == 401, response.text
+        assert "X-Hub-Signature-256" in response.json()["message"]
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signed_body_with_integers_past_64_bits_is_stored_as_sent(server: str, meta_line: Line) -> None:
+    payload = json.loads(text_body(14))
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = 10**25  # no float on the way
+    body = json.dumps(payload).encode()
+    response = httpx.post(f"{server}/webhooks/meta/{meta_line.pk}/", content=body, headers=signed(body), timeout=30)
+    assert response.status_code == 200, response.text
+    assert bytes(WebhookEvent.objects.get(pk=response.json()["event"]).body) == body

@@ -203,7 +203,8 @@ async def webhook_app(scope: Scope, receive: Receive, send: Send, *, kind: str, 
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
-    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    query_string = scope.get("query_string", b"")
+    query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
     limit = webhook_body_limit()
     try:
         declared = int(headers.get("content-length") or 0)

@@ -43,6 +43,8 @@ RETRY_AFTER_SECONDS = 5
 MAX_ID = 2**63 - 1  # bigint
 COLUMNS = ("line", "provider_kind", "body", "body_sha256", "headers", "received_at", "attempts", "error")
 _ENCODER = DjangoJSONEncoder()
+_ACKED = {"stored": b"stored", "duplicate": b"duplicate"}
+_ACK_KEYS = ("status", "event")
 
 
 def webhook_body_limit() -> int:
@@ -72,7 +74,11 @@ class WebhookAnswer:
     @property
     def content(self) -> bytes:
         # What Django's JsonResponse writes for the same dict, byte for byte (one encoder for all:
-        # `json.dumps(cls=...)` built a new one per answer).
+        # `json.dumps(cls=...)` built a new one per answer). An acknowledgement, the answer of a
+        # burst, is formatted directly: its two values need no escaping.
+        body = self.body
+        if self.status == 200 and tuple(body) == _ACK_KEYS and type(body["event"]) is int and body["status"] in _ACKED:
+            return b'{"status": "%s", "event": %d}' % (_ACKED[body["status"]], body["event"])
         return _ENCODER.encode(self.body).encode()
 
 
