@@ -1,6 +1,6 @@
 """conversa.core.safejson reads with orjson first and lets the standard library decide the rest:
 what it accepts, how it reads it, and the errors it gives must be the standard library reader's
-(issue 10)."""
+(issue 10, decisions #75)."""
 
 from __future__ import annotations
 
