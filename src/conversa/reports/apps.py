@@ -9,7 +9,7 @@ from django.db.backends.signals import connection_created
 def _register_sqlite_functions(*, connection: Any, **kwargs: Any) -> None:
     """The median aggregate the reports use (PostgreSQL has percentile_cont; SQLite has none)."""
     if connection.vendor == "sqlite":
-        from conversa.reports.selectors import SQLITE_MEDIAN, SqliteMedian
+        from conversa.reports.aggregates import SQLITE_MEDIAN, SqliteMedian
 
         connection.connection.create_aggregate(SQLITE_MEDIAN, 1, SqliteMedian)
 

@@ -18,7 +18,6 @@ work grows with the range's conversations; the number of queries does not.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Aggregate,
     Case,
     Count,
     DateTimeField,
@@ -57,6 +55,7 @@ from conversa.core.api import parse_id
 from conversa.core.errors import InvalidInput, NotAllowed, NotFound
 from conversa.inbox.models import AuditEntry, Conversation, Message
 from conversa.reports import rollups
+from conversa.reports.aggregates import Median
 
 DEFAULT_DAYS = 7
 
@@ -202,39 +201,6 @@ def _since_created(name: str) -> Case:
     return Case(When(**{f"{name}__lt": F("created_at")}, then=Value(timedelta(0))),
                 default=ExpressionWrapper(F(name) - F("created_at"), output_field=DurationField()),
                 output_field=DurationField())
-
-
-class Median(Aggregate):
-    """The median of a column (for an even count, the mean of the two middle values, as
-    statistics.median): PostgreSQL's percentile_cont; on SQLite a Python aggregate the reports app
-    registers on every connection (reports.apps)."""
-
-    function = "PERCENTILE_CONT"
-    name = "Median"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    allow_distinct = False
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        clone = self.copy()
-        clone.function, clone.template = SQLITE_MEDIAN, "%(function)s(%(expressions)s)"
-        return clone.as_sql(compiler, connection, **extra_context)
-
-
-SQLITE_MEDIAN = "CONVERSA_MEDIAN"
-
-
-class SqliteMedian:
-    """SQLite's side of Median (sqlite3.Connection.create_aggregate)."""
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-
-    def step(self, value: float | None) -> None:
-        if value is not None:
-            self.values.append(value)
-
-    def finalize(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
 
 
 def summary(campaigns: QuerySet[Campaign], rng: DateRange) -> list[CampaignSummary]:
