@@ -62,8 +62,7 @@ def _deliver(message: Message) -> SendResult:
             language=message.template.language, params=list(message.payload.get("params", [])),
             reference=reference, extras=TemplateExtras(
                 param_names=message.template.param_names, header=header,
-                buttons=[TemplateButtonValue(index=int(b["index"]), sub_type=str(b["sub_type"]), value=str(b["value"]))
-                         for b in message.payload.get("buttons", [])]),
+                buttons=[TemplateButtonValue.from_stored(b) for b in message.payload.get("buttons", [])]),
         )
     if message.kind == Message.Kind.INTERACTIVE and message.payload.get("list"):
         data = dict(message.payload["list"])

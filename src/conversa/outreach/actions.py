@@ -73,8 +73,7 @@ def create_bulk_send(*, user: User, request: selectors.BulkRequest) -> BulkSend:
             # Stored as an outbound message's file is: a random name, the sniffed type.
             header = plan.header
             job.header_kind, job.header_mime = header.kind, header.sniffed.mime
-            job.header_filename = (stored_media.clean_display_name(header.upload.name or "")
-                                   or f"file.{header.sniffed.extension}")
+            job.header_filename = header.display_name
             job.header_media.save(stored_media.new_storage_name(header.sniffed), header.upload, save=False)
             job.save(update_fields=["header_kind", "header_mime", "header_filename", "header_media"])
         now = timezone.now()

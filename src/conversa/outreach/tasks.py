@@ -55,8 +55,7 @@ def _header(job: BulkSend) -> OutboundMedia | None:
 def _send_one(adapter: ProviderAdapter, job: BulkSend, recipient: BulkRecipient, client: httpx.Client,
               header: OutboundMedia | None) -> Outcome:
     template = job.template
-    buttons = [TemplateButtonValue(index=int(b["index"]), sub_type=str(b["sub_type"]), value=str(b["value"]))
-               for b in recipient.buttons]
+    buttons = [TemplateButtonValue.from_stored(b) for b in recipient.buttons]
     try:
         with pooled_http(client):  # in the pool's thread: the context is per thread
             result = adapter.send_template(

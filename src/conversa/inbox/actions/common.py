@@ -53,6 +53,11 @@ class CheckedUpload:
     kind: str  # the WhatsApp media kind
     sniffed: stored_media.Sniffed  # what the bytes are (never the browser's claim or the name)
 
+    @property
+    def display_name(self) -> str:
+        """The name people see (the sender's, cleaned); the stored name is random."""
+        return stored_media.clean_display_name(self.upload.name or "") or f"file.{self.sniffed.extension}"
+
 
 def queue_outbound(*, conversation: Conversation, sender: User | None, kind: str, body: str,
                    template: MessageTemplate | None = None, payload: dict[str, Any] | None = None,
@@ -71,8 +76,7 @@ def queue_outbound(*, conversation: Conversation, sender: User | None, kind: str
         # Stored under a random name with the sniffed type's extension; the agent's file name is
         # only the display name.
         message.media_mime = media.sniffed.mime
-        message.media_filename = (stored_media.clean_display_name(media.upload.name or "")
-                                  or f"file.{media.sniffed.extension}")
+        message.media_filename = media.display_name
         message.media.save(stored_media.new_storage_name(media.sniffed), media.upload, save=False)
     message.save()
     conversation.last_message_at = now

@@ -330,6 +330,11 @@ class TemplateButtonValue:
     sub_type: str  # "url" / "quick_reply"
     value: str
 
+    @classmethod
+    def from_stored(cls, stored: dict[str, object]) -> TemplateButtonValue:
+        """One of the buttons stored with a template send ({"index", "sub_type", "value"})."""
+        return cls(index=int(str(stored["index"])), sub_type=str(stored["sub_type"]), value=str(stored["value"]))
+
 
 @dataclass
 class TemplateExtras:
