@@ -363,6 +363,9 @@ CONVERSA_BULK_CONCURRENCY = int(os.environ.get("CONVERSA_BULK_CONCURRENCY", "8")
 CONVERSA_BULK_LEASE_SECONDS = float(os.environ.get("CONVERSA_BULK_LEASE_SECONDS", "30"))
 CONVERSA_BULK_SLICE_SECONDS = float(os.environ.get("CONVERSA_BULK_SLICE_SECONDS", "5"))
 CONVERSA_BULK_REPLY_HOURS = float(os.environ.get("CONVERSA_BULK_REPLY_HOURS", "72"))
+# Seconds between a process's attempts to replace a pooled PostgreSQL connection that failed
+# (core.dbpool): after a restart, a process is whole again within this of the server's return.
+CONVERSA_DB_RECONNECT_EVERY = float(os.environ.get("CONVERSA_DB_RECONNECT_EVERY", "0.5"))
 # Threads per web process writing acknowledged webhooks (whatsapp.fast_intake): each holds one
 # pooled connection; more than one overlaps a batch's commit (its WAL flush) with the next batch.
 CONVERSA_WEBHOOK_WRITERS = max(1, int(os.environ.get("CONVERSA_WEBHOOK_WRITERS", "2")))

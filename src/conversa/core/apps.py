@@ -7,6 +7,9 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+
+        from conversa.core.dbpool import retry_connections_steadily
         from conversa.core.health import register_health_reading, workers_reading
         from conversa.core.worker import (
             expire_abandoned_tasks,
@@ -15,6 +18,7 @@ class CoreConfig(AppConfig):
             register_sweep,
         )
 
+        retry_connections_steadily(every=settings.CONVERSA_DB_RECONNECT_EVERY)
         register_sweep(name="abandoned_tasks", job=expire_abandoned_tasks)
         register_sweep(name="finished_tasks_pruned", job=prune_finished_tasks)
         register_sweep(name="heartbeats_pruned", job=prune_stale_heartbeats)
