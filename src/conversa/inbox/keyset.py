@@ -124,6 +124,41 @@ def seek(qs: QuerySet[Any, R], *, field: str, cursor: Cursor | None, limit: int,
     return rows
 
 
+def ranges(qs: QuerySet[Any, R], *, field: str, cursor: Cursor | None, descending: bool) -> list[QuerySet[Any, R]]:
+    """The rows of `qs` after `cursor` as index ranges in `Cursor`'s order, each ordered by (field,
+    id) as PostgreSQL orders by default (NULLs last ascending, first descending), for `merged_keys`.
+    After a cursor the empty `field`s are a range of their own: no index range holds both."""
+    sign = "-" if descending else ""
+    order = (f"{sign}{field}", f"{sign}id")
+    if cursor is None:
+        return [qs.order_by(*order)]
+    empty = qs.filter(**{f"{field}__isnull": True})
+    if cursor.at is None:
+        empty = empty.filter(id__lt=cursor.id) if descending else empty.filter(id__gt=cursor.id)
+        valued = qs.filter(**{f"{field}__isnull": False})
+        return [empty.order_by(*order), valued.order_by(*order)] if descending else [empty.order_by(*order)]
+    after = _after(qs, field=field, cursor=cursor, descending=descending).order_by(*order)
+    return [after] if descending else [after, empty.order_by(*order)]
+
+
+def merged_keys(sources: list[QuerySet[Any, Any]], *, field: str, limit: int,
+                descending: bool) -> tuple[str, list[Any]]:
+    """A SELECT (PostgreSQL; SQL and parameters) of the ids of the first `limit` rows of several
+    ordered `ranges`, in (field, id) order: each range's first `limit` keys, UNION ALL, cut after
+    the merge. PostgreSQL merges the ordered ranges (Merge Append) and stops reading each one once
+    the page is full; the keys only, so a range is an index-only scan."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for qs in sources:
+        sql, part_params = qs.values("id", field)[:limit].query.sql_with_params()
+        parts.append(f"({sql})")
+        params += part_params
+    column = connections[sources[0].db].ops.quote_name(sources[0].model._meta.get_field(field).column)
+    direction = "DESC" if descending else "ASC"
+    return (f'SELECT "id" FROM ({" UNION ALL ".join(parts)}) AS "ranges" '  # noqa: S608 (compiled SQL, values as parameters)
+            f'ORDER BY {column} {direction}, "id" {direction} LIMIT {int(limit)}', params)
+
+
 def merge(pages: Iterable[list[R]], *, field: str, limit: int, descending: bool) -> list[R]:
     """The first `limit` rows of several pages each sorted by (field, id): the general inbox reads
     one ordered index range per campaign and merges them here. Rows: model instances or dicts."""

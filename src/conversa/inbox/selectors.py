@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db.models import Exists, F, ForeignKey, Model, OuterRef, Q, QuerySet
+from django.db import connections
+from django.db.models import BooleanField, Exists, F, ForeignKey, Model, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -25,7 +27,7 @@ from conversa.campaigns.models import Campaign
 from conversa.campaigns.selectors import campaigns_for
 from conversa.contacts.models import Contact
 from conversa.core.errors import NotFound
-from conversa.inbox.keyset import Cursor, cursor_of, merge, seek
+from conversa.inbox.keyset import Cursor, cursor_of, merge, merged_keys, ranges, seek
 from conversa.inbox.models import AuditEntry, Conversation, Message, Note
 
 T = TypeVar("T")
@@ -197,20 +199,38 @@ def _row_value(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
+def _merged_in_database(sources: list[QuerySet[Conversation]], *, after: Cursor | None, limit: int,
+                        descending: bool, shape: RowShape[T]) -> Page[T]:
+    """`merged_page` in one statement (PostgreSQL, decisions #77): the ranges' keys merged and cut by
+    the database, the page's rows read by them, all in one snapshot (nothing leaves between keys
+    and rows). The keys as an array, read once: with IN the planner may join them with a scan."""
+    field = "last_message_at"
+    keys, params = merged_keys([part for qs in sources
+                                for part in ranges(qs, field=field, cursor=after, descending=descending)],
+                               field=field, limit=limit + 1, descending=descending)
+    page_keys = RawSQL(f'"inbox_conversation"."id" = ANY(ARRAY({keys}))', params,  # noqa: S611 (compiled SQL)
+                       output_field=BooleanField())
+    sign = "-" if descending else ""
+    query = Conversation.objects.filter(page_keys).order_by(f"{sign}{field}", f"{sign}id")
+    return _page(shape.rows(list(shape.query(query))), limit=limit, field=field)
+
+
 def merged_page(sources: list[QuerySet[Conversation]], *, after: Cursor | None, limit: int, descending: bool,
                 shape: RowShape[T], admits: Callable[[Any], bool] | None = None) -> Page[T]:
     """One page, by (last_message_at, id), of several ordered index ranges (one per campaign).
-    One range is read as it is. Several: each range's keys first (two columns), merged, then the
-    page's rows in one query by key (decisions #64: reading a full page of every range and dropping
-    all but one page of them was a third of a two-campaign page's CPU). The cursor is the keys', so
-    a row captured between the two reads is left out of the page without ending the pages early.
-    With `admits` (a row still in one of the ranges) the rows are read by key alone and checked
-    here: given the ranges' conditions as well, PostgreSQL may read every row they match (a bitmap
-    of the general inbox's 2,000 waiting rows, misestimated as a few) to keep the page's 100."""
+    One range is read as it is. Several, on PostgreSQL: one statement, the ranges' keys merged in
+    the database and the page's rows read by them. Elsewhere: each range's keys first (two
+    columns), merged here, then the page's rows in one query by key (decisions #64: reading a full
+    page of every range and dropping all but one page of them was a third of a two-campaign page's
+    CPU). The cursor is the keys', so a row captured between the two reads is left out of the page
+    without ending the pages early. With `admits` (a row still in one of the ranges) the rows are
+    read by key alone and checked here (decisions #70)."""
     field = "last_message_at"
     if len(sources) == 1:
         rows = seek(shape.query(sources[0]), field=field, cursor=after, limit=limit + 1, descending=descending)
         return _page(shape.rows(rows), limit=limit, field=field)
+    if connections[sources[0].db].vendor == "postgresql":
+        return _merged_in_database(sources, after=after, limit=limit, descending=descending, shape=shape)
     keys = merge([seek(qs.values("id", field), field=field, cursor=after, limit=limit + 1, descending=descending)
                   for qs in sources], field=field, limit=limit + 1, descending=descending)
     shown = [key["id"] for key in keys[:limit]]
@@ -241,9 +261,10 @@ def _general_page(user: AnyUser, *, after: Cursor | None, limit: int, shape: Row
 
 
 def general_inbox(user: AnyUser, *, after: Cursor | None = None, limit: int = INBOX_PAGE) -> Page[Conversation]:
-    """Unassigned conversations of her campaigns, oldest activity first. One query per campaign,
-    each an ordered range of conv_new_by_campaign_idx (campaign, last_message_at, id; partial on new
-    and unassigned), merged: no sort, whatever the size of the inbox."""
+    """Unassigned conversations of her campaigns, oldest activity first. One ordered range of
+    conv_new_by_campaign_idx (campaign, last_message_at, id; partial on new and unassigned) per
+    campaign, merged (on PostgreSQL by the database, in one statement): no sort of the inbox,
+    whatever its size."""
     return _general_page(user, after=after, limit=limit, shape=MODEL_ROWS)
 
 
