@@ -20,9 +20,14 @@ class Conversation(models.Model):
         CLOSED = "closed", _("Closed")
 
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="conversations")
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversations")
+    # No index of its own (each index costs every message: no update of a conversation is HOT):
+    # conv_general_inbox_idx and conv_report_idx lead with it, for lookups and PROTECT checks (#78).
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversations",
+                                 db_index=False)
     # Who the customer is: the phone when the provider gives it, else the provider's stable user id
     # (Meta's business-scoped user id of customers who show only a username); either may be empty.
+    # Equality only: on PostgreSQL their `_like` (varchar_pattern_ops) twins are dropped by
+    # inbox/0013 — nothing reads them with a prefix LIKE (searches use `contains`).
     customer_phone = models.CharField(max_length=20, db_index=True, blank=True)
     customer_user_id = models.CharField(max_length=200, blank=True, db_index=True)
     customer_username = models.CharField(max_length=200, blank=True)
@@ -36,8 +41,12 @@ class Conversation(models.Model):
         null=True,
         blank=True,
         related_name="conversations",
+        db_index=False,  # conv_personal_inbox_idx leads with it
     )
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
+    # No index of its own (#78): its readers also name a campaign or agent (composite indexes below),
+    # are an expiry range (conv_expiry_due_idx) or the menu sweep (conv_in_menu_idx); the nightly
+    # housekeeping (close_stale_conversations) reads the table once.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     is_outbound = models.BooleanField(default=False)
     # The interactive menu the customer is answering (status "menu"), else empty.
     menu = models.ForeignKey("whatsapp.InteractiveMenu", on_delete=models.SET_NULL, null=True, blank=True,
@@ -51,6 +60,7 @@ class Conversation(models.Model):
     first_response_at = models.DateTimeField(null=True, blank=True)
     # The 24 h customer-service window runs from the customer's last message.
     last_inbound_at = models.DateTimeField(null=True, blank=True)
+    # Its own index stays: search walks it backwards to its first matches across campaigns (#78).
     last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
     # Messages from the customer the assigned agent has not opened yet.
@@ -100,6 +110,9 @@ class Conversation(models.Model):
             # expired conversations idle for a day, a range of this small index.
             models.Index(fields=["last_message_at"], name="conv_expiry_due_idx",
                          condition=Q(status__in=["new", "attended"], expired=False)),
+            # The menu timeout sweep (inbox.actions.menu.route_menu_timeouts, every few seconds): the
+            # few conversations in a menu; other rows have no entry, so their updates never write one.
+            models.Index(fields=["id"], name="conv_in_menu_idx", condition=Q(status="menu")),
         ]
 
     def __str__(self) -> str:

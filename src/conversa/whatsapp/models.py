@@ -227,12 +227,16 @@ class WebhookEvent(models.Model):
     is claimed again once its claim is released, or its claimer's heartbeat went stale.
     """
 
-    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="webhook_events")
+    # Neither has an index of its own (each costs every message, inserted and marked processed):
+    # webhook_event_unique_body leads with the line (the cascade); the sweep and the backlog read
+    # unprocessed events only (webhook_pending_idx, webhook_unprocessed_idx), never by received_at alone
+    # (decisions #78).
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="webhook_events", db_index=False)
     provider_kind = models.CharField(max_length=20)
     body = models.BinaryField()
     body_sha256 = models.CharField(max_length=64)
     headers = models.JSONField(default=dict, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
