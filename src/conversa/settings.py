@@ -249,6 +249,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # trail) per account and per client address; either reaching the limit locks it for the cool-off.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    "conversa.accounts.backends.ModelBackendWithProfile",
+    # Sessions signed in before ModelBackendWithProfile name this one; they stay valid.
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"

@@ -84,6 +84,8 @@ def set_status(*, user: User, status: str, pause_reason_id: int | None = None,
                 raise InvalidInput(_("pause_reason must be the id of an active pause reason."), field="pause_reason")
         profile, _created = AgentProfile.objects.select_for_update().get_or_create(user=user)
         _apply(user=user, profile=profile, status=status, reason=reason, source=source)
+    # The caller's user may carry the profile as it was read with her (accounts.backends).
+    user.profile = profile  # type: ignore[attr-defined]
     return profile
 
 

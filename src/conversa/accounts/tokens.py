@@ -29,6 +29,8 @@ from knox.models import AuthToken
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
 
+from conversa.accounts.backends import PROFILE_AND_GROUP
+
 
 def token_lifetime() -> timedelta:
     return timedelta(hours=settings.CONVERSA_API_TOKEN_TTL_HOURS)
@@ -53,7 +55,9 @@ def _stored_token(*, key: str) -> AuthToken | None:
     if not key or len(key) > 256:  # a hostile header is hashed by no one
         return None
     digest = hash_token(key)
-    for candidate in AuthToken.objects.select_related("user").filter(token_key=key[:CONSTANTS.TOKEN_KEY_LENGTH]):
+    # Her profile and group come with her (accounts.backends).
+    found = AuthToken.objects.select_related(f"user__{PROFILE_AND_GROUP}")
+    for candidate in found.filter(token_key=key[:CONSTANTS.TOKEN_KEY_LENGTH]):
         if compare_digest(digest, candidate.digest):
             return candidate
     return None
