@@ -153,7 +153,7 @@ def merged_keys(sources: list[QuerySet[Any, Any]], *, field: str, limit: int,
         sql, part_params = qs.values("id", field)[:limit].query.sql_with_params()
         parts.append(f"({sql})")
         params += part_params
-    column = connections[sources[0].db].ops.quote_name(sources[0].model._meta.get_field(field).column)
+    column = connections[sources[0].db].ops.quote_name(field)  # values() names its column after the field
     direction = "DESC" if descending else "ASC"
     return (f'SELECT "id" FROM ({" UNION ALL ".join(parts)}) AS "ranges" '  # noqa: S608 (compiled SQL, values as parameters)
             f'ORDER BY {column} {direction}, "id" {direction} LIMIT {int(limit)}', params)
