@@ -66,16 +66,8 @@ def _assert_index_serves_order(sql: str, *, table: str, index: str, sqlite_also:
     index ending in the time (`sqlite_also`) serves the same order there; PostgreSQL's needs the id."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # At a test's few thousand rows a bitmap scan and a sort cost the planner next to
-            # nothing; with those two off it must show the plan it takes at scale: an ordered
-            # index range (a Sort node would mean the index cannot serve the ORDER BY).
-            cursor.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
-            try:
-                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-                raw = cursor.fetchone()[0]
-            finally:
-                cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan")
-            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            # An ordered index range (a Sort node would mean the index cannot serve the ORDER BY).
+            plan = _pg_plan_at_scale(sql)
             nodes = list(_pg_nodes(plan))
             scans = [n for n in nodes if n.get("Relation Name") == table]
             assert [(n["Node Type"], n.get("Index Name")) for n in scans] in (
@@ -109,17 +101,24 @@ def test_general_inbox_pages_are_ordered_ranges_of_the_partial_index(crowd):
                                    sqlite_also="conv_general_inbox_idx")
 
 
-def _assert_ranges_merged(sql: str, *, table: str, index: str, ranges: int) -> None:
-    """PostgreSQL: `ranges` ordered ranges of `index` merged without a sort (Merge Append), the rows
-    then read by primary key; the only sort is the page's rows' (the keys' order), at the top."""
+def _pg_plan_at_scale(sql: str) -> dict[str, Any]:
+    """PostgreSQL's plan of `sql` as at scale: at a test's few thousand rows a bitmap scan and a
+    sort cost the planner next to nothing, so with those two off it shows the plan it takes there."""
     with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")  # as at scale, see above
+        cursor.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
         try:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
             raw = cursor.fetchone()[0]
         finally:
             cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan")
-    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    plan: dict[str, Any] = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    return plan
+
+
+def _assert_ranges_merged(sql: str, *, table: str, index: str, ranges: int) -> None:
+    """PostgreSQL: `ranges` ordered ranges of `index` merged without a sort (Merge Append), the rows
+    then read by primary key; the only sort is the page's rows' (the keys' order), at the top."""
+    plan = _pg_plan_at_scale(sql)
     nodes = list(_pg_nodes(plan))
     assert plan["Node Type"] == "Sort" and "Merge Append" in {n["Node Type"] for n in nodes}, plan
     assert not [n for n in nodes[1:] if n["Node Type"] in ("Sort", "Incremental Sort", "Seq Scan")], plan
