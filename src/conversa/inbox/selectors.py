@@ -208,8 +208,9 @@ def _merged_in_database(sources: list[QuerySet[Conversation]], *, after: Cursor 
     keys, params = merged_keys([part for qs in sources
                                 for part in ranges(qs, field=field, cursor=after, descending=descending)],
                                field=field, limit=limit + 1, descending=descending)
-    page_keys = RawSQL(f'"inbox_conversation"."id" = ANY(ARRAY({keys}))', params,  # noqa: S611 (compiled SQL)
-                       output_field=BooleanField())
+    quote = connections[sources[0].db].ops.quote_name
+    page_keys = RawSQL(f"{quote(Conversation._meta.db_table)}.{quote('id')} = ANY(ARRAY({keys}))",  # noqa: S611 (compiled SQL)
+                       params, output_field=BooleanField())
     sign = "-" if descending else ""
     query = Conversation.objects.filter(page_keys).order_by(f"{sign}{field}", f"{sign}id")
     return _page(shape.rows(list(shape.query(query))), limit=limit, field=field)
