@@ -15,9 +15,11 @@ Phases, on a production-shape stack (harness.Stack: 2 uvicorn processes, Postgre
    second from first ack to last message, and the drain time after the last ack;
 4. latency: an agent's websocket (/ws/agent/) while customers write 100 messages/s: webhook POST →
    message.created frame p50/p99, with 2 task workers;
-5. paced (only with `--phases paced`): `--paced-rate` webhooks/s (1,000) for `--paced-seconds` (30)
-   over keep-alive connections, with 2 task workers: processed per second over the inflow and the
-   drain after the last ack (the processing phase posts as fast as it is answered instead).
+5. paced (only with `--phases paced`): `--paced-rate` webhooks/s (1,000, then 1,250: processed per
+   second cannot exceed what arrives, so the second rate shows the headroom) for `--paced-seconds`
+   (30) over keep-alive connections, with 2 task workers: processed per second over the inflow, the
+   drain after the last ack, CPU per message of workers, web, PostgreSQL and this client, and how
+   busy the machine's CPUs were (the processing phase posts as fast as it is answered instead).
 Loopback only; every loop bounded in count and time.
 """
 
@@ -188,6 +190,13 @@ def _proc_stats() -> list[tuple[int, int, int, float]]:
             stats.append((int(stat.parent.name), int(fields[1]), int(fields[2]),
                           (int(fields[11]) + int(fields[12])) / CLOCK_TICKS))
     return stats
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all the machine's CPUs so far (/proc/stat): how saturated it was."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return float(sum(fields) - idle), float(sum(fields))
 
 
 def group_cpu(pgid: int) -> float:
@@ -412,11 +421,21 @@ def paced_phase(stack: Stack, *, line_id: int, rate: int, seconds: int, workers:
     stack.start_workers(workers)
     stack.wait_for_workers(workers)
     before = last_event_id(stack)
-    posted = asyncio.run(_paced_posts(url=f"{stack.url}/webhooks/sandbox/{line_id}/", bodies=bodies, rate=rate,
-                                      connections=PACED_CONNECTIONS))
-    drained = wait_for_drain(stack, tag=tag, messages=len(bodies), events_after_id=before)
+    worker_groups = [stack._procs[name].pid for name in stack._workers]
+    workers_before, client_before = sum(group_cpu(g) for g in worker_groups), time.process_time()
+    machine_before = _machine_cpu()
+    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
+        posted = asyncio.run(_paced_posts(url=f"{stack.url}/webhooks/sandbox/{line_id}/", bodies=bodies,
+                                          rate=rate, connections=PACED_CONNECTIONS))
+        drained = wait_for_drain(stack, tag=tag, messages=len(bodies), events_after_id=before)
+        used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
+        used["bench_client_s"] = time.process_time() - client_before
+    busy, total = (after - before_ for after, before_ in zip(_machine_cpu(), machine_before, strict=True))
     stack.stop_workers()
-    return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, **drained}
+    return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, **drained,
+            **{k.replace("per_request", "per_message"): v
+               for k, v in per_request_cpu(used, drained["processed"]).items()},
+            "machine_cpu_busy_share": round(busy / total, 3) if total else None}
 
 
 async def socket_latency(stack: Stack, *, line_id: int, phones: list[str]) -> dict[str, Any]:
@@ -470,7 +489,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="task worker counts for the processing phase")
     parser.add_argument("--phases", default="acks,processing,latency", help="which phases to run")
     parser.add_argument("--ack-budget", type=int, default=20_000, help="unique bodies generated per second of phase")
-    parser.add_argument("--paced-rate", type=int, default=1000, help="webhooks per second of the paced phase")
+    parser.add_argument("--paced-rate", default="1000,1250",
+                        help="webhooks/s of the paced phase; several (comma-separated) run in turn")
     parser.add_argument("--paced-seconds", type=int, default=30, help="seconds of the paced phase (10-60)")
     args = parser.parse_args()
     seconds = max(5, min(30, args.seconds))
@@ -520,9 +540,12 @@ def main() -> None:
                 result["processing"].append(processing_phase(stack, line_id=line_ids["sandbox"], workers=workers,
                                                              messages=args.messages, phones=phones))
         if "paced" in phases:
-            log(f"{args.paced_rate} webhooks/s for {args.paced_seconds} s (2 workers)")
-            result["paced"] = paced_phase(stack, line_id=line_ids["sandbox"], rate=args.paced_rate,
-                                          seconds=max(10, min(60, args.paced_seconds)), workers=2, phones=phones)
+            result["paced"] = []
+            for rate in (int(r) for r in args.paced_rate.split(",")):
+                log(f"{rate} webhooks/s for {args.paced_seconds} s (2 workers)")
+                result["paced"].append(paced_phase(stack, line_id=line_ids["sandbox"], rate=rate,
+                                                   seconds=max(10, min(60, args.paced_seconds)), workers=2,
+                                                   phones=phones))
         if "latency" in phases:
             log("webhook → agent socket at 100 msg/s (2 workers)")
             forget_backlog(stack)

@@ -371,6 +371,9 @@ CONVERSA_DB_RECONNECT_EVERY = float(os.environ.get("CONVERSA_DB_RECONNECT_EVERY"
 # Threads per web process writing acknowledged webhooks (whatsapp.fast_intake): each holds one
 # pooled connection; more than one overlaps a batch's commit (its WAL flush) with the next batch.
 CONVERSA_WEBHOOK_WRITERS = max(1, int(os.environ.get("CONVERSA_WEBHOOK_WRITERS", "2")))
+# Seconds a webhook writer waits after a request arrives for others to commit with it (one
+# commit, one worker wake-up per batch); the most an acknowledgement is delayed on a quiet line.
+CONVERSA_WEBHOOK_GATHER = max(0.0, float(os.environ.get("CONVERSA_WEBHOOK_GATHER", "0.004")))
 # A webhook event whose processing failed is claimed again after this many seconds.
 CONVERSA_WEBHOOK_SWEEP_AFTER = float(os.environ.get("CONVERSA_WEBHOOK_SWEEP_AFTER", "30"))
 # A webhook item that failed (the rest of its batch applied) is tried again after this many

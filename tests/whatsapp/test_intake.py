@@ -5,7 +5,10 @@ the Django view's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +23,8 @@ from tests.servers import running_server, server_env
 
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters.base import hmac_sha256_signature
-from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES, KnownLines
+from conversa.whatsapp.fast_intake import GroupCommitWriter, _Pending
+from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES, IncomingWebhook, KnownLines
 from conversa.whatsapp.models import Line, RejectedWebhook, WebhookEvent
 
 from .conftest import META_APP_SECRET, meta_payload
@@ -218,3 +222,45 @@ def test_a_signed_body_with_integers_past_64_bits_is_stored_as_sent(server: str,
     response = httpx.post(f"{server}/webhooks/meta/{meta_line.pk}/", content=body, headers=signed(body), timeout=30)
     assert response.status_code == 200, response.text
     assert bytes(WebhookEvent.objects.get(pk=response.json()["event"]).body) == body
+
+
+def _queued(writer: GroupCommitWriter, loop: asyncio.AbstractEventLoop, n: int, *, waited: float = 0.0) -> None:
+    request = IncomingWebhook(kind="meta", line_id=1, headers={}, query={}, body=text_body(n))
+    writer._queue.put(_Pending(request=request, future=loop.create_future(), loop=loop,
+                               queued_at=time.monotonic() - waited))
+
+
+def test_a_writer_gathers_what_arrives_within_its_pause_into_one_batch() -> None:
+    """Decisions #80: the requests arriving within `gather_for` of the first go in its batch (one
+    commit, one NOTIFY), up to `max_batch`, which ends the pause early."""
+    loop = asyncio.new_event_loop()
+    try:
+        writer = GroupCommitWriter(gather_for=30.0, max_batch=4)
+        _queued(writer, loop, 1)
+        later = threading.Thread(target=lambda: [_queued(writer, loop, n) for n in (2, 3, 4, 5)])
+        started = time.monotonic()
+        later.start()
+        batch = writer._gather()
+        later.join()
+        assert [p.request.body for p in batch] == [text_body(n) for n in (1, 2, 3, 4)]
+        assert time.monotonic() - started < 25  # ended by the full batch, not by the pause
+        assert [p.request.body for p in writer._gather()] == [text_body(5)]  # the rest: the next batch
+    finally:
+        loop.close()
+
+
+def test_a_request_that_already_waited_its_pause_is_written_with_what_is_queued_at_once() -> None:
+    """Under a backlog nothing more is waited for: the first request waited longer already."""
+    loop = asyncio.new_event_loop()
+    try:
+        writer = GroupCommitWriter(gather_for=30.0)
+        _queued(writer, loop, 1, waited=31.0)
+        _queued(writer, loop, 2)
+        started = time.monotonic()
+        assert len(writer._gather()) == 2
+        assert time.monotonic() - started < 25
+        no_pause = GroupCommitWriter(gather_for=0.0)
+        _queued(no_pause, loop, 3)
+        assert len(no_pause._gather()) == 1
+    finally:
+        loop.close()
