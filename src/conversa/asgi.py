@@ -11,11 +11,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conversa.settings")
 
 from django.core.asgi import get_asgi_application
 
+# Django's standard handler, every middleware: static files (ServeStatic's middleware is async-only).
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from conversa.core.handlers import OneHopASGIHandler  # noqa: E402
 from conversa.realtime.services import remember_server_loop  # noqa: E402
 from conversa.whatsapp.fast_intake import webhook_app, webhook_route  # noqa: E402
 
@@ -28,7 +30,10 @@ def _websocket_app() -> Any:
     return websocket_application
 
 
-_routes: dict[str, Any] = {"http": django_asgi_app}
+# Everything else over HTTP: the middleware and the view in one thread hop (core.handlers).
+one_hop_app = OneHopASGIHandler()
+_static_prefix = settings.STATIC_URL if (settings.STATIC_URL or "").startswith("/") else None
+_routes: dict[str, Any] = {"http": one_hop_app}
 if (ws_app := _websocket_app()) is not None:
     _routes["websocket"] = ws_app
 router = ProtocolTypeRouter(_routes)
@@ -52,5 +57,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if (webhook := webhook_route(scope)) is not None:
         kind, line_id = webhook
         await webhook_app(scope, receive, send, kind=kind, line_id=line_id)
+        return
+    if scope["type"] == "http" and _static_prefix and scope["path"].startswith(_static_prefix):
+        await django_asgi_app(scope, receive, send)
         return
     await router(scope, receive, send)
