@@ -1,4 +1,13 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+
+def _compiled_timestamps(sender: Any, connection: Any, **kwargs: Any) -> None:
+    from conversa.core.pgtypes import use_compiled_timestamp_loader
+
+    use_compiled_timestamp_loader(connection=connection)
 
 
 class CoreConfig(AppConfig):
@@ -19,6 +28,7 @@ class CoreConfig(AppConfig):
         )
 
         retry_connections_steadily(every=settings.CONVERSA_DB_RECONNECT_EVERY)
+        connection_created.connect(_compiled_timestamps, dispatch_uid="conversa.core.pgtypes")
         register_sweep(name="abandoned_tasks", job=expire_abandoned_tasks)
         register_sweep(name="finished_tasks_pruned", job=prune_finished_tasks)
         register_sweep(name="heartbeats_pruned", job=prune_stale_heartbeats)
