@@ -101,6 +101,9 @@ class Conversation(models.Model):
             # NULLs), reading every waiting row for the general inbox and the live report (#70).
             models.Index(fields=["agent", "last_message_at", "id"], name="conv_open_by_agent_idx",
                          condition=~Q(status="closed") & Q(agent__isnull=False)),
+            # The live report's attended counts by campaign and agent (reports.selectors._live_counts):
+            # an index-only scan of the attended rows alone, not a visit to each one's table page.
+            models.Index(fields=["campaign", "agent"], name="conv_attended_idx", condition=Q(status="attended")),
             # The reports' conversations of a date range (reports.selectors): on PostgreSQL an
             # index-only scan, every figure they read included.
             models.Index(fields=["campaign", "created_at"], name="conv_report_idx",
