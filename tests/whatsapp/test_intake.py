@@ -23,7 +23,7 @@ from tests.servers import running_server, server_env
 
 from conversa.inbox.models import Message
 from conversa.whatsapp.adapters.base import hmac_sha256_signature
-from conversa.whatsapp.fast_intake import GroupCommitWriter, _Pending
+from conversa.whatsapp.fast_intake import GATHERED_ENOUGH, GroupCommitWriter, _Pending
 from conversa.whatsapp.intake import MAX_WEBHOOK_BYTES, IncomingWebhook, KnownLines
 from conversa.whatsapp.models import Line, RejectedWebhook, WebhookEvent
 
@@ -244,13 +244,15 @@ def test_a_writer_gathers_what_arrives_within_its_pause_into_one_batch() -> None
         later.join()
         assert [p.request.body for p in batch] == [text_body(n) for n in (1, 2, 3, 4)]
         assert time.monotonic() - started < 25  # ended by the full batch, not by the pause
+        writer._gather_for = 0.0  # (no pause for the lone request left)
         assert [p.request.body for p in writer._gather()] == [text_body(5)]  # the rest: the next batch
     finally:
         loop.close()
 
 
 def test_a_request_that_already_waited_its_pause_is_written_with_what_is_queued_at_once() -> None:
-    """Under a backlog nothing more is waited for: the first request waited longer already."""
+    """Under a backlog nothing more is waited for (the first request waited longer already), nor
+    once a batch holds GATHERED_ENOUGH requests."""
     loop = asyncio.new_event_loop()
     try:
         writer = GroupCommitWriter(gather_for=30.0)
@@ -262,5 +264,12 @@ def test_a_request_that_already_waited_its_pause_is_written_with_what_is_queued_
         no_pause = GroupCommitWriter(gather_for=0.0)
         _queued(no_pause, loop, 3)
         assert len(no_pause._gather()) == 1
+        # Senders at full speed (each waiting for its answer) fill a batch at once: no pause either.
+        full = GroupCommitWriter(gather_for=30.0)
+        for n in range(GATHERED_ENOUGH + 1):
+            _queued(full, loop, n)
+        started = time.monotonic()
+        assert len(full._gather()) == GATHERED_ENOUGH + 1
+        assert time.monotonic() - started < 25
     finally:
         loop.close()

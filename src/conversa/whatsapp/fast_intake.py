@@ -48,6 +48,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 WEBHOOK_PATH = re.compile(r"/webhooks/(?P<kind>[^/]+)/(?P<line_id>[0-9]+)/")
 # The most requests one INSERT stores: bounds a statement's parameters and a batch's latency.
 MAX_BATCH = 500
+# A gathering writer stops waiting for more once a batch has this many requests (decisions #80).
+GATHERED_ENOUGH = 8
 # Seconds a writer trusts a line it read (intake.KnownLines): a config change is seen within this.
 LINE_FRESH_FOR = 1.0
 # Headers every Django answer carries (SecurityMiddleware, XFrameOptionsMiddleware).
@@ -148,13 +150,15 @@ class GroupCommitWriter:
 
     def _gather(self) -> list[_Pending]:
         """The next batch: what is queued, waiting until `gather_for` s after the first request
-        arrived for more. At a steady few hundred webhooks/s that turns a commit (a WAL flush), a
-        NOTIFY and two thread switches per request into one per batch; under a backlog the first
-        request has waited longer than that already and nothing more is waited for."""
+        arrived for more, or until GATHERED_ENOUGH are there. At a steady few hundred webhooks/s
+        that turns a commit (a WAL flush), a NOTIFY and two thread switches per request into one
+        per batch. Under a backlog the first request has waited longer than that already; with many
+        senders each waiting for its answer (the provider's connections at full speed) a batch
+        fills at once: then nothing more is waited for, as a pause would only idle those senders."""
         batch = [self._queue.get()]
         until = batch[0].queued_at + self.gather_for
         while len(batch) < self.max_batch:
-            left = until - time.monotonic()
+            left = until - time.monotonic() if len(batch) < GATHERED_ENOUGH else 0
             try:
                 batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
             except queue.Empty:
