@@ -4,8 +4,11 @@ A burst of callbacks is the busiest thing this server does, and through Django e
 thread hops and the whole synchronous middleware stack (issue 10: 42 % of web CPU). Here the
 event loop reads the body (same size limit, 413) and queues the request for the process's
 group-commit writers: CONVERSA_WEBHOOK_WRITERS threads, each with its own pooled Django
-connection, each taking everything queued (up to MAX_BATCH) and running `intake.receive_webhooks`
-on it once (one INSERT that commits by itself) before resolving each request's future. With one
+connection, each taking everything queued (up to MAX_BATCH; one writer at a time gathers, up to
+CONVERSA_WEBHOOK_GATHER s after its first request or until GATHERED_ENOUGH are there, so a steady
+few hundred webhooks/s commit in batches rather than one by one) and running
+`intake.receive_webhooks` on it once (one INSERT that commits by itself) before resolving each
+request's future. With one
 writer a batch waited for the previous one's commit (its WAL flush); with two, one batch is
 written while the next gathers, and PostgreSQL flushes concurrent commits together. Every answer
 is sent after its batch committed; a database outage is 503 with Retry-After (`intake`), never
