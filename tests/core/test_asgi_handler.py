@@ -4,6 +4,7 @@ headers, the login page, static files (routed to Django's standard handler) — 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from django.conf import settings
 from tests.servers import running_server, server_env
 
-from conversa.core.handlers import synchronous_middleware
+from conversa.core.handlers import OneHopASGIHandler, one_hop_middleware
 
 SERVESTATIC = "servestatic.middleware.ServeStaticMiddleware"
 
@@ -25,9 +26,15 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def test_the_one_hop_chain_is_every_middleware_but_the_async_only_one_in_order() -> None:
+def test_the_one_hop_chain_is_every_middleware_but_the_static_file_one_in_order() -> None:
     assert SERVESTATIC in settings.MIDDLEWARE
-    assert synchronous_middleware() == [path for path in settings.MIDDLEWARE if path != SERVESTATIC]
+    assert one_hop_middleware() == [path for path in settings.MIDDLEWARE if path != SERVESTATIC]
+
+
+def test_the_chain_runs_synchronously_and_settings_keep_every_middleware() -> None:
+    handler = OneHopASGIHandler()
+    assert SERVESTATIC in settings.MIDDLEWARE  # set back after loading
+    assert not asyncio.iscoroutinefunction(handler._middleware_chain)  # one hop, not one per middleware
 
 
 def test_pages_keep_their_session_csrf_and_security_headers(server: str, django_user_model: type) -> None:

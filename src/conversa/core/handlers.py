@@ -4,55 +4,44 @@ Django's own ASGIHandler runs each `MiddlewareMixin` middleware's `process_reque
 `process_response` (and `process_view`) through `sync_to_async`, one hop to the request's thread
 and back to the event loop per call: about 17 per request with our middleware, before and after
 a view that is synchronous anyway. On the shared 2-core production shape those hops were a few
-milliseconds of every read. Here the middleware chain is built synchronously, as under WSGI and
-in the test client, and run with the view in a single `sync_to_async` call; the request's start
-and finish signals are Django's own (one hop each).
+milliseconds of every read. Here Django's own loader builds the chain synchronously, as under
+WSGI and in the test client, and it runs with the view in a single `sync_to_async` call; the
+request's start and finish signals are Django's (one hop each). A middleware that can only run
+asynchronously would still be adapted by Django's rules (its own hops), never dropped.
 
-A middleware that cannot run synchronously (ServeStatic's is async-only) is left out of this
-chain; the requests it answers, static files under STATIC_URL, are routed to Django's standard
-handler with the whole MIDDLEWARE list by `conversa.asgi`.
+The static-file middleware (ServeStatic's is async-only) is the one left out: the requests it
+answers, paths under STATIC_URL, are routed by `conversa.asgi` to Django's standard handler with
+the whole MIDDLEWARE list.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.base import BaseHandler
 from django.http import FileResponse, HttpRequest, HttpResponseBase
-from django.utils.module_loading import import_string
+
+# Middleware that serves static files: run only for STATIC_URL paths (conversa.asgi).
+STATIC_FILE_MIDDLEWARE = ("servestatic.middleware.ServeStaticMiddleware",)
 
 
-def synchronous_middleware() -> list[str]:
-    """MIDDLEWARE without what cannot run synchronously, in order."""
-    return [path for path in settings.MIDDLEWARE if getattr(import_string(path), "sync_capable", True)]
+def one_hop_middleware() -> list[str]:
+    """MIDDLEWARE without the static-file middleware, in order."""
+    return [path for path in settings.MIDDLEWARE if path not in STATIC_FILE_MIDDLEWARE]
 
 
 class OneHopASGIHandler(ASGIHandler):  # type: ignore[misc]
     def load_middleware(self, is_async: bool = False) -> None:
-        """BaseHandler.load_middleware's synchronous case over `synchronous_middleware()`."""
-        self._view_middleware: list[Any] = []
-        self._template_response_middleware: list[Any] = []
-        self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
-        for path in reversed(synchronous_middleware()):
-            try:
-                instance = import_string(path)(handler)
-            except MiddlewareNotUsed:
-                continue
-            if instance is None:
-                raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
-            if hasattr(instance, "process_view"):
-                self._view_middleware.insert(0, instance.process_view)
-            if hasattr(instance, "process_template_response"):
-                self._template_response_middleware.append(instance.process_template_response)
-            if hasattr(instance, "process_exception"):
-                self._exception_middleware.append(instance.process_exception)
-            handler = convert_exception_to_response(instance)
-        self._middleware_chain = handler
+        """Django's synchronous loading (adapting, as it does, anything that cannot run synchronously)
+        of `one_hop_middleware()`: BaseHandler reads the list from settings, so it is set for the
+        call (once, when the process imports the application, before it serves anything)."""
+        every = settings.MIDDLEWARE
+        settings.MIDDLEWARE = one_hop_middleware()
+        try:
+            BaseHandler.load_middleware(self, is_async=False)
+        finally:
+            settings.MIDDLEWARE = every
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         # The whole chain and the view in the request's thread (ThreadSensitiveContext), at once.
