@@ -211,17 +211,22 @@ def postgres_cpu(stack: Stack) -> float:
 
 
 @contextlib.contextmanager
-def cpu_meter(*, pgid: int, stack: Stack) -> Any:
-    """{"web_s", "postgres_s"}: CPU seconds used inside the block."""
+def cpu_meter(*, pgid: int, stack: Stack, workers: bool = False) -> Any:
+    """{"web_s", "postgres_s"} and, with `workers`, "workers_s" (the stack's task workers):
+    CPU seconds used inside the block."""
     used: dict[str, float] = {}
+    worker_groups = [stack._procs[name].pid for name in stack._workers] if workers else []
     web, postgres = group_cpu(pgid), postgres_cpu(stack)
+    workers_before = sum(group_cpu(g) for g in worker_groups)
     yield used
     used["web_s"] = group_cpu(pgid) - web
     used["postgres_s"] = postgres_cpu(stack) - postgres
+    if workers:
+        used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
 
 
-def per_request_cpu(used: dict[str, float], requests: int) -> dict[str, float]:
-    return {f"{name[:-2]}_cpu_ms_per_request": round(seconds * 1000 / max(1, requests), 3)
+def per_request_cpu(used: dict[str, float], requests: int, *, unit: str = "request") -> dict[str, float]:
+    return {f"{name[:-2]}_cpu_ms_per_{unit}": round(seconds * 1000 / max(1, requests), 3)
             for name, seconds in used.items()}
 
 
@@ -336,18 +341,14 @@ def processing_phase(stack: Stack, *, line_id: int, workers: int, messages: int,
     stack.start_workers(workers)
     stack.wait_for_workers(workers)
     before = last_event_id(stack)
-    worker_groups = [stack._procs[name].pid for name in stack._workers]
-    workers_before = sum(group_cpu(g) for g in worker_groups)
-    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
+    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack, workers=True) as used:
         posted = wrk(stack, url=f"{stack.url}/webhooks/sandbox/{line_id}/", prefix=prefix, header="",
                      seconds=120, until=lambda: events_after(stack, before) >= messages)
         drained = wait_for_drain(stack, tag=tag, messages=messages, events_after_id=before)
-        used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
     stack.stop_workers()
     return {"workers": workers, "messages": messages, **drained, "ack_errors": posted["errors"],
             "all_processed_within_s": DRAIN_DEADLINE if drained["processed"] < messages else None,
-            **{k.replace("per_request", "per_message"): v
-               for k, v in per_request_cpu(used, drained["processed"]).items()}}
+            **per_request_cpu(used, drained["processed"], unit="message")}
 
 
 def wait_for_drain(stack: Stack, *, tag: str, messages: int, events_after_id: int) -> dict[str, Any]:
@@ -421,20 +422,16 @@ def paced_phase(stack: Stack, *, line_id: int, rate: int, seconds: int, workers:
     stack.start_workers(workers)
     stack.wait_for_workers(workers)
     before = last_event_id(stack)
-    worker_groups = [stack._procs[name].pid for name in stack._workers]
-    workers_before, client_before = sum(group_cpu(g) for g in worker_groups), time.process_time()
-    machine_before = _machine_cpu()
-    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack) as used:
+    client_before, machine_before = time.process_time(), _machine_cpu()
+    with cpu_meter(pgid=stack._procs["web"].pid, stack=stack, workers=True) as used:
         posted = asyncio.run(_paced_posts(url=f"{stack.url}/webhooks/sandbox/{line_id}/", bodies=bodies,
                                           rate=rate, connections=PACED_CONNECTIONS))
         drained = wait_for_drain(stack, tag=tag, messages=len(bodies), events_after_id=before)
-        used["workers_s"] = sum(group_cpu(g) for g in worker_groups) - workers_before
         used["bench_client_s"] = time.process_time() - client_before
     busy, total = (after - before_ for after, before_ in zip(_machine_cpu(), machine_before, strict=True))
     stack.stop_workers()
     return {"workers": workers, "rate_per_s": rate, "seconds": seconds, **posted, **drained,
-            **{k.replace("per_request", "per_message"): v
-               for k, v in per_request_cpu(used, drained["processed"]).items()},
+            **per_request_cpu(used, drained["processed"], unit="message"),
             "machine_cpu_busy_share": round(busy / total, 3) if total else None}
 
 
